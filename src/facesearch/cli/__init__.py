@@ -1,0 +1,1 @@
+"""The ``facesearch`` command line."""

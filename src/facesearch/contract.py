@@ -1,0 +1,160 @@
+"""The Rekognition API contract, read from botocore's service model.
+
+Everything about shapes (members, types, lengths, patterns, ranges, enums, required members) comes
+from the model; this module only walks it. botocore validates little on the client side (minimums),
+so the service enforces every constraint here, as Rekognition does server-side.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+import botocore.session
+import regex
+from botocore.model import OperationModel, ServiceModel, Shape
+
+from facesearch.errors import RekognitionError
+
+SERVICE_NAME = "rekognition"
+
+# The face-collection operations this service implements (the rest of Rekognition is out of scope).
+OPERATIONS: tuple[str, ...] = (
+    "CreateCollection",
+    "DeleteCollection",
+    "DescribeCollection",
+    "ListCollections",
+    "IndexFaces",
+    "ListFaces",
+    "DeleteFaces",
+    "SearchFaces",
+    "SearchFacesByImage",
+    "CreateUser",
+    "DeleteUser",
+    "ListUsers",
+    "AssociateFaces",
+    "DisassociateFaces",
+    "SearchUsers",
+    "SearchUsersByImage",
+    "DetectFaces",
+    "CompareFaces",
+    "TagResource",
+    "UntagResource",
+    "ListTagsForResource",
+)
+
+
+@cache
+def service_model() -> ServiceModel:
+    """botocore's Rekognition service model (the one installed with the pinned botocore)."""
+    return botocore.session.get_session().get_service_model(SERVICE_NAME)
+
+
+@cache
+def operation_model(name: str) -> OperationModel:
+    """The model of one supported operation; unknown names raise InvalidParameterException."""
+    if name not in OPERATIONS:
+        raise RekognitionError("InvalidParameterException", f"Unsupported operation: {name}")
+    return service_model().operation_model(name)
+
+
+@cache
+def _compiled(pattern: str) -> regex.Pattern[str]:
+    # The model's patterns are Java regexes (\\p{L} and friends): the regex module reads them.
+    return regex.compile(pattern)
+
+
+def validate(operation: str, params: Mapping[str, Any]) -> None:
+    """Check a request against the operation's input shape.
+
+    Raises InvalidParameterException naming the first member that breaks a constraint: a missing
+    required member, an unknown member, a wrong type, a length, range, pattern or enum violation.
+    """
+    shape = operation_model(operation).input_shape
+    if shape is None:
+        if params:
+            raise RekognitionError("InvalidParameterException", "Request takes no parameters.")
+        return
+    _check(shape, params, "")
+
+
+def _fail(path: str, problem: str) -> RekognitionError:
+    return RekognitionError("InvalidParameterException", f"Invalid parameter {path}: {problem}")
+
+
+def _check(shape: Shape, value: Any, path: str) -> None:
+    kind = shape.type_name
+    meta = shape.metadata
+    if kind == "structure":
+        if not isinstance(value, Mapping):
+            raise _fail(path or "request", "expected a structure")
+        members = shape.members
+        for key in value:
+            if key not in members:
+                raise _fail(_join(path, key), "unknown parameter")
+        for required in shape.required_members:
+            if value.get(required) is None:
+                raise _fail(_join(path, required), "missing required parameter")
+        for key, item in value.items():
+            if item is not None:
+                _check(members[key], item, _join(path, key))
+    elif kind == "list":
+        if not isinstance(value, list | tuple):
+            raise _fail(path, "expected a list")
+        _check_size(path, len(value), meta, "items")
+        for index, item in enumerate(value):
+            _check(shape.member, item, f"{path}[{index}]")
+    elif kind == "map":
+        if not isinstance(value, Mapping):
+            raise _fail(path, "expected a map")
+        _check_size(path, len(value), meta, "entries")
+        for key, item in value.items():
+            _check(shape.key, key, f"{path} key")
+            _check(shape.value, item, f"{path}.{key}")
+    elif kind == "string":
+        if not isinstance(value, str):
+            raise _fail(path, "expected a string")
+        _check_size(path, len(value), meta, "characters")
+        if "pattern" in meta and not _compiled(meta["pattern"]).fullmatch(value):
+            raise _fail(path, f"must match the pattern {meta['pattern']}")
+        if shape.enum and value not in shape.enum:
+            raise _fail(path, f"must be one of {', '.join(shape.enum)}")
+    elif kind in ("integer", "long"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _fail(path, "expected an integer")
+        _check_range(path, value, meta)
+    elif kind in ("float", "double"):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise _fail(path, "expected a number")
+        _check_range(path, value, meta)
+    elif kind == "boolean":
+        if not isinstance(value, bool):
+            raise _fail(path, "expected a boolean")
+    elif kind == "blob":
+        if not isinstance(value, bytes | bytearray | memoryview):
+            raise _fail(path, "expected bytes")
+        _check_size(path, len(value), meta, "bytes")
+    elif kind == "timestamp":
+        if not isinstance(value, _dt.datetime | int | float):
+            raise _fail(path, "expected a timestamp")
+
+
+def _check_size(path: str, size: int, meta: Mapping[str, Any], unit: str) -> None:
+    if "min" in meta and size < meta["min"]:
+        raise _fail(path, f"must have at least {meta['min']} {unit}")
+    if "max" in meta and size > meta["max"]:
+        raise _fail(path, f"must have at most {meta['max']} {unit}")
+
+
+def _check_range(path: str, value: float, meta: Mapping[str, Any]) -> None:
+    if "min" in meta and value < meta["min"]:
+        raise _fail(path, f"must be at least {meta['min']}")
+    if "max" in meta and value > meta["max"]:
+        raise _fail(path, f"must be at most {meta['max']}")
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
