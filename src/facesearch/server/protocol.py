@@ -1,0 +1,198 @@
+"""AWS JSON 1.1 on the wire, read and written by walking botocore's service model.
+
+A request body is decoded against the operation's input shape (base64 strings become ``bytes``,
+epoch numbers become aware ``datetime``), and a result is encoded against the output shape (the
+reverse), the way botocore's client-side serializer and parser do it. Nothing is hand-listed: a
+member is a blob or a timestamp because the model says so.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+from functools import cache
+from typing import Any
+
+from botocore.model import Shape
+
+from facesearch.contract import OPERATIONS, operation_model, service_model
+
+CONTENT_TYPE = "application/x-amz-json-1.1"
+
+
+class ProtocolError(Exception):
+    """An error of the front end itself: not one of the Rekognition model's error shapes."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.http_status = status
+
+
+def operation_from_target(target: str | None) -> str:
+    """The operation named by an ``X-Amz-Target`` header, e.g. ``RekognitionService.ListFaces``."""
+    prefix, _, name = (target or "").partition(".")
+    if prefix != service_model().metadata["targetPrefix"] or name not in OPERATIONS:
+        # The message names nothing from the request: the header is untrusted input.
+        raise ProtocolError(
+            "UnknownOperationException", "The requested operation is not supported."
+        )
+    return name
+
+
+def decode_request(operation: str, body: bytes) -> dict[str, Any]:
+    """The parameters of a JSON 1.1 request body, in the Python forms botocore's client uses.
+
+    Malformed JSON and values of the wrong JSON type raise SerializationException, as AWS JSON
+    services do; constraints (lengths, ranges, patterns) are left to the service's validation.
+    Members the model does not know pass through unchanged, so the service can name them.
+    """
+    try:
+        document = json.loads(body) if body.strip() else {}
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise _serialization(f"Request body is not valid JSON: {error}") from None
+    shape = operation_model(operation).input_shape
+    if shape is None:
+        if not isinstance(document, dict):
+            raise _serialization("Request body must be a JSON object.")
+        return document
+    return _decode(shape, document, "")
+
+
+def encode_response(operation: str, result: dict[str, Any]) -> bytes:
+    """The JSON 1.1 body of a successful response (blobs base64, timestamps epoch seconds)."""
+    shape = operation_model(operation).output_shape
+    document = result if shape is None else _encode(shape, result)
+    return _dumps(document)
+
+
+def encode_error(code: str, message: str) -> bytes:
+    """The body of an error response, as botocore's JSON parser reads it."""
+    return _dumps({"__type": code, "Message": message})
+
+
+def _dumps(document: Any) -> bytes:
+    return json.dumps(document, separators=(",", ":"), default=_json_default).encode()
+
+
+def _json_default(value: Any) -> Any:
+    # numpy scalars reach here from the vision layer; .item() turns them into Python numbers.
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _serialization(message: str) -> ProtocolError:
+    return ProtocolError("SerializationException", message)
+
+
+def _wrong_type(path: str, expected: str) -> ProtocolError:
+    return _serialization(f"{path or 'request'}: expected {expected}")
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _decode(shape: Shape, value: Any, path: str) -> Any:
+    kind = shape.type_name
+    if kind == "structure":
+        if not isinstance(value, dict):
+            raise _wrong_type(path, "a JSON object")
+        members = shape.members
+        return {
+            key: item if key not in members else _decode(members[key], item, _join(path, key))
+            for key, item in value.items()
+            # JSON null means "absent", as for botocore's parser.
+            if item is not None
+        }
+    if kind == "list":
+        if not isinstance(value, list):
+            raise _wrong_type(path, "a JSON array")
+        return [_decode(shape.member, item, f"{path}[{i}]") for i, item in enumerate(value)]
+    if kind == "map":
+        if not isinstance(value, dict):
+            raise _wrong_type(path, "a JSON object")
+        return {key: _decode(shape.value, item, f"{path}.{key}") for key, item in value.items()}
+    if kind == "string":
+        if not isinstance(value, str):
+            raise _wrong_type(path, "a string")
+        return value
+    if kind in ("integer", "long"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _wrong_type(path, "an integer")
+        return value
+    if kind in ("float", "double"):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _wrong_type(path, "a number")
+        return float(value)
+    if kind == "boolean":
+        if not isinstance(value, bool):
+            raise _wrong_type(path, "a boolean")
+        return value
+    if kind == "blob":
+        if not isinstance(value, str):
+            raise _wrong_type(path, "a base64 string")
+        try:
+            return base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise _serialization(f"{path}: not valid base64") from None
+    if kind == "timestamp":
+        return _decode_timestamp(value, path)
+    return value
+
+
+def _decode_timestamp(value: Any, path: str) -> dt.datetime:
+    # botocore sends epoch seconds for JSON 1.1; ISO 8601 strings are accepted as well.
+    try:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return dt.datetime.fromtimestamp(value, dt.UTC)
+        if isinstance(value, str):
+            parsed = dt.datetime.fromisoformat(value)
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+    except (ValueError, OverflowError, OSError):
+        pass
+    raise _wrong_type(path, "a timestamp (epoch seconds)")
+
+
+@cache
+def _needs_encoding(shape: Shape) -> bool:
+    """Whether a shape holds a blob or timestamp anywhere (else its value is sent as it is)."""
+    kind = shape.type_name
+    if kind in ("blob", "timestamp"):
+        return True
+    if kind == "structure":
+        return any(_needs_encoding(member) for member in shape.members.values())
+    if kind == "list":
+        return _needs_encoding(shape.member)
+    if kind == "map":
+        return _needs_encoding(shape.value)
+    return False
+
+
+def _encode(shape: Shape, value: Any) -> Any:
+    if value is None or not _needs_encoding(shape):
+        return value
+    kind = shape.type_name
+    if kind == "structure":
+        members = shape.members
+        return {
+            key: item if key not in members else _encode(members[key], item)
+            for key, item in value.items()
+            if item is not None
+        }
+    if kind == "list":
+        return [_encode(shape.member, item) for item in value]
+    if kind == "map":
+        return {key: _encode(shape.value, item) for key, item in value.items()}
+    if kind == "blob":
+        return base64.b64encode(value).decode("ascii")
+    # A timestamp: epoch seconds, as botocore's JSON parser expects.
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return round(value.timestamp(), 3)
+    return value
