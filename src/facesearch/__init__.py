@@ -1,5 +1,16 @@
-"""facesearch: a self-hosted face search service that speaks Amazon Rekognition's API."""
+"""facesearch: a self-hosted face search service that speaks Amazon Rekognition's API.
+
+``facesearch.client(data_dir=...)`` gives an in-process client with boto3's interface.
+"""
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+
+def client(data_dir=None, *, account_id=None):  # type: ignore[no-untyped-def]
+    """An in-process, boto3-shaped Rekognition client over the embedded store in ``data_dir``."""
+    from facesearch.inprocess import client as make_client
+    from facesearch.service import DEFAULT_ACCOUNT_ID
+
+    return make_client(data_dir, account_id=account_id or DEFAULT_ACCOUNT_ID)

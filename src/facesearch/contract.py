@@ -127,7 +127,11 @@ def _check(shape: Shape, value: Any, path: str) -> None:
             raise _fail(path, "expected an integer")
         _check_range(path, value, meta)
     elif kind in ("float", "double"):
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
             raise _fail(path, "expected a number")
         _check_range(path, value, meta)
     elif kind == "boolean":
@@ -136,10 +140,12 @@ def _check(shape: Shape, value: Any, path: str) -> None:
     elif kind == "blob":
         if not isinstance(value, bytes | bytearray | memoryview):
             raise _fail(path, "expected bytes")
+        if "max" in meta and len(value) > meta["max"]:
+            # Rekognition answers an oversized image with its own error, not a validation one.
+            raise RekognitionError("ImageTooLargeException", "Image size is too large.")
         _check_size(path, len(value), meta, "bytes")
-    elif kind == "timestamp":
-        if not isinstance(value, _dt.datetime | int | float):
-            raise _fail(path, "expected a timestamp")
+    elif kind == "timestamp" and not isinstance(value, _dt.datetime | int | float):
+        raise _fail(path, "expected a timestamp")
 
 
 def _check_size(path: str, size: int, meta: Mapping[str, Any], unit: str) -> None:

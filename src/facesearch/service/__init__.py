@@ -1,1 +1,85 @@
-"""facesearch service."""
+"""The Rekognition face-collection operations, in-process.
+
+``RekognitionService.call(operation, params, account_id=...)`` is the one entry every front end
+(library client, HTTP server, CLI) ends in: it validates the request against the service model,
+runs the operation's handler and returns the response dict, or raises a RekognitionError.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from facesearch import contract
+from facesearch.errors import RekognitionError
+from facesearch.service import collections, detect, faces, search, users  # noqa: F401 (registers)
+from facesearch.service.context import Context, State
+from facesearch.service.registry import HANDLERS
+from facesearch.store import SQLiteStore, Store
+
+if TYPE_CHECKING:
+    from facesearch.vision.analyzer import Analyzer
+
+DEFAULT_ACCOUNT_ID = "000000000000"
+
+
+def default_data_dir() -> Path:
+    """``FACESEARCH_DATA_DIR``, else ``~/.local/share/facesearch``."""
+    configured = os.environ.get("FACESEARCH_DATA_DIR")
+    return Path(configured) if configured else Path.home() / ".local" / "share" / "facesearch"
+
+
+def _default_analyzer() -> Analyzer:
+    from facesearch.vision import get_analyzer
+
+    return get_analyzer()
+
+
+class RekognitionService:
+    """Every supported Rekognition operation over one store. Thread-safe."""
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str] | None = None,
+        *,
+        store: Store | None = None,
+        analyzer_factory: Callable[[], Analyzer] = _default_analyzer,
+    ) -> None:
+        self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
+        self.state = State(
+            store=store if store is not None else SQLiteStore(self.data_dir),
+            analyzer_factory=analyzer_factory,
+        )
+
+    def call(
+        self, operation: str, params: dict[str, Any], *, account_id: str = DEFAULT_ACCOUNT_ID
+    ) -> dict[str, Any]:
+        """Run one operation for ``account_id``; raises RekognitionError as Rekognition would."""
+        contract.validate(operation, params)
+        handler = HANDLERS[operation]
+        return handler(Context(self.state, account_id, operation), dict(params))
+
+    def register_image_fetcher(self, kind: str, fetch: Callable[[dict[str, Any]], bytes]) -> None:
+        """Let ``Image.<kind>`` (e.g. S3Object) be read by ``fetch``."""
+        self.state.image_fetchers[kind] = fetch
+
+    def health(self) -> dict[str, str]:
+        """Whether the models and the store are ready: ``{"models": ..., "store": ...}``."""
+        status = {}
+        try:
+            self.state.analyzer.check_ready()
+            status["models"] = "ready"
+        except (RekognitionError, OSError, RuntimeError) as exc:
+            status["models"] = f"not ready: {exc}"
+        try:
+            self.state.store.secret()
+            status["store"] = "ready"
+        except Exception as exc:  # any store failure means "not ready", reported, not raised
+            status["store"] = f"not ready: {exc}"
+        return status
+
+    def close(self) -> None:
+        """Close the store; acknowledged writes are already on disk."""
+        self.state.store.close()

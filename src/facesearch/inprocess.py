@@ -1,0 +1,103 @@
+"""A boto3-shaped Rekognition client that runs in-process, with no server.
+
+Method names, arguments, client-side validation, idempotency tokens, return shapes, exceptions
+(``client.exceptions.ResourceNotFoundException``, all ``botocore.exceptions.ClientError``) and
+paginators are botocore's own, so code written for ``boto3.client('rekognition')`` runs unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from botocore import xform_name
+from botocore.errorfactory import ClientExceptionsFactory
+from botocore.exceptions import ParamValidationError
+from botocore.handlers import generate_idempotent_uuid
+from botocore.loaders import create_loader
+from botocore.paginate import Paginator
+from botocore.validate import ParamValidator
+
+from facesearch import contract
+from facesearch.errors import RekognitionError
+from facesearch.service import DEFAULT_ACCOUNT_ID, RekognitionService
+
+
+class InProcessClient:
+    """In-process Rekognition client: ``client.search_users_by_image(CollectionId=..., ...)``."""
+
+    def __init__(self, service: RekognitionService, account_id: str = DEFAULT_ACCOUNT_ID) -> None:
+        self.service = service
+        self.account_id = account_id
+        model = contract.service_model()
+        self.exceptions = ClientExceptionsFactory().create_client_exceptions(model)
+        self._methods = {xform_name(op): op for op in contract.OPERATIONS}
+        self._paginators = create_loader().load_service_model(
+            contract.SERVICE_NAME, "paginators-1", model.api_version
+        )["pagination"]
+
+    def __getattr__(self, name: str) -> Callable[..., dict[str, Any]]:
+        try:
+            operation = self.__dict__["_methods"][name]
+        except KeyError:
+            raise AttributeError(f"'InProcessClient' object has no attribute {name!r}") from None
+
+        def call(**params: Any) -> dict[str, Any]:
+            return self._call(operation, params)
+
+        call.__name__ = name
+        call.__doc__ = contract.operation_model(operation).documentation
+        return call
+
+    def __dir__(self) -> list[str]:
+        return [*super().__dir__(), *self._methods]
+
+    def _call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        model = contract.operation_model(operation)
+        # What boto3 does before sending: fill idempotency tokens, validate (minimums only).
+        generate_idempotent_uuid(params, model)
+        report = ParamValidator().validate(params, model.input_shape)
+        if report.has_errors():
+            raise ParamValidationError(report=report.generate_report())
+        request_id = str(uuid.uuid4())
+        try:
+            response = self.service.call(operation, params, account_id=self.account_id)
+        except RekognitionError as err:
+            error_response = {
+                "Error": {"Code": err.code, "Message": err.message},
+                "ResponseMetadata": {"RequestId": request_id, "HTTPStatusCode": err.http_status},
+            }
+            raise self.exceptions.from_code(err.code)(error_response, operation) from None
+        response["ResponseMetadata"] = {
+            "RequestId": request_id,
+            "HTTPStatusCode": 200,
+            "HTTPHeaders": {},
+            "RetryAttempts": 0,
+        }
+        return response
+
+    def can_paginate(self, operation_name: str) -> bool:
+        return self._methods.get(operation_name) in self._paginators
+
+    def get_paginator(self, operation_name: str) -> Paginator:
+        """botocore's paginator over this client's method, as boto3 gives."""
+        operation = self._methods.get(operation_name)
+        if operation not in self._paginators:
+            raise ValueError(f"Operation cannot be paginated: {operation_name}")
+        return Paginator(
+            getattr(self, operation_name),
+            self._paginators[operation],
+            contract.operation_model(operation),
+        )
+
+    def close(self) -> None:
+        self.service.close()
+
+
+def client(
+    data_dir: str | os.PathLike[str] | None = None, *, account_id: str = DEFAULT_ACCOUNT_ID
+) -> InProcessClient:
+    """An in-process Rekognition client over the embedded store in ``data_dir``."""
+    return InProcessClient(RekognitionService(data_dir), account_id)

@@ -1,0 +1,137 @@
+"""What every operation handler receives: the service's state and the caller's account."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from facesearch.errors import RekognitionError, not_found
+from facesearch.service.tokens import TokenCodec
+from facesearch.store import CollectionRecord, Store
+from facesearch.store.index import CollectionIndex
+
+if TYPE_CHECKING:
+    from facesearch.vision.analyzer import AnalyzedImage, Analyzer
+
+DEFAULT_REGION = "us-east-1"
+# Rekognition's image size limits: 5 MiB of raw bytes in the request, 15 MB for an S3 object.
+BYTES_IMAGE_MAX_BYTES = 5 * 1024 * 1024
+S3_IMAGE_MAX_BYTES = 15 * 1024 * 1024
+_IMAGE_NAMESPACE = uuid.UUID("6f1f8f4e-4a43-4c8e-9a57-2f7f0c1d7e10")
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """Image bytes from the request or from S3, with the size limit of where they came from."""
+
+    data: bytes
+    max_bytes: int
+
+    @property
+    def image_id(self) -> str:
+        """Rekognition's ImageId: the same image always gets the same id."""
+        return str(uuid.uuid5(_IMAGE_NAMESPACE, hashlib.sha256(self.data).hexdigest()))
+
+    def analyze(self, analyzer: Analyzer, attributes: bool = False) -> AnalyzedImage:
+        return analyzer.analyze(self.data, max_bytes=self.max_bytes, attributes=attributes)
+
+
+@dataclass
+class State:
+    """Process-wide state shared by every call: the store, the models, the search indexes."""
+
+    store: Store
+    analyzer_factory: Callable[[], Analyzer]
+    image_fetchers: dict[str, Callable[[dict[str, Any]], bytes]] = field(default_factory=dict)
+    region: str = field(default_factory=lambda: os.environ.get("FACESEARCH_REGION", DEFAULT_REGION))
+    # One lock for writes: checks and the writes they guard (e.g. "this face has no user") are
+    # atomic with respect to each other. Searches do not take it.
+    write_lock: threading.RLock = field(default_factory=threading.RLock)
+    _indexes: dict[int, CollectionIndex] = field(default_factory=dict)
+    _index_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @cached_property
+    def analyzer(self) -> Analyzer:
+        return self.analyzer_factory()
+
+    @cached_property
+    def tokens(self) -> TokenCodec:
+        return TokenCodec(self.store.secret())
+
+    def index(self, collection: CollectionRecord) -> CollectionIndex:
+        """The collection's search index, built from the store on first use."""
+        with self._index_lock:
+            index = self._indexes.get(collection.key)
+            if index is None:
+                faces = self.store.all_faces(collection)
+                dim = faces[0].embedding.shape[0] if faces else self.analyzer.embedding_dim
+                index = self._indexes[collection.key] = CollectionIndex(faces, dim)
+            return index
+
+    def drop_index(self, collection: CollectionRecord) -> None:
+        with self._index_lock:
+            self._indexes.pop(collection.key, None)
+
+
+@dataclass
+class Context:
+    """One call: the shared state plus who is calling."""
+
+    state: State
+    account_id: str
+    operation: str
+
+    @property
+    def store(self) -> Store:
+        return self.state.store
+
+    def collection_arn(self, collection_id: str) -> str:
+        return (
+            f"arn:aws:rekognition:{self.state.region}:{self.account_id}:collection/{collection_id}"
+        )
+
+    def collection(self, collection_id: str) -> CollectionRecord:
+        """The caller's collection, or ResourceNotFoundException."""
+        record = self.store.get_collection(self.account_id, collection_id)
+        if record is None:
+            raise not_found(f"The collection id: {collection_id} does not exist")
+        return record
+
+    def load_image(self, image: dict[str, Any], field_name: str = "Image") -> ImageInput:
+        """The bytes of an ``Image`` parameter (Bytes, or S3Object through a configured fetcher)."""
+        if "Bytes" in image and "S3Object" in image:
+            raise RekognitionError(
+                "InvalidParameterException",
+                f"{field_name}: give either Bytes or S3Object, not both",
+            )
+        if "Bytes" in image:
+            return ImageInput(bytes(image["Bytes"]), BYTES_IMAGE_MAX_BYTES)
+        if "S3Object" in image:
+            fetch = self.state.image_fetchers.get("S3Object")
+            if fetch is None:
+                raise RekognitionError(
+                    "InvalidS3ObjectException", "Reading images from S3 is not configured."
+                )
+            return ImageInput(fetch(image["S3Object"]), S3_IMAGE_MAX_BYTES)
+        raise RekognitionError("InvalidParameterException", f"{field_name}: Bytes is required")
+
+    def analyze(
+        self, image: dict[str, Any], *, attributes: bool = False, field_name: str = "Image"
+    ) -> AnalyzedImage:
+        """Decode and analyse an image once: faces, details and embeddings."""
+        return self.load_image(image, field_name).analyze(self.state.analyzer, attributes)
+
+
+def unit(vector: np.ndarray) -> np.ndarray:
+    """``vector`` scaled to unit length (float32)."""
+    vector = np.asarray(vector, dtype=np.float32)
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm else vector

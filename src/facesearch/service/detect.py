@@ -1,0 +1,58 @@
+"""Stateless face operations: DetectFaces and CompareFaces."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from facesearch.errors import invalid_parameter
+from facesearch.service.context import Context
+from facesearch.service.details import face_detail, wants_attributes
+from facesearch.service.registry import operation
+from facesearch.vision import similarity
+
+# "By default, only faces with a similarity score of greater than or equal to 80% are returned."
+COMPARE_THRESHOLD = 80.0
+
+
+@operation("DetectFaces")
+def detect_faces(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+    attributes = params.get("Attributes")
+    analysed = ctx.analyze(params["Image"], attributes=wants_attributes(attributes))
+    return {"FaceDetails": [face_detail(face, attributes) for face in analysed.faces]}
+
+
+@operation("CompareFaces")
+def compare_faces(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+    quality_filter = params.get("QualityFilter", "NONE")
+    source_faces = ctx.analyze(params["SourceImage"], field_name="SourceImage").faces
+    if not source_faces:
+        raise invalid_parameter("There are no faces in the source image. Should be at least 1.")
+    source = source_faces[0]
+    if source.quality_reasons(quality_filter):
+        raise invalid_parameter(
+            "The largest face of the source image did not pass the quality filter."
+        )
+    targets = [
+        face
+        for face in ctx.analyze(
+            params["TargetImage"], attributes=True, field_name="TargetImage"
+        ).faces
+        if not face.quality_reasons(quality_filter)
+    ]
+    threshold = params.get("SimilarityThreshold", COMPARE_THRESHOLD)
+    matches, unmatched = [], []
+    if targets:
+        scores = similarity(source.embedding, np.stack([t.embedding for t in targets]))
+        for face, score in zip(targets, scores, strict=True):
+            if score >= threshold:
+                matches.append({"Similarity": float(score), "Face": face.compared_face()})
+            else:
+                unmatched.append(face.compared_face())
+    matches.sort(key=lambda match: -match["Similarity"])
+    return {
+        "SourceImageFace": {"BoundingBox": source.bounding_box, "Confidence": source.confidence},
+        "FaceMatches": matches,
+        "UnmatchedFaces": unmatched,
+    }

@@ -1,0 +1,141 @@
+"""Faces in a collection: IndexFaces, ListFaces, DeleteFaces."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from facesearch.errors import RekognitionError
+from facesearch.service.context import Context
+from facesearch.service.details import face_detail, stored_face, wants_attributes
+from facesearch.service.registry import operation, page_size
+from facesearch.store import CollectionRecord, FaceRecord
+
+LIST_FACES_PAGE = 1000
+MAX_FACES_PER_IMAGE = 100
+
+
+def check_model(ctx: Context, collection: CollectionRecord) -> None:
+    """Refuse to mix embeddings of two face models in one collection (they are incomparable)."""
+    running = ctx.state.analyzer.face_model_version
+    if collection.face_model_version != running:
+        raise RekognitionError(
+            "InvalidParameterException",
+            f"Collection {collection.collection_id} uses face model "
+            f"{collection.face_model_version}; this service runs {running}. Create a new "
+            "collection and index the faces again.",
+        )
+
+
+@operation("IndexFaces")
+def index_faces(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+    collection = ctx.collection(params["CollectionId"])
+    check_model(ctx, collection)
+    attributes = params.get("DetectionAttributes")
+    image = ctx.load_image(params["Image"])
+    analysed = image.analyze(ctx.state.analyzer, wants_attributes(attributes))
+    quality_filter = params.get("QualityFilter", "AUTO")
+    max_faces = min(params.get("MaxFaces", MAX_FACES_PER_IMAGE), MAX_FACES_PER_IMAGE)
+
+    # Faces come largest first: the quality bar drops faces first, then MaxFaces the smallest.
+    accepted, unindexed = [], []
+    for face in analysed.faces:
+        reasons = face.quality_reasons(quality_filter)
+        if not reasons and len(accepted) >= max_faces:
+            reasons = ["EXCEEDS_MAX_FACES"]
+        if reasons:
+            unindexed.append({"Reasons": reasons, "FaceDetail": face_detail(face, attributes)})
+        else:
+            accepted.append(face)
+
+    external_id = params.get("ExternalImageId")
+    image_id = image.image_id
+    version = collection.face_model_version
+    with ctx.state.write_lock:
+        collection = ctx.collection(collection.collection_id)  # still there?
+        existing = (
+            ctx.store.faces_of_image(collection, image_id, external_id) if external_id else []
+        )
+        if existing:
+            # Same image, collection and ExternalImageId: Rekognition saves no duplicate.
+            records = existing
+        else:
+            records = [
+                FaceRecord(
+                    face_id=str(uuid.uuid4()),
+                    image_id=image_id,
+                    external_image_id=external_id,
+                    bounding_box=face.bounding_box,
+                    confidence=face.confidence,
+                    index_model_version=version,
+                    embedding=face.embedding,
+                )
+                for face in accepted
+            ]
+            if records:
+                index = ctx.state.index(collection)
+                ctx.store.add_faces(collection, records)
+                index.add(records)
+    details = {_box_key(f.bounding_box): face_detail(f, attributes) for f in accepted}
+    face_records = [
+        {"Face": stored_face(r), "FaceDetail": details.get(_box_key(r.bounding_box), {})}
+        for r in records
+    ]
+    response: dict[str, Any] = {
+        "FaceRecords": face_records,
+        "FaceModelVersion": version,
+        "UnindexedFaces": unindexed,
+    }
+    return response
+
+
+def _box_key(box: dict[str, float]) -> tuple[float, ...]:
+    return tuple(round(box[k], 6) for k in ("Width", "Height", "Left", "Top"))
+
+
+@operation("ListFaces")
+def list_faces(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+    collection = ctx.collection(params["CollectionId"])
+    # A token is only good for the same filters.
+    filters = f"{params.get('UserId')}|{params.get('FaceIds')}"
+    scope = f"{ctx.account_id}|ListFaces|{collection.key}|{filters}"
+    after = ctx.state.tokens.decode(scope, params["NextToken"]) if "NextToken" in params else 0
+    limit = page_size(params, LIST_FACES_PAGE)
+    records = ctx.store.list_faces(
+        collection, after, limit + 1, params.get("UserId"), params.get("FaceIds")
+    )
+    page = records[:limit]
+    response: dict[str, Any] = {
+        "Faces": [stored_face(r, listing=True) for r in page],
+        "FaceModelVersion": collection.face_model_version,
+    }
+    if len(records) > limit:
+        response["NextToken"] = ctx.state.tokens.encode(scope, page[-1].seq)
+    return response
+
+
+@operation("DeleteFaces")
+def delete_faces(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+    face_ids = list(dict.fromkeys(params["FaceIds"]))
+    with ctx.state.write_lock:
+        collection = ctx.collection(params["CollectionId"])
+        found = ctx.store.get_faces(collection, face_ids)
+        failures, deletable = [], []
+        for face_id in face_ids:
+            record = found.get(face_id)
+            if record is None:
+                failures.append({"FaceId": face_id, "Reasons": ["FACE_NOT_FOUND"]})
+            elif record.user_id is not None:
+                failures.append(
+                    {
+                        "FaceId": face_id,
+                        "UserId": record.user_id,
+                        "Reasons": ["ASSOCIATED_TO_AN_EXISTING_USER"],
+                    }
+                )
+            else:
+                deletable.append(face_id)
+        index = ctx.state.index(collection)
+        deleted = ctx.store.delete_faces(collection, deletable)
+        index.remove(deleted)
+    return {"DeletedFaces": deleted, "UnsuccessfulFaceDeletions": failures}

@@ -1,0 +1,165 @@
+"""Searching a collection: SearchFaces, SearchFacesByImage, SearchUsers, SearchUsersByImage."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from facesearch.errors import invalid_parameter, not_found
+from facesearch.service.context import Context
+from facesearch.service.details import face_detail, stored_face
+from facesearch.service.faces import check_model
+from facesearch.service.registry import operation
+from facesearch.service.scoring import min_cosine, similarity
+from facesearch.service.users import get_user
+from facesearch.store import CollectionRecord
+from facesearch.store.index import UserHit
+
+if TYPE_CHECKING:
+    from facesearch.vision.analyzer import Face
+
+DEFAULT_THRESHOLD = 80.0
+# Rekognition documents no default for MaxFaces/MaxUsers: the model's maxima, bounded by the
+# threshold, so a default search misses nothing that matched.
+DEFAULT_MAX_FACES = 4096
+DEFAULT_MAX_USERS = 500
+
+
+def _face_matches(
+    ctx: Context,
+    collection: CollectionRecord,
+    query: np.ndarray,
+    params: dict[str, Any],
+    exclude: str | None = None,
+) -> list[dict[str, Any]]:
+    threshold = params.get("FaceMatchThreshold", DEFAULT_THRESHOLD)
+    hits = ctx.state.index(collection).search_faces(
+        query, min_cosine(threshold), params.get("MaxFaces", DEFAULT_MAX_FACES), exclude
+    )
+    records = ctx.store.get_faces(collection, [h.face_id for h in hits])
+    return [
+        {"Similarity": similarity(h.cosine), "Face": stored_face(records[h.face_id])}
+        for h in hits
+        if h.face_id in records  # deleted between the search and this read
+    ]
+
+
+def _user_matches(hits: list[UserHit]) -> list[dict[str, Any]]:
+    return [
+        {"Similarity": similarity(h.cosine), "User": {"UserId": h.user_id, "UserStatus": "ACTIVE"}}
+        for h in hits
+    ]
+
+
+def _searched_collection(ctx: Context, collection_id: str) -> CollectionRecord:
+    collection = ctx.collection(collection_id)
+    check_model(ctx, collection)
+    return collection
+
+
+@operation("SearchFaces")
+def search_faces(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+    collection = _searched_collection(ctx, params["CollectionId"])
+    face_id = params["FaceId"]
+    record = ctx.store.get_faces(collection, [face_id]).get(face_id)
+    if record is None:
+        raise not_found(f"The face id: {face_id} does not exist in the collection")
+    return {
+        "SearchedFaceId": face_id,
+        "FaceMatches": _face_matches(ctx, collection, record.embedding, params, exclude=face_id),
+        "FaceModelVersion": collection.face_model_version,
+    }
+
+
+def _largest_face(ctx: Context, params: dict[str, Any]) -> tuple[Face | None, list[Face]]:
+    """The largest face of the request's image and the others, largest first."""
+    faces = ctx.analyze(params["Image"]).faces
+    return (faces[0], faces[1:]) if faces else (None, [])
+
+
+@operation("SearchFacesByImage")
+def search_faces_by_image(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+    collection = _searched_collection(ctx, params["CollectionId"])
+    face, _ = _largest_face(ctx, params)
+    if face is None:
+        raise invalid_parameter("There are no faces in the image. Should be at least 1.")
+    reasons = face.quality_reasons(params.get("QualityFilter", "NONE"))
+    if reasons:
+        raise invalid_parameter(
+            f"The largest face did not pass the quality filter ({', '.join(reasons)})."
+        )
+    return {
+        "SearchedFaceBoundingBox": face.bounding_box,
+        "SearchedFaceConfidence": face.confidence,
+        "FaceMatches": _face_matches(ctx, collection, face.embedding, params),
+        "FaceModelVersion": collection.face_model_version,
+    }
+
+
+def _search_users(
+    ctx: Context,
+    collection: CollectionRecord,
+    queries: np.ndarray,
+    params: dict[str, Any],
+    exclude: str | None = None,
+) -> list[dict[str, Any]]:
+    """Users matching any of ``queries`` (k, d), best match per user, highest first."""
+    threshold = params.get("UserMatchThreshold", DEFAULT_THRESHOLD)
+    limit = params.get("MaxUsers", DEFAULT_MAX_USERS)
+    index = ctx.state.index(collection)
+    best: dict[str, float] = {}
+    for query in queries:
+        for hit in index.search_users(query, min_cosine(threshold), limit, exclude):
+            best[hit.user_id] = max(best.get(hit.user_id, -1.0), hit.cosine)
+    ranked = sorted(best.items(), key=lambda item: -item[1])[:limit]
+    return _user_matches([UserHit(user_id, cosine) for user_id, cosine in ranked])
+
+
+@operation("SearchUsers")
+def search_users(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+    collection = _searched_collection(ctx, params["CollectionId"])
+    face_id, user_id = params.get("FaceId"), params.get("UserId")
+    if (face_id is None) == (user_id is None):
+        raise invalid_parameter("Specify exactly one of FaceId and UserId.")
+    response: dict[str, Any] = {"FaceModelVersion": collection.face_model_version}
+    if face_id is not None:
+        record = ctx.store.get_faces(collection, [face_id]).get(face_id)
+        if record is None:
+            raise not_found(f"The face id: {face_id} does not exist in the collection")
+        response["UserMatches"] = _search_users(ctx, collection, record.embedding[None], params)
+        response["SearchedFace"] = {"FaceId": face_id}
+    else:
+        user = get_user(ctx, collection, user_id)
+        vectors = ctx.state.index(collection).user_vectors(user.user_id)
+        response["UserMatches"] = _search_users(ctx, collection, vectors, params, user.user_id)
+        response["SearchedUser"] = {"UserId": user.user_id}
+    return response
+
+
+@operation("SearchUsersByImage")
+def search_users_by_image(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+    collection = _searched_collection(ctx, params["CollectionId"])
+    face, others = _largest_face(ctx, params)
+    quality_filter = params.get("QualityFilter", "NONE")
+    response: dict[str, Any] = {
+        "UserMatches": [],
+        "FaceModelVersion": collection.face_model_version,
+    }
+    unsearched = [
+        {
+            "FaceDetails": face_detail(other, None),
+            "Reasons": ["FACE_NOT_LARGEST", *other.quality_reasons(quality_filter)],
+        }
+        for other in others
+    ]
+    if face is not None:
+        reasons = face.quality_reasons(quality_filter)
+        if reasons:
+            # The largest face is below the bar: nothing is searched, and it says why.
+            unsearched.insert(0, {"FaceDetails": face_detail(face, None), "Reasons": reasons})
+        else:
+            response["UserMatches"] = _search_users(ctx, collection, face.embedding[None], params)
+            response["SearchedFace"] = {"FaceDetail": face_detail(face, None)}
+    response["UnsearchedFaces"] = unsearched
+    return response

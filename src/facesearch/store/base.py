@@ -1,0 +1,156 @@
+"""The store interface: records and the operations the service needs, each one transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CollectionRecord:
+    """A collection. ``key`` is the store's internal id: a re-created collection gets a new one."""
+
+    key: int
+    account_id: str
+    collection_id: str
+    arn: str
+    face_model_version: str
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class FaceRecord:
+    """A stored face: metadata and embedding, never image pixels."""
+
+    face_id: str
+    image_id: str
+    external_image_id: str | None
+    bounding_box: dict[str, float]
+    confidence: float
+    index_model_version: str
+    embedding: np.ndarray
+    user_id: str | None = None
+    seq: int = 0
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    user_id: str
+    face_count: int
+    seq: int = 0
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    request_hash: str
+    response: dict[str, Any]
+
+
+class Store(Protocol):
+    """Persistent state of every account's collections. Every method is atomic and thread-safe."""
+
+    def close(self) -> None: ...
+
+    def secret(self) -> bytes:
+        """A random key made once per store, used to sign pagination tokens."""
+        ...
+
+    # Collections
+    def create_collection(
+        self,
+        account_id: str,
+        collection_id: str,
+        arn: str,
+        face_model_version: str,
+        tags: dict[str, str],
+    ) -> CollectionRecord | None:
+        """Create a collection; None if one with that id exists already."""
+        ...
+
+    def get_collection(self, account_id: str, collection_id: str) -> CollectionRecord | None: ...
+
+    def delete_collection(self, account_id: str, collection_id: str) -> bool: ...
+
+    def list_collections(
+        self, account_id: str, after: str | None, limit: int
+    ) -> list[CollectionRecord]:
+        """Collections ordered by id, those after ``after`` only."""
+        ...
+
+    def count(self, collection: CollectionRecord) -> tuple[int, int]:
+        """The number of faces and of users in a collection."""
+        ...
+
+    def get_tags(self, collection: CollectionRecord) -> dict[str, str]: ...
+
+    def update_tags(
+        self, collection: CollectionRecord, add: dict[str, str], remove: Iterable[str]
+    ) -> None: ...
+
+    # Faces
+    def add_faces(self, collection: CollectionRecord, faces: Sequence[FaceRecord]) -> None: ...
+
+    def faces_of_image(
+        self, collection: CollectionRecord, image_id: str, external_image_id: str
+    ) -> list[FaceRecord]: ...
+
+    def get_faces(
+        self, collection: CollectionRecord, face_ids: Iterable[str]
+    ) -> dict[str, FaceRecord]: ...
+
+    def list_faces(
+        self,
+        collection: CollectionRecord,
+        after_seq: int,
+        limit: int,
+        user_id: str | None = None,
+        face_ids: Sequence[str] | None = None,
+    ) -> list[FaceRecord]:
+        """Faces in indexing order (``seq``), those after ``after_seq`` only."""
+        ...
+
+    def delete_faces(self, collection: CollectionRecord, face_ids: Sequence[str]) -> list[str]:
+        """Delete faces that belong to no user; returns the ids deleted."""
+        ...
+
+    def all_faces(self, collection: CollectionRecord) -> list[FaceRecord]:
+        """Every face with its embedding, to build the search index."""
+        ...
+
+    # Users
+    def create_user(self, collection: CollectionRecord, user_id: str) -> bool:
+        """Create a user; False if it exists already."""
+        ...
+
+    def get_user(self, collection: CollectionRecord, user_id: str) -> UserRecord | None: ...
+
+    def delete_user(self, collection: CollectionRecord, user_id: str) -> bool:
+        """Delete a user, disassociating its faces first; False if it did not exist."""
+        ...
+
+    def list_users(
+        self, collection: CollectionRecord, after_seq: int, limit: int
+    ) -> list[UserRecord]: ...
+
+    def set_face_user(
+        self, collection: CollectionRecord, face_ids: Sequence[str], user_id: str | None
+    ) -> None:
+        """Associate faces with a user (or disassociate them with None)."""
+        ...
+
+    # Idempotency of ClientRequestToken operations
+    def get_idempotency(
+        self, account_id: str, operation: str, token: str
+    ) -> IdempotencyRecord | None: ...
+
+    def put_idempotency(
+        self,
+        account_id: str,
+        operation: str,
+        token: str,
+        record: IdempotencyRecord,
+    ) -> None: ...
