@@ -1,0 +1,187 @@
+"""The analysis pipeline: decode once, detect, then per face landmarks, pose, quality, embedding
+(and attributes on request). Everything an operation needs comes out of one ``analyze`` call."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from facesearch.vision import attributes, models
+from facesearch.vision.detector import Detection, YuNetDetector
+from facesearch.vision.embedder import Embedder, SFaceEmbedder
+from facesearch.vision.image import MAX_IMAGE_BYTES, decode_image
+from facesearch.vision.landmarks import FaceMesher, Mesh
+from facesearch.vision.pose import head_pose
+from facesearch.vision.quality import brightness, quality_reasons, sharpness
+
+# Bump the suffix whenever a change to the pipeline changes the embeddings.
+FACE_MODEL_VERSION = "facesearch-sface-2021dec-int8bq/1"
+
+
+@dataclass
+class Face:
+    """One analysed face. Geometry is in ratios of the EXIF-corrected image, origin top-left;
+    a box may reach slightly past 0..1 where the face is cut by the image edge, as
+    Rekognition's do."""
+
+    bounding_box: dict[str, float]
+    confidence: float
+    embedding: np.ndarray
+    landmarks: list[dict[str, Any]]
+    pose: dict[str, float]
+    quality: dict[str, float]
+    box_pixels: tuple[float, float, float, float]  # x, y, width, height
+    presence: float
+    attributes: dict[str, Any] | None = field(default=None, repr=False)
+
+    def detail(self, all_attributes: bool = False) -> dict[str, Any]:
+        """Rekognition FaceDetail: the DEFAULT attributes, or ALL (needs analyze(attributes=True)).
+
+        ALL adds only what the models compute: Emotions, Smile, EyesOpen, MouthOpen, EyeDirection.
+        """
+        out: dict[str, Any] = {
+            "BoundingBox": dict(self.bounding_box),
+            "Confidence": self.confidence,
+            "Landmarks": [dict(lm) for lm in self.landmarks],
+            "Pose": dict(self.pose),
+            "Quality": dict(self.quality),
+        }
+        if all_attributes:
+            if self.attributes is None:
+                raise ValueError("ALL attributes need analyze(..., attributes=True)")
+            out.update(self.attributes)
+        return out
+
+    def compared_face(self) -> dict[str, Any]:
+        """CompareFaces' ComparedFace; Emotions and Smile only if analysed with attributes."""
+        out = self.detail()
+        if self.attributes is not None:
+            out["Emotions"] = list(self.attributes["Emotions"])
+            out["Smile"] = dict(self.attributes["Smile"])
+        return out
+
+    def quality_reasons(self, quality_filter: str) -> list[str]:
+        """Reasons this face fails ``quality_filter`` (NONE, AUTO, LOW, MEDIUM, HIGH); [] = ok."""
+        return quality_reasons(
+            quality_filter,
+            confidence=self.confidence,
+            min_side=min(self.box_pixels[2], self.box_pixels[3]),
+            pose=self.pose,
+            quality=self.quality,
+            presence=self.presence,
+        )
+
+
+@dataclass
+class AnalyzedImage:
+    """An image's size (pixels, EXIF-corrected) and its faces, largest first."""
+
+    width: int
+    height: int
+    faces: list[Face]
+
+
+class _Runtime:
+    """The networks of one thread: none of OpenCV's or TFLite's runners may be shared."""
+
+    def __init__(self, blobs: dict[str, bytes]) -> None:
+        self.detector = YuNetDetector(blobs[models.YUNET.name])
+        self.mesher = FaceMesher(blobs[models.FACE_LANDMARKER.name])
+        self.embedder: Embedder = SFaceEmbedder(blobs[models.SFACE.name])
+        self.emotions = attributes.EmotionClassifier(blobs[models.EMOTION.name])
+
+
+class Analyzer:
+    """Thread-safe face analyser; models are read and verified once, runners built per thread."""
+
+    face_model_version = FACE_MODEL_VERSION
+
+    def __init__(self, models_dir: str | None = None) -> None:
+        self._models_dir = models_dir
+        self._lock = threading.Lock()
+        self._blobs: dict[str, bytes] | None = None
+        self._local = threading.local()
+
+    def _load(self) -> dict[str, bytes]:
+        with self._lock:
+            if self._blobs is None:
+                directory = None if self._models_dir is None else models.Path(self._models_dir)
+                self._blobs = {a.name: models.read_model(a, directory) for a in models.ARTIFACTS}
+            return self._blobs
+
+    def check_ready(self) -> None:
+        """Raise RekognitionError (naming the setup command) if a model is missing or corrupt."""
+        self._runtime()
+
+    def _runtime(self) -> _Runtime:
+        runtime = getattr(self._local, "runtime", None)
+        if runtime is None:
+            runtime = self._local.runtime = _Runtime(self._load())
+        return runtime
+
+    def analyze(
+        self, image_bytes: bytes, *, max_bytes: int = MAX_IMAGE_BYTES, attributes: bool = False
+    ) -> AnalyzedImage:
+        """Decode and analyse an image once; Rekognition errors for bad input (see image.py)."""
+        rgb = decode_image(image_bytes, max_bytes=max_bytes)
+        runtime = self._runtime()
+        height, width = rgb.shape[:2]
+        faces = [
+            self._face(runtime, rgb, detection, attributes)
+            for detection in runtime.detector.detect(rgb)
+        ]
+        return AnalyzedImage(width=width, height=height, faces=faces)
+
+    def _face(
+        self, runtime: _Runtime, rgb: np.ndarray, detection: Detection, with_attributes: bool
+    ) -> Face:
+        height, width = rgb.shape[:2]
+        x, y, w, h = (float(v) for v in detection.box)
+        mesh: Mesh = runtime.mesher.mesh(rgb, detection)
+        aligned = runtime.embedder.align(rgb, detection)
+        aligned_grey = cv2.cvtColor(aligned, cv2.COLOR_BGR2GRAY)
+        # Brightness over the box only (clipped to the image), in grey.
+        x0, y0 = max(0, int(x)), max(0, int(y))
+        x1, y1 = min(width, int(np.ceil(x + w))), min(height, int(np.ceil(y + h)))
+        box_grey = cv2.cvtColor(np.ascontiguousarray(rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY)
+        face_attributes = None
+        if with_attributes:
+            shapes = runtime.mesher.blendshapes(mesh)
+            face_attributes = {
+                "Smile": attributes.smile(shapes),
+                "EyesOpen": attributes.eyes_open(shapes),
+                "MouthOpen": attributes.mouth_open(mesh.points),
+                "Emotions": runtime.emotions.emotions(
+                    box_grey, np.array([x - x0, y - y0, w, h])
+                ),
+                "EyeDirection": attributes.eye_direction(mesh.points, shapes),
+            }
+        return Face(
+            bounding_box={"Width": w / width, "Height": h / height, "Left": x / width,
+                          "Top": y / height},
+            confidence=detection.score * 100.0,
+            embedding=runtime.embedder.embed(aligned),
+            landmarks=mesh.rekognition_landmarks(width, height),
+            pose=head_pose(mesh.points),
+            quality={"Brightness": brightness(box_grey), "Sharpness": sharpness(aligned_grey)},
+            box_pixels=(x, y, w, h),
+            presence=mesh.presence,
+            attributes=face_attributes,
+        )
+
+
+_analyzer: Analyzer | None = None
+_analyzer_lock = threading.Lock()
+
+
+def get_analyzer() -> Analyzer:
+    """The process-wide analyser (models load lazily, on first use)."""
+    global _analyzer
+    with _analyzer_lock:
+        if _analyzer is None:
+            _analyzer = Analyzer()
+        return _analyzer

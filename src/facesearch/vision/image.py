@@ -1,0 +1,73 @@
+"""Image input: the byte limits, format sniffing, decoding and EXIF orientation of Rekognition."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from facesearch.errors import RekognitionError, invalid_parameter
+
+MAX_IMAGE_BYTES = 5_242_880  # Image.Bytes limit (5 MiB, before base64)
+MAX_S3_IMAGE_BYTES = 15 * 1024 * 1024  # S3Object images
+MIN_IMAGE_SIDE = 80  # px, both width and height
+# Pillow's own decompression-bomb bar (about 89 megapixels), enforced as an error before decoding.
+MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+
+_JPEG_MAGIC = b"\xff\xd8\xff"
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def invalid_format() -> RekognitionError:
+    """Rekognition's error for bytes that are not a decodable JPEG or PNG."""
+    return RekognitionError("InvalidImageFormatException", "Request has invalid image format.")
+
+
+def too_large() -> RekognitionError:
+    """Rekognition's error for an image over the byte or pixel limits."""
+    return RekognitionError("ImageTooLargeException", "Image size is too large.")
+
+
+def sniff_format(data: bytes) -> str | None:
+    """``"JPEG"`` or ``"PNG"`` from the leading bytes, else None (the file name is never used)."""
+    if data.startswith(_JPEG_MAGIC):
+        return "JPEG"
+    if data.startswith(_PNG_MAGIC):
+        return "PNG"
+    return None
+
+
+def decode_image(data: bytes, *, max_bytes: int = MAX_IMAGE_BYTES) -> np.ndarray:
+    """Decode JPEG/PNG bytes into an RGB uint8 array (H, W, 3) in the EXIF-corrected frame.
+
+    Raises RekognitionError: ImageTooLargeException (bytes over ``max_bytes`` or pixels over
+    Pillow's bomb limit), InvalidImageFormatException (not JPEG/PNG, empty, undecodable,
+    truncated), InvalidParameterException (a side under 80 px).
+    """
+    if len(data) > max_bytes:
+        raise too_large()
+    fmt = sniff_format(data)
+    if fmt is None:
+        raise invalid_format()
+    try:
+        with Image.open(io.BytesIO(data), formats=[fmt]) as img:
+            # The header gives the size before any pixel is decoded: refuse bombs up front
+            # instead of relying on Pillow's warning (which is only an error at twice the limit).
+            if img.width * img.height > MAX_IMAGE_PIXELS:
+                raise too_large()
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            rgb = img.convert("RGB")
+    except RekognitionError:
+        raise
+    except Image.DecompressionBombError:
+        raise too_large() from None
+    except (OSError, SyntaxError, ValueError, EOFError, Image.UnidentifiedImageError):
+        raise invalid_format() from None
+    if rgb.width < MIN_IMAGE_SIDE or rgb.height < MIN_IMAGE_SIDE:
+        raise invalid_parameter(
+            f"Image dimensions {rgb.width}x{rgb.height} are below the minimum of "
+            f"{MIN_IMAGE_SIDE} pixels per side."
+        )
+    return np.asarray(rgb)
