@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -149,3 +151,16 @@ def fake_app(fake_service: FakeService) -> App:
 def endpoint(fake_app: App) -> Iterator[str]:
     with serve(fake_app) as url:
         yield url
+
+
+@pytest.fixture
+def photos(request: pytest.FixtureRequest) -> Path:
+    """The test photo set: the shared ``photos_dir`` fixture where it exists, else its default."""
+    try:
+        path = Path(request.getfixturevalue("photos_dir"))
+    except pytest.FixtureLookupError:
+        default = Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets" / "faces"
+        path = Path(os.environ.get("FACESEARCH_TEST_PHOTOS", default))
+    if not (path / "people").is_dir():
+        pytest.skip(f"test photos not found at {path}")
+    return path
