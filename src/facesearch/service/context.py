@@ -72,8 +72,7 @@ class State:
             index = self._indexes.get(collection.key)
             if index is None:
                 faces = self.store.all_faces(collection)
-                dim = faces[0].embedding.shape[0] if faces else self.analyzer.embedding_dim
-                index = self._indexes[collection.key] = CollectionIndex(faces, dim)
+                index = self._indexes[collection.key] = CollectionIndex(faces)
             return index
 
     def drop_index(self, collection: CollectionRecord) -> None:

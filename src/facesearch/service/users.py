@@ -65,7 +65,7 @@ def create_user(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     def compute() -> dict[str, Any]:
         with ctx.state.write_lock:
             collection = ctx.collection(params["CollectionId"])
-            if not ctx.store.create_user(collection, params["UserId"]):
+            if not ctx.store.create_users(collection, [params["UserId"]]):
                 raise RekognitionError(
                     "ConflictException",
                     f"A User with the same Id: {params['UserId']} already exists within the "

@@ -122,8 +122,8 @@ class Store(Protocol):
         ...
 
     # Users
-    def create_user(self, collection: CollectionRecord, user_id: str) -> bool:
-        """Create a user; False if it exists already."""
+    def create_users(self, collection: CollectionRecord, user_ids: Sequence[str]) -> list[str]:
+        """Create users (one transaction); returns the ids that did not exist already."""
         ...
 
     def get_user(self, collection: CollectionRecord, user_id: str) -> UserRecord | None: ...

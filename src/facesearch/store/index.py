@@ -41,10 +41,11 @@ class UserHit:
 class CollectionIndex:
     """Exact cosine search over a collection's faces, kept in step with the store by the service."""
 
-    def __init__(self, faces: Sequence[FaceRecord], dim: int) -> None:
+    def __init__(self, faces: Sequence[FaceRecord]) -> None:
         self._lock = threading.Lock()
-        self._dim = dim
-        self._buffer = np.empty((max(len(faces), 64), dim), dtype=np.float32)
+        # The vector size comes from the faces; an empty index takes it from its first face.
+        self._dim = len(faces[0].embedding) if faces else 0
+        self._buffer = np.empty((max(len(faces), 64), self._dim), dtype=np.float32)
         for row, face in enumerate(faces):
             self._buffer[row] = face.embedding
         user_ids = sorted({f.user_id for f in faces if f.user_id is not None})
@@ -62,7 +63,10 @@ class CollectionIndex:
         with self._lock:
             snap = self._snap
             n, extra = len(snap.face_ids), len(faces)
-            if n + extra > len(self._buffer):
+            if not n and extra:
+                self._dim = len(faces[0].embedding)
+                self._buffer = np.empty((max(extra, 64), self._dim), np.float32)
+            elif n + extra > len(self._buffer):
                 grown = np.empty((max(2 * len(self._buffer), n + extra), self._dim), np.float32)
                 grown[:n] = snap.vectors
                 self._buffer = grown

@@ -331,16 +331,18 @@ class SQLiteStore:
 
     # Users
 
-    def create_user(self, collection: CollectionRecord, user_id: str) -> bool:
+    def create_users(self, collection: CollectionRecord, user_ids: Sequence[str]) -> list[str]:
+        created = []
         with self._tx() as db:
-            try:
-                db.execute(
-                    "INSERT INTO users (collection_key, user_id) VALUES (?, ?)",
+            for user_id in user_ids:
+                cursor = db.execute(
+                    "INSERT INTO users (collection_key, user_id) VALUES (?, ?)"
+                    " ON CONFLICT DO NOTHING",
                     (collection.key, user_id),
                 )
-            except sqlite3.IntegrityError:
-                return False
-            return True
+                if cursor.rowcount:
+                    created.append(user_id)
+        return created
 
     def get_user(self, collection: CollectionRecord, user_id: str) -> UserRecord | None:
         rows = self._read(

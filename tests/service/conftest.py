@@ -1,0 +1,41 @@
+"""Fixtures for the service tests: an isolated in-process client and the labelled photos."""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+import facesearch
+
+
+@pytest.fixture
+def client(tmp_path: Path):
+    """A boto3-shaped in-process client over a fresh data directory."""
+    rekognition = facesearch.client(data_dir=tmp_path / "data")
+    yield rekognition
+    rekognition.close()
+
+
+@pytest.fixture(scope="session")
+def people(photos_dir: Path) -> dict[str, list[Path]]:
+    """identity -> that person's photos (manifest order), near-copies and variants left out."""
+    found: dict[str, list[Path]] = defaultdict(list)
+    with open(photos_dir / "manifest.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            notes = row["notes"]
+            if row["kind"] == "person" and not notes.startswith(("variant", "horizontal mirror")):
+                found[row["identity"]].append(photos_dir / row["path"])
+    return dict(found)
+
+
+@pytest.fixture(scope="session")
+def photo(photos_dir: Path):
+    """Bytes of a photo by its path inside the dataset."""
+
+    def read(relative: str) -> bytes:
+        return (photos_dir / relative).read_bytes()
+
+    return read
