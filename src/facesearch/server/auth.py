@@ -202,10 +202,10 @@ class Verifier:
         request = AWSRequest(
             method=method, url=f"http://server{raw_path}{'?' if query else ''}{query}"
         )
-        request.data = body
         request.context["timestamp"] = timestamp
-        if "x-amz-content-sha256" in received:
-            request.headers["X-Amz-Content-SHA256"] = body_hash
+        # The signer takes the payload hash from this header when present: the hash just computed
+        # (the header itself, if signed, is among the signed headers above).
+        request.headers["X-Amz-Content-SHA256"] = body_hash
         signer = _ReceivedSigV4(
             Credentials(key.access_key_id, key.secret_access_key), region, signed
         )
