@@ -1,4 +1,4 @@
-"""Entry point of the ``facesearch`` command (placeholder dispatch until the CLI lands)."""
+"""Entry point of the ``facesearch`` command."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ def main(argv: list[str] | None = None) -> int:
         from facesearch.server.main import main as serve
 
         return serve(args[1:])
-    print("usage: facesearch setup-models | serve", file=sys.stderr)
-    return 252
+    from facesearch.cli.driver import run
+
+    return run(args)
 
 
 if __name__ == "__main__":

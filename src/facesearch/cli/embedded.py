@@ -1,0 +1,180 @@
+"""Where a command's requests go: the embedded store (default) or a server (``--endpoint-url``).
+
+On the embedded store the client is still a real botocore client built by the AWS CLI (parameter
+validation, idempotency tokens, pagination, response parsing and error classes are botocore's),
+but its ``before-send`` event answers each request in process: the JSON 1.1 request body is
+decoded, :class:`facesearch.service.RekognitionService` runs it, and the result is encoded back
+as a server would, so nothing reaches the network and every output path is the AWS CLI's own.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from argparse import Namespace
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from awscli.utils import create_nested_client
+from botocore import UNSIGNED
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+from botocore.client import BaseClient, Config
+from botocore.session import Session
+
+from facesearch.errors import RekognitionError
+from facesearch.server import protocol
+from facesearch.server.auth import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
+from facesearch.server.main import is_loopback
+
+if TYPE_CHECKING:
+    from facesearch.service import RekognitionService
+
+# Never contacted: before-send answers first. An .invalid host guarantees that a request which
+# somehow escaped would fail instead of reaching AWS.
+EMBEDDED_ENDPOINT = "http://embedded.facesearch.invalid"
+DEFAULT_REGION = "us-east-1"
+
+# Global options that only concern talking to a server: (dest in the parsed globals, value it has
+# when the option is absent, as the user wrote it).
+_SERVER_ONLY_OPTIONS = (
+    ("region", None, "--region"),
+    ("profile", None, "--profile"),
+    ("sign_request", True, "--no-sign-request"),
+    ("verify_ssl", True, "--no-verify-ssl"),
+    ("ca_bundle", None, "--ca-bundle"),
+    ("read_timeout", None, "--cli-read-timeout"),
+    ("connect_timeout", None, "--cli-connect-timeout"),
+)
+
+
+def ineffective_options(parsed_globals: Namespace) -> list[str]:
+    """The options given that mean nothing where the command runs (read before awscli resolves
+    them: it turns absent timeouts into defaults)."""
+    if parsed_globals.endpoint_url:
+        return ["--data-dir"] if parsed_globals.data_dir else []
+    return [
+        flag
+        for dest, absent, flag in _SERVER_ONLY_OPTIONS
+        if getattr(parsed_globals, dest, absent) != absent
+    ]
+
+
+def warn_ineffective(parsed_globals: Namespace) -> None:
+    """Say plainly on stderr which given options have no effect, rather than ignore them."""
+    for flag in ineffective_options(parsed_globals):
+        if flag == "--data-dir":
+            why = "the command talks to the server at --endpoint-url"
+        else:
+            why = "the command runs on the embedded store (give --endpoint-url to use a server)"
+        sys.stderr.write(f"facesearch: warning: {flag} has no effect: {why}\n")
+
+
+class Transport:
+    """Makes the botocore client each command calls, embedded or remote."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._service: RekognitionService | None = None
+
+    def client(self, parsed_globals: Namespace) -> BaseClient:
+        """A Rekognition client for this command line's target."""
+        if parsed_globals.endpoint_url:
+            return self._remote_client(parsed_globals)
+        client = create_nested_client(
+            self._session,
+            "rekognition",
+            region_name=DEFAULT_REGION,
+            endpoint_url=EMBEDDED_ENDPOINT,
+            # Unsigned: no credentials are looked up or needed. One attempt: a retry would only
+            # run the same call on the same store again (legacy mode: standard mode would tag
+            # every error "reached max retries").
+            config=Config(
+                signature_version=UNSIGNED, retries={"mode": "legacy", "total_max_attempts": 1}
+            ),
+        )
+        data_dir = parsed_globals.data_dir
+        client.meta.events.register(
+            "before-send.rekognition", lambda request, **_: self._answer(request, data_dir)
+        )
+        return client
+
+    def _remote_client(self, parsed_globals: Namespace) -> BaseClient:
+        region = parsed_globals.region or self._session.get_config_variable("region")
+        endpoint = parsed_globals.endpoint_url
+        credentials: dict[str, str] = {}
+        if (
+            parsed_globals.sign_request
+            and is_loopback(urlsplit(endpoint).hostname or "")
+            and self._session.get_credentials() is None
+        ):
+            # No AWS credentials anywhere: a loopback server without configured keys accepts
+            # its documented local ones, so use those rather than fail.
+            credentials = {
+                "aws_access_key_id": LOCAL_ACCESS_KEY_ID,
+                "aws_secret_access_key": LOCAL_SECRET_ACCESS_KEY,
+            }
+        return create_nested_client(
+            self._session,
+            "rekognition",
+            # A server has no use for a region but SigV4 needs one: default it rather than fail.
+            region_name=region or DEFAULT_REGION,
+            endpoint_url=endpoint,
+            verify=parsed_globals.verify_ssl,
+            **credentials,
+        )
+
+    def close(self) -> None:
+        """Close the embedded store, if a command opened it."""
+        if self._service is not None:
+            self._service.close()
+            self._service = None
+
+    def _answer(self, request: AWSPreparedRequest, data_dir: str | None) -> AWSResponse:
+        try:
+            operation = protocol.operation_from_target(_header(request, "X-Amz-Target"))
+            params = protocol.decode_request(operation, _body(request))
+            # The default account: the one the library client and a server's local keys use.
+            result = self._get_service(data_dir).call(operation, params)
+            status, body = 200, protocol.encode_response(operation, result)
+        except RekognitionError as error:
+            status, body = error.http_status, protocol.encode_error(error.code, error.message)
+        except protocol.ProtocolError as error:
+            status, body = error.http_status, protocol.encode_error(error.code, error.message)
+        headers = {
+            "Content-Type": protocol.CONTENT_TYPE,
+            "x-amzn-RequestId": str(uuid.uuid4()),
+            "Content-Length": str(len(body)),
+        }
+        return AWSResponse(request.url, status, headers, _Raw(body))
+
+    def _get_service(self, data_dir: str | None) -> RekognitionService:
+        # Built on first use: help, skeletons and usage errors never load the models.
+        if self._service is None:
+            from facesearch.service import RekognitionService
+
+            self._service = RekognitionService(data_dir)
+        return self._service
+
+
+def _header(request: AWSPreparedRequest, name: str) -> str | None:
+    value = request.headers.get(name)
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _body(request: AWSPreparedRequest) -> bytes:
+    body: Any = request.body
+    if body is None:
+        return b""
+    if hasattr(body, "read"):
+        body = body.read()
+    return body.encode() if isinstance(body, str) else bytes(body)
+
+
+class _Raw:
+    """The raw-stream side of an :class:`AWSResponse`, holding a body already in memory."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_: Any) -> list[bytes]:
+        return [self._body]

@@ -1,0 +1,146 @@
+"""``facesearch index-faces --image-folder DIR``: enroll every photo of a folder in one command.
+
+Each ``.jpg``/``.jpeg``/``.png`` file directly in the folder is indexed with one IndexFaces call,
+its file name (sanitized to the model's ExternalImageId pattern) as ExternalImageId. The results
+are merged into one IndexFaces-shaped response, so ``--output`` and ``--query`` work as usual; a
+photo the service rejects is reported on stderr, the others go on, and the exit status is 254.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from argparse import Namespace
+from pathlib import Path
+from typing import Any, TextIO
+
+from awscli.arguments import CustomArgument
+from botocore import xform_name
+from botocore.exceptions import ClientError
+from botocore.session import Session
+
+from facesearch.cli.arguments import UsageError
+from facesearch.cli.embedded import Transport
+from facesearch.cli.output import display
+from facesearch.contract import operation_model
+
+PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
+EXIT_SERVICE = 254
+
+
+def register(session: Session, transport: Transport) -> None:
+    """Add ``--image-folder`` and ``--progress``/``--no-progress`` to ``index-faces``."""
+
+    def add_arguments(argument_table: dict[str, Any], **_: Any) -> None:
+        CustomArgument(
+            "image-folder",
+            help_text="<p>facesearch only: index every .jpg, .jpeg and .png photo directly in "
+            "this folder, one IndexFaces call each, with the file name (characters outside "
+            "<code>[a-zA-Z0-9_.\\-:]</code> replaced by <code>_</code>) as ExternalImageId. "
+            "Replaces <code>--image</code>, <code>--image-bytes</code> and "
+            "<code>--external-image-id</code>. The results are merged into one response.</p>",
+            no_paramfile=True,
+        ).add_to_arg_table(argument_table)
+        for name, text in (
+            ("progress", "Show a progress bar on stderr (default: when stderr is a terminal)."),
+            ("no-progress", "Never show the progress bar."),
+        ):
+            CustomArgument(
+                name, help_text=f"<p>With --image-folder: {text}</p>", action="store_true"
+            ).add_to_arg_table(argument_table)
+
+    def run(
+        call_parameters: dict[str, Any],
+        parsed_args: Namespace,
+        parsed_globals: Namespace,
+        event_name: str,
+        **_: Any,
+    ) -> int | None:
+        folder = getattr(parsed_args, "image_folder", None)
+        skeleton = getattr(parsed_args, "generate_cli_skeleton", None)
+        if not event_name.endswith(".index-faces") or folder is None or skeleton:
+            return None
+        photos = _photos(folder, call_parameters)
+        show = not parsed_args.no_progress and (parsed_args.progress or sys.stderr.isatty())
+        client = transport.client(parsed_globals)
+        merged, failures = _index_all(client, call_parameters, photos, _Progress(len(photos), show))
+        display(session, parsed_globals, "IndexFaces", merged)
+        return EXIT_SERVICE if failures else 0
+
+    session.register("building-argument-table.rekognition.index-faces", add_arguments)
+    # On the same event name as --cli-input-json's handler, and last, so its values are merged.
+    session.get_component("event_emitter").register_last("calling-command.*", run)
+
+
+def external_image_id(path: Path) -> str:
+    """The ExternalImageId for a photo: its file name, fitted to the model's pattern and length."""
+    shape = operation_model("IndexFaces").input_shape.members["ExternalImageId"]
+    return re.sub(r"[^a-zA-Z0-9_.\-:]", "_", path.name)[: shape.metadata["max"]]
+
+
+def _photos(folder: str, call_parameters: dict[str, Any]) -> list[Path]:
+    for member in ("Image", "ExternalImageId"):
+        if member in call_parameters:
+            raise UsageError(f"--image-folder cannot be used with --{xform_name(member, '-')}")
+    path = Path(folder).expanduser()
+    if not path.is_dir():
+        raise UsageError(f"--image-folder: not a folder: {folder}")
+    photos = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES)
+    if not photos:
+        raise UsageError(f"--image-folder: no .jpg, .jpeg or .png photos in {folder}")
+    return photos
+
+
+def _index_all(
+    client: Any, params: dict[str, Any], photos: list[Path], progress: _Progress
+) -> tuple[dict[str, Any], int]:
+    merged: dict[str, Any] = {"FaceRecords": [], "UnindexedFaces": []}
+    failures = 0
+    for done, photo in enumerate(photos):
+        progress.show(done, photo.name)
+        try:
+            result = client.index_faces(
+                **params,
+                Image={"Bytes": photo.read_bytes()},
+                ExternalImageId=external_image_id(photo),
+            )
+        except (ClientError, OSError) as error:
+            failures += 1
+            progress.clear()
+            sys.stderr.write(f"{photo}: {error}\n")
+            continue
+        merged["FaceRecords"] += result.get("FaceRecords", [])
+        merged["UnindexedFaces"] += result.get("UnindexedFaces", [])
+        if "FaceModelVersion" in result:
+            merged["FaceModelVersion"] = result["FaceModelVersion"]
+    progress.show(len(photos), "")
+    progress.finish()
+    return merged, failures
+
+
+class _Progress:
+    """A one-line progress bar on stderr; does nothing when disabled."""
+
+    WIDTH = 30
+
+    def __init__(self, total: int, enabled: bool, stream: TextIO | None = None) -> None:
+        self._total = total
+        self._enabled = enabled
+        self._stream = stream or sys.stderr
+
+    def show(self, done: int, name: str) -> None:
+        if not self._enabled:
+            return
+        filled = self.WIDTH * done // self._total
+        bar = "#" * filled + "." * (self.WIDTH - filled)
+        self._stream.write(f"\r\x1b[K[{bar}] {done}/{self._total} {name}")
+        self._stream.flush()
+
+    def clear(self) -> None:
+        if self._enabled:
+            self._stream.write("\r\x1b[K")
+
+    def finish(self) -> None:
+        if self._enabled:
+            self._stream.write("\n")
+            self._stream.flush()
