@@ -215,7 +215,7 @@ def test_aws_cli_search_users_by_image_matches_the_library(
     assert found["UserMatches"][0]["User"]["UserId"] == "obama"
 
     missing = aws(live, tmp_path, "describe-collection", "--collection-id", "nope")
-    assert missing.returncode == 254 and "ResourceNotFoundException" in missing.stderr
+    assert missing.returncode != 0 and "ResourceNotFoundException" in missing.stderr
     forged = aws(live, tmp_path, "list-collections", secret="wrong")
-    assert forged.returncode == 254 and "InvalidSignatureException" in forged.stderr
+    assert forged.returncode != 0 and "InvalidSignatureException" in forged.stderr
     ok("delete-collection", "--collection-id", "cli")

@@ -6,6 +6,7 @@ import argparse
 import ipaddress
 import logging
 import os
+import signal
 import sys
 
 from facesearch.server.auth import (
@@ -60,6 +61,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the server until SIGINT/SIGTERM; returns the process exit status."""
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
@@ -87,6 +92,11 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
             flush=True,
         )
+
+    # uvicorn re-raises the signal that stopped it once it has shut down gracefully, and a signal
+    # may come while the models load: both are orderly stops, so exit 0, not "killed by SIGTERM".
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, _exit_cleanly)
 
     import uvicorn
 
