@@ -48,7 +48,9 @@ def register(session: Session, transport: Transport) -> None:
 
     # awscli's skeleton argument is replaced by a subclass that also offers yaml-input.
     session.unregister("building-argument-table", generatecliskeleton.add_generate_skeleton)
-    session.register("building-argument-table.rekognition.*", add_arguments)
+    # The same event name as awscli's --cli-input-json, registered after it: handlers of a more
+    # specific name would run first, and their calling-command handlers must run after its.
+    session.register("building-argument-table", add_arguments)
     # Registered on the same event name as --cli-input-json/yaml's handlers (a more specific
     # name would run first) and last, so that their values are merged by then.
     session.get_component("event_emitter").register_last("calling-command.*", _apply_binary_format)

@@ -15,6 +15,7 @@ import signal
 import sys
 from argparse import Namespace
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 import botocore.session
@@ -25,6 +26,7 @@ from awscli.argprocess import ParamError
 from awscli.arguments import CustomArgument, UnknownArgumentError
 from awscli.clidriver import CLIDriver, ServiceCommand, ServiceOperation
 from awscli.compat import get_stderr_text_writer
+from awscli.help import ServiceHelpCommand
 from awscli.paramfile import ResourceLoadingError
 from awscli.plugin import load_plugins
 from awscli.utils import write_exception
@@ -127,7 +129,11 @@ def _renamed(parser: Any) -> Any:
 
 
 class FacesearchOperation(ServiceOperation):
-    """One operation: awscli's, with facesearch's parser, help renderer and prompting."""
+    """One operation: awscli's, with facesearch's parser, help page and prompting."""
+
+    def __init__(self, global_arguments: Callable[[], dict[str, Any]], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._global_arguments = global_arguments
 
     def __call__(self, args: list[str], parsed_globals: Namespace) -> int:
         if arguments.auto_prompt_enabled(parsed_globals):
@@ -138,16 +144,31 @@ class FacesearchOperation(ServiceOperation):
         return _renamed(_OperationParser(arg_table))
 
     def create_help_command(self) -> Any:
-        """The operation's help page, rendered by facesearch's renderer."""
-        return help.renamed(super().create_help_command())
+        """The operation's help page, from the model's documentation."""
+        return help.renamed(
+            help.OperationHelp(
+                self._global_arguments(),
+                session=self._session,
+                operation_model=self._operation_model,
+                arg_table=self.arg_table,
+                name=self._name,
+                event_class=".".join(self.lineage_names),
+            )
+        )
 
 
 class RekognitionCommand(ServiceCommand):
     """The Rekognition service, holding only the operations facesearch implements."""
 
-    def __init__(self, session: botocore.session.Session, transport: Transport) -> None:
+    def __init__(
+        self,
+        session: botocore.session.Session,
+        transport: Transport,
+        global_arguments: Callable[[], dict[str, Any]],
+    ) -> None:
         super().__init__(cli_name=SERVICE_NAME, session=session)
         self._transport = transport
+        self._global_arguments = global_arguments
 
     def _create_command_table(self) -> OrderedDict[str, Any]:
         model = self._get_service_model()
@@ -155,6 +176,7 @@ class RekognitionCommand(ServiceCommand):
         for operation in sorted(OPERATIONS):
             cli_name = xform_name(operation, "-")
             command_table[cli_name] = FacesearchOperation(
+                self._global_arguments,
                 name=cli_name,
                 parent_name=self._name,
                 session=self.session,
@@ -171,7 +193,16 @@ class RekognitionCommand(ServiceCommand):
 
     def create_help_command(self) -> Any:
         """The ``facesearch help`` page: the service and its operations."""
-        return help.renamed(super().create_help_command())
+        return help.renamed(
+            ServiceHelpCommand(
+                session=self.session,
+                obj=self._get_service_model(),
+                command_table=self._get_command_table(),
+                arg_table=None,
+                event_class=".".join(self.lineage_names),
+                name=PROG,
+            )
+        )
 
 
 class FacesearchDriver(CLIDriver):
@@ -191,10 +222,13 @@ class FacesearchDriver(CLIDriver):
         super().__init__(session=session)
 
     def _build_command_table(self) -> OrderedDict[str, Any]:
-        return OrderedDict([(SERVICE_NAME, RekognitionCommand(self.session, self._transport))])
+        command = RekognitionCommand(self.session, self._transport, self._get_argument_table)
+        return OrderedDict([(SERVICE_NAME, command)])
 
     def _build_argument_table(self) -> OrderedDict[str, Any]:
         table = super()._build_argument_table()
+        # AWS CLI v1's v1-to-v2 migration warnings mean nothing for facesearch.
+        del table["v2-debug"]
         # Rebuilt rather than edited: awscli arguments expose their choices read-only.
         table["output"] = CustomArgument(
             "output", help_text=table["output"].documentation, choices=list(OUTPUT_FORMATS)
@@ -218,6 +252,9 @@ class FacesearchDriver(CLIDriver):
     def main(self, args: list[str] | None = None) -> int:
         """Run ``facesearch <operation> ...``; returns the exit status."""
         args = sys.argv[1:] if args is None else args
+        if "--help" in args or "-h" in args:
+            # AWS CLI v1 knows only the "help" word; "--help" is the same request.
+            args = [arg for arg in args if arg not in ("--help", "-h")] + ["help"]
         try:
             command_table = self._get_command_table()
             parser = self._create_parser(command_table)

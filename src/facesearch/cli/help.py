@@ -14,7 +14,8 @@ from argparse import Namespace
 from typing import Any
 
 from awscli.bcdoc.textwriter import TextWriter
-from awscli.help import HelpCommand, PagingHelpRenderer
+from awscli.clidocs import GlobalOptionsDocumenter, OperationDocumentEventHandler
+from awscli.help import HelpCommand, OperationHelpCommand, PagingHelpRenderer
 from awscli.utils import ignore_ctrl_c
 from docutils.core import publish_string
 
@@ -44,6 +45,38 @@ class TextHelpRenderer(PagingHelpRenderer):
             return
         self.output_stream.write(output.decode("utf-8"))
         self.output_stream.flush()
+
+
+class _OperationDocs(OperationDocumentEventHandler):
+    """Documents the global options from facesearch's argument table.
+
+    awscli copies them from files generated for ``aws``, which lack facesearch's own options.
+    """
+
+    def doc_synopsis_end(self, help_command: OperationHelp, **kwargs: Any) -> None:
+        """End the synopsis with the global options."""
+        doc = help_command.doc
+        for argument in help_command.global_arguments.values():
+            value = "" if argument.cli_type_name == "boolean" else " <value>"
+            doc.writeln(f"[{argument.cli_name}{value}]")
+        doc.style.end_codeblock()
+        self._documented_arg_groups = []
+
+    def doc_global_option(self, help_command: OperationHelp, **kwargs: Any) -> None:
+        """The Global Options section."""
+        help_command.doc.style.h2("Global Options")
+        target = Namespace(doc=help_command.doc, arg_table=help_command.global_arguments)
+        GlobalOptionsDocumenter(target).doc_global_options()
+
+
+class OperationHelp(OperationHelpCommand):
+    """An operation's help page, with facesearch's global options."""
+
+    EventHandlerClass = _OperationDocs
+
+    def __init__(self, global_arguments: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.global_arguments = global_arguments
 
 
 class _RenamedHelp:
