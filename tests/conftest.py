@@ -1,8 +1,10 @@
-"""Shared fixtures: where the labelled photos are."""
+"""Shared fixtures: where the labelled photos are, and their manifest."""
 
 from __future__ import annotations
 
+import csv
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,3 +19,15 @@ def photos_dir() -> Path:
     if not (path / "manifest.csv").is_file():
         pytest.fail(f"face photo set not found at {path} (set FACESEARCH_TEST_PHOTOS)")
     return path
+
+
+def read_manifest(photos_dir: Path, kind: str | None = None) -> list[dict[str, str]]:
+    """Rows of ``manifest.csv`` (all, or one ``kind``: person, group, noface, invalid)."""
+    with open(photos_dir / "manifest.csv", newline="") as f:
+        return [row for row in csv.DictReader(f) if kind is None or row["kind"] == kind]
+
+
+@pytest.fixture(scope="session")
+def manifest(photos_dir: Path) -> Callable[..., list[dict[str, str]]]:
+    """``manifest(kind=None)``: the manifest rows of the photo set, optionally of one kind."""
+    return lambda kind=None: read_manifest(photos_dir, kind)

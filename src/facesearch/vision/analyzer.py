@@ -155,14 +155,16 @@ class Analyzer:
                 "Smile": attributes.smile(shapes),
                 "EyesOpen": attributes.eyes_open(shapes),
                 "MouthOpen": attributes.mouth_open(mesh.points),
-                "Emotions": runtime.emotions.emotions(
-                    box_grey, np.array([x - x0, y - y0, w, h])
-                ),
+                "Emotions": runtime.emotions.emotions(box_grey, np.array([x - x0, y - y0, w, h])),
                 "EyeDirection": attributes.eye_direction(mesh.points, shapes),
             }
         return Face(
-            bounding_box={"Width": w / width, "Height": h / height, "Left": x / width,
-                          "Top": y / height},
+            bounding_box={
+                "Width": w / width,
+                "Height": h / height,
+                "Left": x / width,
+                "Top": y / height,
+            },
             confidence=detection.score * 100.0,
             embedding=runtime.embedder.embed(aligned),
             landmarks=mesh.rekognition_landmarks(width, height),

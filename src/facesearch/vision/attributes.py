@@ -47,8 +47,9 @@ class EmotionClassifier:
         y1 = int(min(height, y + h * (1 + EMOTION_MARGIN)))
         if x1 - x0 < 2 or y1 - y0 < 2:
             return []
-        face = cv2.resize(grey[y0:y1, x0:x1], (EMOTION_INPUT, EMOTION_INPUT),
-                          interpolation=cv2.INTER_AREA)
+        face = cv2.resize(
+            grey[y0:y1, x0:x1], (EMOTION_INPUT, EMOTION_INPUT), interpolation=cv2.INTER_AREA
+        )
         # fer's preprocessing: scale to [-1, 1].
         tensor = (face.astype(np.float32) / 127.5 - 1.0)[None, :, :, None]
         self._net.set_tensor(self._in, tensor)

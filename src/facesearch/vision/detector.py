@@ -35,8 +35,13 @@ class YuNetDetector:
 
     def __init__(self, model: bytes) -> None:
         self._net = cv2.FaceDetectorYN.create(
-            "onnx", np.frombuffer(model, np.uint8), np.zeros(0, np.uint8), (320, 320),
-            SCORE_THRESHOLD, NMS_THRESHOLD, 5000,
+            "onnx",
+            np.frombuffer(model, np.uint8),
+            np.zeros(0, np.uint8),
+            (320, 320),
+            SCORE_THRESHOLD,
+            NMS_THRESHOLD,
+            5000,
         )
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:

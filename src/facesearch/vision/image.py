@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -14,6 +15,9 @@ MAX_S3_IMAGE_BYTES = 15 * 1024 * 1024  # S3Object images
 MIN_IMAGE_SIDE = 80  # px, both width and height
 # Pillow's own decompression-bomb bar (about 89 megapixels), enforced as an error before decoding.
 MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+
+# decode_image refuses such images with an error itself; Pillow's warning would only be noise.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

