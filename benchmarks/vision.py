@@ -1,0 +1,133 @@
+"""Vision speed and accuracy: per-stage timings at three image sizes, and pairs.csv accuracy.
+
+For 640x480, 1280x720 and 1920x1080 versions of a real one-face photo (letterboxed, JPEG), prints
+the median of 20 runs after warm-up of decoding, detection, landmarks and embedding, and of the
+whole ``analyze`` call; then verification accuracy at similarity 80 on deepface's pairs.csv.
+
+    .venv/bin/python benchmarks/vision.py [--photos DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from facesearch.vision import get_analyzer, similarity
+from facesearch.vision.image import decode_image, sniff_format
+
+DEFAULT_PHOTOS = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "faces"
+PHOTO = "people/barack_obama/1.jpg"
+SIZES = ((640, 480), (1280, 720), (1920, 1080))
+RUNS = 20
+
+
+def median_ms(call: Callable[[], object]) -> float:
+    """Median wall time of RUNS calls after three warm-up calls, in milliseconds."""
+    for _ in range(3):
+        call()
+    times = []
+    for _ in range(RUNS):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def letterboxed(photo: Image.Image, size: tuple[int, int]) -> bytes:
+    """The photo fitted into ``size`` on a grey canvas, as JPEG bytes."""
+    canvas = Image.new("RGB", size, (128, 128, 128))
+    fitted = photo.copy()
+    fitted.thumbnail(size, Image.Resampling.LANCZOS)
+    canvas.paste(fitted, ((size[0] - fitted.width) // 2, (size[1] - fitted.height) // 2))
+    buf = io.BytesIO()
+    canvas.save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def speed(photos: Path) -> None:
+    """Print the stage timings for each size."""
+    analyzer = get_analyzer()
+    analyzer.check_ready()
+    runtime = analyzer._runtime()  # the calling thread's networks, to time stages one by one
+    photo = Image.open(photos / PHOTO).convert("RGB")
+    print(f"one-face photo {PHOTO}; median of {RUNS} runs, ms")
+    print(
+        f"{'size':>10} {'faces':>5} {'decode':>7} {'detect':>7} {'landmk':>7} {'embed':>7} "
+        f"{'analyze':>8} {'+attrs':>7}"
+    )
+    for size in SIZES:
+        data = letterboxed(photo, size)
+        rgb = decode_image(data)
+        detections = runtime.detector.detect(rgb)
+        first = detections[0]
+        aligned = runtime.embedder.align(rgb, first)
+        row = {
+            "decode": median_ms(lambda data=data: decode_image(data)),
+            "detect": median_ms(lambda rgb=rgb: runtime.detector.detect(rgb)),
+            "landmarks": median_ms(lambda rgb=rgb, d=first: runtime.mesher.mesh(rgb, d)),
+            "embed": median_ms(
+                lambda rgb=rgb, d=first, a=aligned: (
+                    runtime.embedder.align(rgb, d),
+                    runtime.embedder.embed(a),
+                )
+            ),
+            "analyze": median_ms(lambda data=data: analyzer.analyze(data)),
+            "attrs": median_ms(lambda data=data: analyzer.analyze(data, attributes=True)),
+        }
+        label = f"{size[0]}x{size[1]}"
+        print(
+            f"{label:>10} {len(detections):>5} {row['decode']:7.1f} {row['detect']:7.1f} "
+            f"{row['landmarks']:7.1f} {row['embed']:7.1f} {row['analyze']:8.1f} "
+            f"{row['attrs']:7.1f}"
+        )
+    print("(landmarks and embed are per face; the photo has one face, so per image = per face)")
+
+
+def accuracy(photos: Path) -> None:
+    """Print pairs.csv verification accuracy at similarity 80."""
+    analyzer = get_analyzer()
+    cache: dict[str, np.ndarray | None] = {}
+
+    def embedding(path: str) -> np.ndarray | None:
+        if path not in cache:
+            data = (photos / path).read_bytes()
+            faces = analyzer.analyze(data).faces if sniff_format(data) else []
+            cache[path] = faces[0].embedding if faces else None
+        return cache[path]
+
+    correct = total = 0
+    with (photos / "pairs.csv").open() as f:
+        for row in csv.DictReader(f):
+            a, b = embedding(row["path_a"]), embedding(row["path_b"])
+            if a is None or b is None:
+                continue
+            match = float(similarity(a, b[None])[0]) >= 80
+            correct += match == (row["same_person"] == "1")
+            total += 1
+    print(
+        f"pairs.csv verification accuracy at similarity 80: {correct / total:.2%} "
+        f"({correct}/{total} pairs)"
+    )
+
+
+def main() -> None:
+    """Run the speed and accuracy benchmarks."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    default = os.environ.get("FACESEARCH_TEST_PHOTOS", str(DEFAULT_PHOTOS))
+    parser.add_argument("--photos", type=Path, default=Path(default))
+    photos = parser.parse_args().photos.resolve()
+    speed(photos)
+    accuracy(photos)
+
+
+if __name__ == "__main__":
+    main()
