@@ -17,6 +17,7 @@ from facesearch.errors import RekognitionError
 from facesearch.service import collections, detect, faces, search, users  # noqa: F401 (registers)
 from facesearch.service.context import Context, State
 from facesearch.service.registry import HANDLERS
+from facesearch.service.s3 import S3ImageFetcher
 from facesearch.store import SQLiteStore, Store
 
 if TYPE_CHECKING:
@@ -52,6 +53,8 @@ class RekognitionService:
             store=store if store is not None else SQLiteStore(self.data_dir),
             analyzer_factory=analyzer_factory,
         )
+        # Reads its settings and builds its boto3 client on the first S3Object request only.
+        self.register_image_fetcher("S3Object", S3ImageFetcher())
 
     def call(
         self, operation: str, params: dict[str, Any], *, account_id: str = DEFAULT_ACCOUNT_ID

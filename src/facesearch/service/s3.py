@@ -1,0 +1,236 @@
+"""Reading ``Image.S3Object`` images from AWS S3 or any S3-compatible store.
+
+The S3 endpoint, region and credentials are the service's own (``FACESEARCH_S3_*``, else boto3's
+usual chain), never the keys that clients use to call facesearch. The boto3 client is built on
+the first S3 request, so a service that is never asked for an S3 image never needs credentials.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from facesearch.errors import RekognitionError
+from facesearch.service.context import S3_IMAGE_MAX_BYTES
+
+log = logging.getLogger("facesearch.s3")
+
+DEFAULT_REGION = "us-east-1"
+# Rekognition's own wording for every object it cannot read, whatever S3's reason.
+UNREADABLE = (
+    "Unable to get object metadata from S3. Check object key, region and/or access permissions."
+)
+_CHUNK = 256 * 1024
+# S3 error codes are plain words; anything else is not echoed back.
+_ERROR_CODE = re.compile(r"[A-Za-z0-9.]{1,64}")
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """Where and as whom the service reads S3 objects, and how long it waits."""
+
+    endpoint_url: str | None = None
+    region: str = DEFAULT_REGION
+    profile: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    session_token: str | None = None
+    addressing_style: str | None = None
+    connect_timeout: float = 5.0
+    read_timeout: float = 10.0
+    # The whole download, so a store that trickles bytes cannot hold a worker for long.
+    total_timeout: float = 30.0
+    max_attempts: int = 2
+
+    def __repr__(self) -> str:
+        # Settings end up in tracebacks and debug logs: never show the secrets.
+        return (
+            f"S3Settings(endpoint_url={self.endpoint_url!r}, region={self.region!r}, "
+            f"profile={self.profile!r}, static_keys={self.access_key_id is not None})"
+        )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> S3Settings:
+        """Settings from ``FACESEARCH_S3_*`` variables (see docs/s3.md).
+
+        Raises ValueError for a half-given key pair or a timeout that is not a positive number.
+        """
+        env = os.environ if environ is None else environ
+        key_id = env.get("FACESEARCH_S3_ACCESS_KEY_ID") or None
+        secret = env.get("FACESEARCH_S3_SECRET_ACCESS_KEY") or None
+        if bool(key_id) != bool(secret):
+            raise ValueError(
+                "set both FACESEARCH_S3_ACCESS_KEY_ID and FACESEARCH_S3_SECRET_ACCESS_KEY"
+            )
+        endpoint = env.get("FACESEARCH_S3_ENDPOINT_URL") or None
+        return cls(
+            endpoint_url=endpoint,
+            region=env.get("FACESEARCH_S3_REGION")
+            or env.get("AWS_DEFAULT_REGION")
+            or env.get("AWS_REGION")
+            or DEFAULT_REGION,
+            profile=env.get("FACESEARCH_S3_PROFILE") or None,
+            access_key_id=key_id,
+            secret_access_key=secret,
+            session_token=env.get("FACESEARCH_S3_SESSION_TOKEN") or None,
+            # Self-hosted stores (MinIO, Ceph, moto) rarely have wildcard DNS for
+            # virtual-hosted buckets, so a custom endpoint defaults to path-style URLs.
+            addressing_style=env.get("FACESEARCH_S3_ADDRESSING_STYLE")
+            or ("path" if endpoint else None),
+            connect_timeout=_seconds(env, "FACESEARCH_S3_CONNECT_TIMEOUT", cls.connect_timeout),
+            read_timeout=_seconds(env, "FACESEARCH_S3_READ_TIMEOUT", cls.read_timeout),
+            total_timeout=_seconds(env, "FACESEARCH_S3_TOTAL_TIMEOUT", cls.total_timeout),
+        )
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive number of seconds, not {raw!r}")
+    return value
+
+
+class S3ImageFetcher:
+    """``fetch(S3Object) -> bytes`` for :meth:`RekognitionService.register_image_fetcher`.
+
+    Thread-safe: one boto3 client, built on first use and shared by every request.
+    """
+
+    def __init__(
+        self, settings: S3Settings | None = None, *, max_bytes: int = S3_IMAGE_MAX_BYTES
+    ) -> None:
+        self._settings = settings
+        self.max_bytes = max_bytes
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def settings(self) -> S3Settings:
+        """The given settings, else those of the environment (read on first use)."""
+        if self._settings is None:
+            try:
+                self._settings = S3Settings.from_env()
+            except ValueError as error:
+                log.error("S3 is misconfigured: %s", error)
+                raise _not_configured() from None
+        return self._settings
+
+    def client(self) -> Any:
+        """The shared boto3 S3 client, created on the first call."""
+        with self._lock:
+            if self._client is None:
+                self._client = self._make_client(self.settings)
+            return self._client
+
+    @staticmethod
+    def _make_client(settings: S3Settings) -> Any:
+        import boto3
+        from botocore.config import Config
+        from botocore.exceptions import BotoCoreError
+
+        config = Config(
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+            retries={"max_attempts": settings.max_attempts, "mode": "standard"},
+            s3={"addressing_style": settings.addressing_style or "auto"},
+        )
+        try:
+            session = boto3.session.Session(
+                profile_name=settings.profile,
+                aws_access_key_id=settings.access_key_id,
+                aws_secret_access_key=settings.secret_access_key,
+                aws_session_token=settings.session_token,
+            )
+            return session.client(
+                "s3",
+                endpoint_url=settings.endpoint_url,
+                region_name=settings.region,
+                config=config,
+            )
+        except BotoCoreError as error:  # e.g. an unknown profile or a malformed endpoint
+            log.error("cannot create the S3 client: %s", type(error).__name__)
+            raise _not_configured() from None
+
+    def __call__(self, s3object: dict[str, Any]) -> bytes:
+        """The object's bytes; raises RekognitionError as Rekognition does for S3 images."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        request = {"Bucket": s3object.get("Bucket"), "Key": s3object.get("Name")}
+        if not request["Bucket"] or not request["Key"]:
+            raise RekognitionError(
+                "InvalidParameterException", "S3Object: Bucket and Name are required"
+            )
+        if s3object.get("Version"):
+            request["VersionId"] = s3object["Version"]
+        where = _describe(request)
+        client = self.client()
+        deadline = time.monotonic() + self.settings.total_timeout
+        try:
+            response = client.get_object(**request)
+            body = response["Body"]
+            try:
+                length = response.get("ContentLength")
+                if length is not None and length > self.max_bytes:
+                    log.info("S3 object %s is %d bytes: too large", where, length)
+                    raise _too_large()
+                return self._read(body, deadline, where)
+            finally:
+                body.close()
+        except ClientError as error:
+            code = str(error.response.get("Error", {}).get("Code", ""))
+            code = code if _ERROR_CODE.fullmatch(code) else "unknown"
+            log.info("cannot read S3 object %s: S3 error %s", where, code)
+            raise RekognitionError("InvalidS3ObjectException", f"{UNREADABLE} ({code})") from None
+        except (BotoCoreError, OSError) as error:
+            # Timeouts, refused connections, missing credentials: the class name says which
+            # without the request details (signed headers) that the message may carry.
+            log.warning("cannot read S3 object %s: %s", where, type(error).__name__)
+            raise RekognitionError(
+                "InvalidS3ObjectException", f"{UNREADABLE} ({type(error).__name__})"
+            ) from None
+
+    def _read(self, body: Any, deadline: float, where: str) -> bytes:
+        # At most max_bytes + 1 bytes: one more than allowed is enough to know it is too big.
+        chunks: list[bytes] = []
+        size = 0
+        while size <= self.max_bytes:
+            if time.monotonic() > deadline:
+                log.warning("reading S3 object %s took too long", where)
+                raise RekognitionError(
+                    "InvalidS3ObjectException", f"{UNREADABLE} (read timed out)"
+                )
+            chunk = body.read(min(_CHUNK, self.max_bytes + 1 - size))
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+            size += len(chunk)
+        log.info("S3 object %s is over %d bytes: too large", where, self.max_bytes)
+        raise _too_large()
+
+
+def _describe(request: dict[str, Any]) -> str:
+    version = f"?versionId={request['VersionId']}" if "VersionId" in request else ""
+    return f"s3://{request['Bucket']}/{request['Key']}{version}"
+
+
+def _too_large() -> RekognitionError:
+    return RekognitionError("ImageTooLargeException", "Image size is too large.")
+
+
+def _not_configured() -> RekognitionError:
+    return RekognitionError(
+        "InvalidS3ObjectException", "Reading images from S3 is not configured correctly."
+    )
