@@ -70,11 +70,14 @@ class InProcessClient:
                 "ResponseMetadata": {"RequestId": request_id, "HTTPStatusCode": err.http_status},
             }
             raise self.exceptions.from_code(err.code)(error_response, operation) from None
-        response["ResponseMetadata"] = {
-            "RequestId": request_id,
-            "HTTPStatusCode": 200,
-            "HTTPHeaders": {},
-            "RetryAttempts": 0,
+        response = {
+            **response,
+            "ResponseMetadata": {
+                "RequestId": request_id,
+                "HTTPStatusCode": 200,
+                "HTTPHeaders": {},
+                "RetryAttempts": 0,
+            },
         }
         return response
 
