@@ -9,16 +9,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+from support import free_port, wait_for_url
 
 from facesearch.vision.models import models_dir
 
@@ -267,15 +265,9 @@ def test_faces_users_and_folders(
     assert found.stdout.strip() == "obama", found.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     data_dir = tmp_path_factory.mktemp("server")
     process = subprocess.Popen(
         [FACESEARCH, "serve", "--port", str(port), "--data-dir", str(data_dir)],
@@ -285,15 +277,7 @@ def server(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Ite
     )
     endpoint = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{endpoint}/health", timeout=2).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("facesearch serve did not start") from None
-                time.sleep(0.2)
+        wait_for_url(f"{endpoint}/health", process, 60, "facesearch serve")
         yield endpoint
     finally:
         process.terminate()

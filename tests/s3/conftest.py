@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -17,6 +15,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from support import free_port, wait_for_url
 
 import facesearch
 
@@ -71,12 +70,6 @@ class Store:
             self.moto_api("/moto-api/reset-auth", b"inf")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _moto_server() -> str:
     beside = Path(sys.executable).with_name("moto_server")
     found = str(beside) if beside.exists() else shutil.which("moto_server")
@@ -88,7 +81,7 @@ def _moto_server() -> str:
 @pytest.fixture(scope="session")
 def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``moto_server`` on a free loopback port for the whole session."""
-    port = _free_port()
+    port = free_port()
     log = (tmp_path_factory.mktemp("moto") / "moto.log").open("wb")
     process = subprocess.Popen(
         [_moto_server(), "-H", "127.0.0.1", "-p", str(port)],
@@ -97,15 +90,9 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )
     endpoint = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(endpoint + "/moto-api/data.json", timeout=1).close()
-                break
-            except (urllib.error.URLError, OSError):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"moto_server did not start; see {log.name}")
-                time.sleep(0.1)
+        wait_for_url(
+            endpoint + "/moto-api/data.json", process, 30, f"moto_server (log: {log.name})"
+        )
         yield endpoint
     finally:
         process.terminate()

@@ -6,15 +6,13 @@ import json
 import os
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
-import uvicorn
 from botocore.config import Config
+from support import serve_app
 
 from facesearch.server.app import App
 from facesearch.server.auth import AccessKey, Verifier
@@ -33,20 +31,8 @@ def server(s3_env: Store, tmp_path: Path) -> Iterator[tuple[str, RekognitionServ
     """facesearch's ASGI app in a uvicorn thread on a free port: (endpoint, its service)."""
     service = RekognitionService(tmp_path / "data")
     app = App(service, Verifier({CALLER.access_key_id: CALLER}), workers=2)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_level="warning")
-    uvicorn_server = uvicorn.Server(config)
-    thread = threading.Thread(target=uvicorn_server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not uvicorn_server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.01)
-    port = uvicorn_server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}", service
-    finally:
-        uvicorn_server.should_exit = True
-        thread.join(30)
+    with serve_app(app) as endpoint:
+        yield endpoint, service
 
 
 def caller_env(home: Path) -> dict[str, str]:
