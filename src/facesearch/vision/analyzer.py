@@ -18,6 +18,10 @@ from facesearch.vision.landmarks import FaceMesher, Mesh
 from facesearch.vision.pose import head_pose
 from facesearch.vision.quality import brightness, quality_reasons, sharpness
 
+# OpenCV 5's dnn warns on stderr, at every start, that its new engine ignores target settings:
+# noise on every CLI call. Errors still show.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
 # Bump the suffix whenever a change to the pipeline changes the embeddings.
 FACE_MODEL_VERSION = "facesearch-sface-2021dec-int8bq/1"
 
