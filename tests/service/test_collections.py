@@ -141,3 +141,17 @@ def test_data_survives_reopen(tmp_path) -> None:
         {"UserId": "u", "UserStatus": "CREATED"}
     ]
     second.close()
+
+
+def test_one_process_per_data_directory(tmp_path) -> None:
+    import facesearch
+    from facesearch.store.sqlite import StoreInUseError
+
+    owner = facesearch.client(data_dir=tmp_path)
+    owner.create_collection(CollectionId="mine")
+    with pytest.raises(StoreInUseError, match="in use by another facesearch process"):
+        facesearch.client(data_dir=tmp_path)
+    owner.close()
+    successor = facesearch.client(data_dir=tmp_path)
+    assert successor.list_collections()["CollectionIds"] == ["mine"]
+    successor.close()

@@ -7,6 +7,7 @@ the disk: a process killed at any point leaves either the whole IndexFaces or no
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
 import os
 import secrets
@@ -74,6 +75,10 @@ _USER_SQL = (
     " WHERE f.collection_key = u.collection_key AND f.user_id = u.user_id), u.seq FROM users u"
 )
 
+class StoreInUseError(RuntimeError):
+    """Another process (or another open store in this one) holds the data directory."""
+
+
 # ClientRequestTokens are remembered this long, then forgotten.
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 
@@ -84,6 +89,17 @@ class SQLiteStore:
     def __init__(self, data_dir: str | os.PathLike[str]) -> None:
         path = Path(data_dir)
         path.mkdir(parents=True, exist_ok=True)
+        # One process per data directory: the search index lives in that process's memory, so a
+        # second process writing here would leave the first one's index silently stale.
+        self._owner = open(path / "facesearch.lock", "a+")  # noqa: SIM115 (held until close)
+        try:
+            fcntl.flock(self._owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._owner.close()
+            raise StoreInUseError(
+                f"the data directory {path} is in use by another facesearch process (a server?); "
+                "talk to that process (e.g. --endpoint-url) or use another data directory"
+            ) from None
         self.path = path / "facesearch.db"
         # One connection shared by every thread, serialised by a lock: SQLite writes one at a time
         # anyway, and the hot path (search) runs on the in-memory index, not here.
@@ -113,6 +129,7 @@ class SQLiteStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            self._owner.close()  # releases the directory
 
     def secret(self) -> bytes:
         with self._tx() as db:
