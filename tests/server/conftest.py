@@ -38,7 +38,9 @@ class FakeService:
         self.health_report = {"models": "ready", "store": "ready"}
         self.closed = False
 
-    def call(self, operation: str, params: dict[str, Any], *, account_id: str) -> dict[str, Any]:
+    def call(
+        self, operation: str, params: dict[str, Any], *, account_id: str, region: str | None
+    ) -> dict[str, Any]:
         validate(operation, params)
         self.calls.append((operation, params, account_id))
         collection = (account_id, params.get("CollectionId", ""))

@@ -21,6 +21,7 @@ from botocore import xform_name
 
 from facesearch.server.app import App
 from facesearch.server.auth import Verifier
+from facesearch.service import RekognitionService
 
 from .conftest import ALICE, BOB, rekognition, serve
 
@@ -41,8 +42,7 @@ class Live:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    service_module = pytest.importorskip("facesearch.service")
-    service = service_module.RekognitionService(tmp_path_factory.mktemp("server-data"))
+    service = RekognitionService(tmp_path_factory.mktemp("server-data"))
     app = App(service, Verifier({key.access_key_id: key for key in (ALICE, BOB)}), workers=2)
     with serve(app) as url:
         yield Live(url, service)
@@ -219,3 +219,12 @@ def test_aws_cli_search_users_by_image_matches_the_library(
     forged = aws(live, tmp_path, "list-collections", secret="wrong")
     assert forged.returncode != 0 and "InvalidSignatureException" in forged.stderr
     ok("delete-collection", "--collection-id", "cli")
+
+
+def test_collection_arns_carry_the_signed_region(live: Live) -> None:
+    ireland = rekognition(live.url, ALICE, region="eu-west-1")
+    arn = ireland.create_collection(CollectionId="dublin")["CollectionArn"]
+    assert arn == f"arn:aws:rekognition:eu-west-1:{ALICE.account_id}:collection/dublin"
+    assert ireland.describe_collection(CollectionId="dublin")["CollectionARN"] == arn
+    assert ireland.list_tags_for_resource(ResourceArn=arn)["Tags"] == {}
+    ireland.delete_collection(CollectionId="dublin")

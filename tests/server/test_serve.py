@@ -61,11 +61,13 @@ class SlowService(FakeService):
         self.started = threading.Event()
         self.release = threading.Event()
 
-    def call(self, operation: str, params: dict[str, Any], *, account_id: str) -> dict[str, Any]:
+    def call(
+        self, operation: str, params: dict[str, Any], *, account_id: str, region: str | None
+    ) -> dict[str, Any]:
         if operation == "CreateCollection":
             self.started.set()
             self.release.wait(30)
-        return super().call(operation, params, account_id=account_id)
+        return super().call(operation, params, account_id=account_id, region=region)
 
 
 def test_shutdown_finishes_in_flight_calls_before_closing_the_service() -> None:

@@ -48,7 +48,7 @@ class Service(Protocol):
     """What the server needs of the service layer (facesearch.service.RekognitionService)."""
 
     def call(
-        self, operation: str, params: dict[str, Any], *, account_id: str
+        self, operation: str, params: dict[str, Any], *, account_id: str, region: str | None
     ) -> dict[str, Any]: ...
 
     def health(self) -> dict[str, Any]: ...
@@ -151,7 +151,7 @@ class App:
         """One request, start to end, in a worker thread: (status, body, error code or None)."""
         try:
             raw_path = scope.get("raw_path") or scope["path"].encode()
-            key = self.verifier.verify(
+            caller = self.verifier.verify(
                 method,
                 raw_path.decode("latin-1"),
                 scope["query_string"].decode("latin-1"),
@@ -160,7 +160,9 @@ class App:
             )
             operation = operation_from_target(target)
             params = decode_request(operation, body)
-            result = self.service.call(operation, params, account_id=key.account_id)
+            result = self.service.call(
+                operation, params, account_id=caller.key.account_id, region=caller.region
+            )
             return 200, encode_response(operation, result), None
         except (AuthError, ProtocolError, RekognitionError) as error:
             if error.http_status >= 500:

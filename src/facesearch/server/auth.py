@@ -142,6 +142,14 @@ class _ReceivedSigV4(SigV4Auth):
         return self._signed
 
 
+@dataclass(frozen=True)
+class Caller:
+    """A verified request's signer and the region its signature is scoped to (ARNs carry it)."""
+
+    key: AccessKey
+    region: str
+
+
 class Verifier:
     """Checks the SigV4 signature of received requests against a set of keys."""
 
@@ -160,8 +168,8 @@ class Verifier:
         query: str,
         headers: Iterable[tuple[str, str]],
         body: bytes,
-    ) -> AccessKey:
-        """The key that signed this request; raises :class:`AuthError` otherwise.
+    ) -> Caller:
+        """Who signed this request, and for which region; raises :class:`AuthError` otherwise.
 
         ``headers`` are (name, value) pairs as received, repeated names included.
         """
@@ -214,7 +222,7 @@ class Verifier:
         )
         if not hmac.compare_digest(expected, fields["Signature"]):
             raise AuthError("InvalidSignatureException", _SIGNATURE_MISMATCH)
-        return key
+        return Caller(key, region)
 
     def _check_date(self, received: HTTPHeaders, signed_names: list[str], scope_date: str) -> str:
         """The request's SigV4 timestamp, checked against the scope and the clock."""

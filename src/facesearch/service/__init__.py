@@ -8,6 +8,7 @@ runs the operation's handler and returns the response dict, or raises a Rekognit
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from facesearch.vision.analyzer import Analyzer
 
 DEFAULT_ACCOUNT_ID = "000000000000"
+_REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+)+")
 
 
 def default_data_dir() -> Path:
@@ -57,12 +59,23 @@ class RekognitionService:
         self.register_image_fetcher("S3Object", S3ImageFetcher())
 
     def call(
-        self, operation: str, params: dict[str, Any], *, account_id: str = DEFAULT_ACCOUNT_ID
+        self,
+        operation: str,
+        params: dict[str, Any],
+        *,
+        account_id: str = DEFAULT_ACCOUNT_ID,
+        region: str | None = None,
     ) -> dict[str, Any]:
-        """Run one operation for ``account_id``; raises RekognitionError as Rekognition would."""
+        """Run one operation for ``account_id``; raises RekognitionError as Rekognition would.
+
+        ``region`` is the one the caller addressed (a server reads it from the signature); new
+        collection ARNs carry it. A name that is not region-shaped falls back to the default.
+        """
         contract.validate(operation, params)
         handler = HANDLERS[operation]
-        return handler(Context(self.state, account_id, operation), dict(params))
+        if region is None or not _REGION.fullmatch(region):
+            region = self.state.region
+        return handler(Context(self.state, account_id, operation, region), dict(params))
 
     def register_image_fetcher(self, kind: str, fetch: Callable[[dict[str, Any]], bytes]) -> None:
         """Let ``Image.<kind>`` (e.g. S3Object) be read by ``fetch``."""

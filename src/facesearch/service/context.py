@@ -87,15 +87,14 @@ class Context:
     state: State
     account_id: str
     operation: str
+    region: str
 
     @property
     def store(self) -> Store:
         return self.state.store
 
     def collection_arn(self, collection_id: str) -> str:
-        return (
-            f"arn:aws:rekognition:{self.state.region}:{self.account_id}:collection/{collection_id}"
-        )
+        return f"arn:aws:rekognition:{self.region}:{self.account_id}:collection/{collection_id}"
 
     def collection(self, collection_id: str) -> CollectionRecord:
         """The caller's collection, or ResourceNotFoundException."""

@@ -209,9 +209,7 @@ class S3ImageFetcher:
         while size <= self.max_bytes:
             if time.monotonic() > deadline:
                 log.warning("reading S3 object %s took too long", where)
-                raise RekognitionError(
-                    "InvalidS3ObjectException", f"{UNREADABLE} (read timed out)"
-                )
+                raise RekognitionError("InvalidS3ObjectException", f"{UNREADABLE} (read timed out)")
             chunk = body.read(min(_CHUNK, self.max_bytes + 1 - size))
             if not chunk:
                 return b"".join(chunks)
