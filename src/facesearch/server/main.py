@@ -71,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # botocore's debug log prints the S3 requests' headers, access key id included: keep it out
+    # of the server's log even at --log-level debug.
+    logging.getLogger("botocore").setLevel(max(logging.INFO, logging.getLogger().level))
     try:
         keys = load_keys(args.credentials_file)
     except ValueError as error:
