@@ -6,7 +6,7 @@ from typing import Any
 
 from facesearch.errors import RekognitionError, invalid_parameter, not_found
 from facesearch.service.context import Context
-from facesearch.service.registry import operation, page_size
+from facesearch.service.registry import operation, paginate
 from facesearch.store import CollectionRecord
 
 # Rekognition documents no default page size; these are ours.
@@ -54,17 +54,21 @@ def describe_collection(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
 
 @operation("ListCollections")
 def list_collections(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
-    scope = f"{ctx.account_id}|ListCollections"
-    after = ctx.state.tokens.decode(scope, params["NextToken"]) if "NextToken" in params else None
-    limit = page_size(params, LIST_COLLECTIONS_PAGE)
-    records = ctx.store.list_collections(ctx.account_id, after, limit + 1)
-    page = records[:limit]
+    page, token = paginate(
+        ctx,
+        params,
+        scope="",
+        default_size=LIST_COLLECTIONS_PAGE,
+        start=None,
+        fetch=lambda after, limit: ctx.store.list_collections(ctx.account_id, after, limit),
+        position=lambda record: record.collection_id,
+    )
     response: dict[str, Any] = {
         "CollectionIds": [c.collection_id for c in page],
         "FaceModelVersions": [c.face_model_version for c in page],
     }
-    if len(records) > limit:
-        response["NextToken"] = ctx.state.tokens.encode(scope, page[-1].collection_id)
+    if token:
+        response["NextToken"] = token
     return response
 
 

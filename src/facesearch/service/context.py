@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from facesearch.errors import RekognitionError, not_found
 from facesearch.service.tokens import TokenCodec
 from facesearch.store import CollectionRecord, Store
@@ -126,10 +124,3 @@ class Context:
     ) -> AnalyzedImage:
         """Decode and analyse an image once: faces, details and embeddings."""
         return self.load_image(image, field_name).analyze(self.state.analyzer, attributes)
-
-
-def unit(vector: np.ndarray) -> np.ndarray:
-    """``vector`` scaled to unit length (float32)."""
-    vector = np.asarray(vector, dtype=np.float32)
-    norm = float(np.linalg.norm(vector))
-    return vector / norm if norm else vector

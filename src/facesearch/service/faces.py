@@ -8,7 +8,7 @@ from typing import Any
 from facesearch.errors import RekognitionError
 from facesearch.service.context import Context
 from facesearch.service.details import face_detail, stored_face, wants_attributes
-from facesearch.service.registry import operation, page_size
+from facesearch.service.registry import operation, paginate
 from facesearch.store import CollectionRecord, FaceRecord
 
 LIST_FACES_PAGE = 1000
@@ -96,21 +96,25 @@ def _box_key(box: dict[str, float]) -> tuple[float, ...]:
 @operation("ListFaces")
 def list_faces(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     collection = ctx.collection(params["CollectionId"])
-    # A token is only good for the same filters.
-    filters = f"{params.get('UserId')}|{params.get('FaceIds')}"
-    scope = f"{ctx.account_id}|ListFaces|{collection.key}|{filters}"
-    after = ctx.state.tokens.decode(scope, params["NextToken"]) if "NextToken" in params else 0
-    limit = page_size(params, LIST_FACES_PAGE)
-    records = ctx.store.list_faces(
-        collection, after, limit + 1, params.get("UserId"), params.get("FaceIds")
+    user_id, face_ids = params.get("UserId"), params.get("FaceIds")
+    page, token = paginate(
+        ctx,
+        params,
+        # A token is only good for the same collection and filters.
+        scope=f"{collection.key}|{user_id}|{face_ids}",
+        default_size=LIST_FACES_PAGE,
+        start=0,
+        fetch=lambda after, limit: ctx.store.list_faces(
+            collection, after, limit, user_id, face_ids
+        ),
+        position=lambda record: record.seq,
     )
-    page = records[:limit]
     response: dict[str, Any] = {
         "Faces": [stored_face(r, listing=True) for r in page],
         "FaceModelVersion": collection.face_model_version,
     }
-    if len(records) > limit:
-        response["NextToken"] = ctx.state.tokens.encode(scope, page[-1].seq)
+    if token:
+        response["NextToken"] = token
     return response
 
 

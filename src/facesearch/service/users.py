@@ -10,7 +10,7 @@ from typing import Any
 
 from facesearch.errors import RekognitionError, not_found
 from facesearch.service.context import Context
-from facesearch.service.registry import Handler, operation, page_size
+from facesearch.service.registry import Handler, operation, paginate
 from facesearch.service.scoring import similarity
 from facesearch.store import CollectionRecord, FaceRecord, IdempotencyRecord, UserRecord
 
@@ -91,16 +91,20 @@ def delete_user(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
 @operation("ListUsers")
 def list_users(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     collection = ctx.collection(params["CollectionId"])
-    scope = f"{ctx.account_id}|ListUsers|{collection.key}"
-    after = ctx.state.tokens.decode(scope, params["NextToken"]) if "NextToken" in params else 0
-    limit = page_size(params, LIST_USERS_PAGE)
-    users = ctx.store.list_users(collection, after, limit + 1)
-    page = users[:limit]
+    page, token = paginate(
+        ctx,
+        params,
+        scope=str(collection.key),
+        default_size=LIST_USERS_PAGE,
+        start=0,
+        fetch=lambda after, limit: ctx.store.list_users(collection, after, limit),
+        position=lambda user: user.seq,
+    )
     response: dict[str, Any] = {
         "Users": [{"UserId": u.user_id, "UserStatus": user_status(u.face_count)} for u in page]
     }
-    if len(users) > limit:
-        response["NextToken"] = ctx.state.tokens.encode(scope, page[-1].seq)
+    if token:
+        response["NextToken"] = token
     return response
 
 
