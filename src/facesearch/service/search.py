@@ -14,7 +14,6 @@ from facesearch.service.registry import operation
 from facesearch.service.scoring import min_cosine, similarity
 from facesearch.service.users import get_user
 from facesearch.store import CollectionRecord
-from facesearch.store.index import UserHit
 
 if TYPE_CHECKING:
     from facesearch.vision.analyzer import Face
@@ -42,13 +41,6 @@ def _face_matches(
         {"Similarity": similarity(h.cosine), "Face": stored_face(records[h.face_id])}
         for h in hits
         if h.face_id in records  # deleted between the search and this read
-    ]
-
-
-def _user_matches(hits: list[UserHit]) -> list[dict[str, Any]]:
-    return [
-        {"Similarity": similarity(h.cosine), "User": {"UserId": h.user_id, "UserStatus": "ACTIVE"}}
-        for h in hits
     ]
 
 
@@ -113,7 +105,11 @@ def _search_users(
         for hit in index.search_users(query, min_cosine(threshold), limit, exclude):
             best[hit.user_id] = max(best.get(hit.user_id, -1.0), hit.cosine)
     ranked = sorted(best.items(), key=lambda item: -item[1])[:limit]
-    return _user_matches([UserHit(user_id, cosine) for user_id, cosine in ranked])
+    # Only users with a face can match, so every match is ACTIVE.
+    return [
+        {"Similarity": similarity(cosine), "User": {"UserId": user_id, "UserStatus": "ACTIVE"}}
+        for user_id, cosine in ranked
+    ]
 
 
 @operation("SearchUsers")
