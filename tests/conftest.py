@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support import PostgresServer
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -31,3 +32,19 @@ def read_manifest(photos_dir: Path, kind: str | None = None) -> list[dict[str, s
 def manifest(photos_dir: Path) -> Callable[..., list[dict[str, str]]]:
     """``manifest(kind=None)``: the manifest rows of the photo set, optionally of one kind."""
     return lambda kind=None: read_manifest(photos_dir, kind)
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the whole session (about a second to start)."""
+    server = PostgresServer(tmp_path_factory.mktemp("pgdata"))
+    yield server
+    server.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest) -> str | None:
+    """Each store in turn: None for the embedded store, else a fresh PostgreSQL database URL."""
+    if request.param == "sqlite":
+        return None
+    return request.getfixturevalue("postgres").new_database()

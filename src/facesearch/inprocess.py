@@ -100,7 +100,10 @@ class InProcessClient:
 
 
 def client(
-    data_dir: str | os.PathLike[str] | None = None, *, account_id: str = DEFAULT_ACCOUNT_ID
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    store: str | None = None,
+    account_id: str = DEFAULT_ACCOUNT_ID,
 ) -> InProcessClient:
-    """An in-process Rekognition client over the embedded store in ``data_dir``."""
-    return InProcessClient(RekognitionService(data_dir), account_id)
+    """An in-process Rekognition client over ``store`` or the embedded store in ``data_dir``."""
+    return InProcessClient(RekognitionService(data_dir, store=store), account_id)

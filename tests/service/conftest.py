@@ -13,9 +13,9 @@ from facesearch.vision.image import sniff_format
 
 
 @pytest.fixture
-def client(tmp_path: Path):
-    """A boto3-shaped in-process client over a fresh data directory."""
-    rekognition = facesearch.client(data_dir=tmp_path / "data")
+def client(tmp_path: Path, store: str | None):
+    """A boto3-shaped in-process client over a fresh store: each test runs on both stores."""
+    rekognition = facesearch.client(data_dir=tmp_path / "data", store=store)
     yield rekognition
     rekognition.close()
 

@@ -19,7 +19,7 @@ from facesearch.service import collections, detect, faces, search, users  # noqa
 from facesearch.service.context import Context, State
 from facesearch.service.registry import HANDLERS
 from facesearch.service.s3 import S3ImageFetcher
-from facesearch.store import SQLiteStore, Store
+from facesearch.store import Store, StoreUnavailableError, open_store
 
 if TYPE_CHECKING:
     from facesearch.vision.analyzer import Analyzer
@@ -47,14 +47,19 @@ class RekognitionService:
         self,
         data_dir: str | os.PathLike[str] | None = None,
         *,
-        store: Store | None = None,
+        store: Store | str | None = None,
         analyzer_factory: Callable[[], Analyzer] = _default_analyzer,
+        preload: bool = False,
     ) -> None:
+        """``store`` is a Store, a ``postgresql://`` URL, or None for ``$FACESEARCH_STORE`` or
+        else the embedded store in ``data_dir``. ``preload`` loads every collection's search
+        index in the background now (a server does) rather than on its first search."""
         self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
-        self.state = State(
-            store=store if store is not None else SQLiteStore(self.data_dir),
-            analyzer_factory=analyzer_factory,
-        )
+        if store is None or isinstance(store, str):
+            store = open_store(store, self.data_dir)
+        self.state = State(store=store, analyzer_factory=analyzer_factory)
+        if preload:
+            self.state.indexes.preload()
         # Reads its settings and builds its boto3 client on the first S3Object request only.
         self.register_image_fetcher("S3Object", S3ImageFetcher())
 
@@ -75,14 +80,19 @@ class RekognitionService:
         handler = HANDLERS[operation]
         if region is None or not _REGION.fullmatch(region):
             region = self.state.region
-        return handler(Context(self.state, account_id, operation, region), dict(params))
+        try:
+            return handler(Context(self.state, account_id, operation, region), dict(params))
+        except StoreUnavailableError as error:
+            # Nothing was written (each store write is one transaction): the caller may retry.
+            raise RekognitionError("InternalServerError", str(error)) from None
 
     def register_image_fetcher(self, kind: str, fetch: Callable[[dict[str, Any]], bytes]) -> None:
         """Let ``Image.<kind>`` (e.g. S3Object) be read by ``fetch``."""
         self.state.image_fetchers[kind] = fetch
 
     def health(self) -> dict[str, str]:
-        """Whether the models and the store are ready: ``{"models": ..., "store": ...}``."""
+        """Whether the models, the store and the search indexes are ready:
+        ``{"models": ..., "store": ..., "indexes": ...}``."""
         status = {}
         try:
             self.state.analyzer.check_ready()
@@ -94,6 +104,7 @@ class RekognitionService:
             status["store"] = "ready"
         except Exception as exc:  # any store failure means "not ready", reported, not raised
             status["store"] = f"not ready: {exc}"
+        status["indexes"] = "loading" if self.state.indexes.loading else "ready"
         return status
 
     def close(self) -> None:

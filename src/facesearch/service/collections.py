@@ -19,7 +19,7 @@ def create_collection(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     collection_id = params["CollectionId"]
     version = ctx.state.analyzer.face_model_version
     arn = ctx.collection_arn(collection_id)
-    with ctx.state.write_lock:
+    with ctx.write_lock():
         record = ctx.store.create_collection(
             ctx.account_id, collection_id, arn, version, params.get("Tags") or {}
         )
@@ -32,10 +32,10 @@ def create_collection(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
 
 @operation("DeleteCollection")
 def delete_collection(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
-    with ctx.state.write_lock:
+    with ctx.write_lock():
         collection = ctx.collection(params["CollectionId"])
         ctx.store.delete_collection(ctx.account_id, collection.collection_id)
-        ctx.state.drop_index(collection)
+        ctx.state.indexes.drop(collection)
     return {"StatusCode": 200}
 
 
@@ -87,7 +87,7 @@ def _collection_of_arn(ctx: Context, arn: str) -> CollectionRecord:
 
 @operation("TagResource")
 def tag_resource(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
-    with ctx.state.write_lock:
+    with ctx.write_lock():
         collection = _collection_of_arn(ctx, params["ResourceArn"])
         tags = params["Tags"]
         if len(ctx.store.get_tags(collection) | tags) > MAX_TAGS:
@@ -100,7 +100,7 @@ def tag_resource(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
 
 @operation("UntagResource")
 def untag_resource(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
-    with ctx.state.write_lock:
+    with ctx.write_lock():
         collection = _collection_of_arn(ctx, params["ResourceArn"])
         ctx.store.update_tags(collection, {}, params["TagKeys"])
     return {}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from facesearch.errors import RekognitionError, not_found
 from facesearch.service.tokens import TokenCodec
 from facesearch.store import CollectionRecord, Store
-from facesearch.store.index import CollectionIndex
+from facesearch.store.index import CollectionIndex, SearchIndexes
 
 if TYPE_CHECKING:
     from facesearch.vision.analyzer import AnalyzedImage, Analyzer
@@ -50,11 +50,6 @@ class State:
     analyzer_factory: Callable[[], Analyzer]
     image_fetchers: dict[str, Callable[[dict[str, Any]], bytes]] = field(default_factory=dict)
     region: str = field(default_factory=lambda: os.environ.get("FACESEARCH_REGION", DEFAULT_REGION))
-    # One lock for writes: checks and the writes they guard (e.g. "this face has no user") are
-    # atomic with respect to each other. Searches do not take it.
-    write_lock: threading.RLock = field(default_factory=threading.RLock)
-    _indexes: dict[int, CollectionIndex] = field(default_factory=dict)
-    _index_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @cached_property
     def analyzer(self) -> Analyzer:
@@ -64,18 +59,13 @@ class State:
     def tokens(self) -> TokenCodec:
         return TokenCodec(self.store.secret())
 
-    def index(self, collection: CollectionRecord) -> CollectionIndex:
-        """The collection's search index, built from the store on first use."""
-        with self._index_lock:
-            index = self._indexes.get(collection.key)
-            if index is None:
-                faces = self.store.all_faces(collection)
-                index = self._indexes[collection.key] = CollectionIndex(faces)
-            return index
+    @cached_property
+    def indexes(self) -> SearchIndexes:
+        return SearchIndexes(self.store)
 
-    def drop_index(self, collection: CollectionRecord) -> None:
-        with self._index_lock:
-            self._indexes.pop(collection.key, None)
+    def index(self, collection: CollectionRecord) -> CollectionIndex:
+        """The collection's search index, caught up with every write the record has seen."""
+        return self.indexes.get(collection)
 
 
 @dataclass
@@ -90,6 +80,11 @@ class Context:
     @property
     def store(self) -> Store:
         return self.state.store
+
+    def write_lock(self) -> AbstractContextManager[None]:
+        """Held across a write and the checks that guard it (e.g. "this face has no user"), by
+        every thread and process that shares the store. Searches do not take it."""
+        return self.store.write_lock(self.account_id)
 
     def collection_arn(self, collection_id: str) -> str:
         return f"arn:aws:rekognition:{self.region}:{self.account_id}:collection/{collection_id}"

@@ -51,7 +51,7 @@ def index_faces(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     external_id = params.get("ExternalImageId")
     image_id = image.image_id
     version = collection.face_model_version
-    with ctx.state.write_lock:
+    with ctx.write_lock():
         collection = ctx.collection(collection.collection_id)  # still there?
         existing = (
             ctx.store.faces_of_image(collection, image_id, external_id) if external_id else []
@@ -73,9 +73,7 @@ def index_faces(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
                 for face in accepted
             ]
             if records:
-                index = ctx.state.index(collection)
                 ctx.store.add_faces(collection, records)
-                index.add(records)
     details = {_box_key(f.bounding_box): face_detail(f, attributes) for f in accepted}
     face_records = [
         {"Face": stored_face(r), "FaceDetail": details.get(_box_key(r.bounding_box), {})}
@@ -121,7 +119,7 @@ def list_faces(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
 @operation("DeleteFaces")
 def delete_faces(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     face_ids = list(dict.fromkeys(params["FaceIds"]))
-    with ctx.state.write_lock:
+    with ctx.write_lock():
         collection = ctx.collection(params["CollectionId"])
         found = ctx.store.get_faces(collection, face_ids)
         failures, deletable = [], []
@@ -139,7 +137,5 @@ def delete_faces(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
                 )
             else:
                 deletable.append(face_id)
-        index = ctx.state.index(collection)
         deleted = ctx.store.delete_faces(collection, deletable)
-        index.remove(deleted)
     return {"DeletedFaces": deleted, "UnsuccessfulFaceDeletions": failures}

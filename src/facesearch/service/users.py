@@ -32,7 +32,7 @@ def idempotent(handler: Handler) -> Handler:
         token = params.get("ClientRequestToken")
         arguments = {k: v for k, v in params.items() if k != "ClientRequestToken"}
         request_hash = hashlib.sha256(json.dumps(arguments, sort_keys=True).encode()).hexdigest()
-        with ctx.state.write_lock:
+        with ctx.write_lock():
             if token is None:
                 return handler(ctx, params)
             seen = ctx.store.get_idempotency(ctx.account_id, ctx.operation, token)
@@ -82,9 +82,7 @@ def create_user(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
 def delete_user(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     collection = ctx.collection(params["CollectionId"])
     user = get_user(ctx, collection, params["UserId"])
-    index = ctx.state.index(collection)
     ctx.store.delete_user(collection, user.user_id)
-    index.set_user(index.face_ids_of(user.user_id), None)
     return {}
 
 
@@ -153,8 +151,7 @@ def _sort_out(ctx: Context, params: dict[str, Any]) -> _Change:
 def associate_faces(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     change = _sort_out(ctx, params)
     user = change.user
-    index = ctx.state.index(change.collection)
-    user_vectors = index.user_vectors(user.user_id)
+    user_vectors = ctx.state.index(change.collection).user_vectors(user.user_id)
     threshold = params.get("UserMatchThreshold", ASSOCIATE_THRESHOLD)
     accepted: list[str] = []
     for record in change.candidates:
@@ -174,7 +171,6 @@ def associate_faces(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
             f"has {user.face_count}.",
         )
     ctx.store.set_face_user(change.collection, accepted, user.user_id)
-    index.set_user(accepted, user.user_id)
     return {
         "AssociatedFaces": [{"FaceId": f} for f in accepted],
         "UnsuccessfulFaceAssociations": change.failures,
@@ -190,7 +186,6 @@ def disassociate_faces(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     done = [record.face_id for record in change.candidates]
     removed = sum(record.user_id is not None for record in change.candidates)
     ctx.store.set_face_user(change.collection, done, None)
-    ctx.state.index(change.collection).set_user(done, None)
     return {
         "DisassociatedFaces": [{"FaceId": f} for f in done],
         "UnsuccessfulFaceDisassociations": change.failures,

@@ -1,24 +1,51 @@
 """Where collections, faces, users and their vectors are kept.
 
-``Store`` (base.py) is the narrow interface the service uses; ``SQLiteStore`` (sqlite.py) is the
-embedded default. The in-memory search index (index.py) is rebuilt from a store, never the other
-way round.
+``Store`` (base.py) is the narrow interface the service uses. ``SQLiteStore`` (sqlite.py, the
+embedded default) and ``PostgresStore`` (postgres.py, shared by many processes) both implement it
+with the SQL in sql.py. The in-memory search indexes (index.py) are built and kept current from a
+store's change feed, never the other way round.
 """
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
 
 from facesearch.store.base import (
     CollectionRecord,
+    FaceChanges,
     FaceRecord,
     IdempotencyRecord,
     Store,
+    StoreUnavailableError,
     UserRecord,
 )
 from facesearch.store.sqlite import SQLiteStore
 
+POSTGRESQL_SCHEMES = ("postgresql://", "postgres://")
+
+
+def open_store(url: str | None, data_dir: str | os.PathLike[str]) -> Store:
+    """The store ``url`` names (``postgresql://USER:PASS@HOST:PORT/DB``), else the one in
+    ``$FACESEARCH_STORE``, else the embedded SQLite store in ``data_dir``."""
+    url = url or os.environ.get("FACESEARCH_STORE") or None
+    if url is None:
+        return SQLiteStore(Path(data_dir))
+    if url.startswith(POSTGRESQL_SCHEMES):
+        from facesearch.store.postgres import PostgresStore
+
+        return PostgresStore(url)
+    raise ValueError("a store is a postgresql:// URL (or none, for the embedded store)")
+
+
 __all__ = [
     "CollectionRecord",
+    "FaceChanges",
     "FaceRecord",
     "IdempotencyRecord",
     "SQLiteStore",
     "Store",
+    "StoreUnavailableError",
     "UserRecord",
+    "open_store",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -12,7 +13,12 @@ import numpy as np
 
 @dataclass(frozen=True)
 class CollectionRecord:
-    """A collection. ``key`` is the store's internal id: a re-created collection gets a new one."""
+    """A collection. ``key`` is the store's internal id: a re-created collection gets a new one.
+
+    ``version`` counts the changes to its faces (added, deleted, associated): every write that
+    touches faces bumps it in the same transaction, so a search index that has caught up to a
+    version has seen every acknowledged write up to it, whichever process made it.
+    """
 
     key: int
     account_id: str
@@ -20,6 +26,7 @@ class CollectionRecord:
     arn: str
     face_model_version: str
     created_at: dt.datetime
+    version: int = 0
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,23 @@ class UserRecord:
 
 
 @dataclass(frozen=True)
+class FaceChanges:
+    """The faces changed since a version, as they are now: what a search index applies to catch
+    up. Changes since version 0 hold every face."""
+
+    version: int  # the version the index reaches by applying these
+    seqs: np.ndarray  # (k,) int64: faces added or (dis)associated, in seq order
+    face_ids: list[str]
+    user_ids: list[str | None]
+    embeddings: np.ndarray  # (k, d) float32, unit-norm
+    deleted: np.ndarray  # (m,) int64: seqs of faces deleted
+
+
+class StoreUnavailableError(RuntimeError):
+    """The store cannot be reached (e.g. the database is down); the call may be retried."""
+
+
+@dataclass(frozen=True)
 class IdempotencyRecord:
     request_hash: str
     response: dict[str, Any]
@@ -54,6 +78,11 @@ class Store(Protocol):
     """Persistent state of every account's collections. Every method is atomic and thread-safe."""
 
     def close(self) -> None: ...
+
+    def write_lock(self, account_id: str) -> AbstractContextManager[None]:
+        """Serialise an account's writes: held across the checks and the writes they guard, by
+        every thread and every process that shares the store."""
+        ...
 
     def secret(self) -> bytes:
         """A random key made once per store, used to sign pagination tokens."""
@@ -79,6 +108,10 @@ class Store(Protocol):
         self, account_id: str, after: str | None, limit: int
     ) -> list[CollectionRecord]:
         """Collections ordered by id, those after ``after`` only."""
+        ...
+
+    def all_collections(self) -> list[CollectionRecord]:
+        """Every collection of every account (to load their search indexes at start)."""
         ...
 
     def count(self, collection: CollectionRecord) -> tuple[int, int]:
@@ -117,8 +150,10 @@ class Store(Protocol):
         """Delete faces that belong to no user; returns the ids deleted."""
         ...
 
-    def all_faces(self, collection: CollectionRecord) -> list[FaceRecord]:
-        """Every face with its embedding, to build the search index."""
+    def face_changes(self, collection: CollectionRecord, after_version: int) -> FaceChanges:
+        """What changed in the collection's faces after ``after_version``, read in one snapshot
+        together with the version it reaches: the faces with their embeddings and users now,
+        and the seqs deleted (none when ``after_version`` is 0: that reads every face)."""
         ...
 
     # Users

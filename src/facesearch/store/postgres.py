@@ -1,0 +1,246 @@
+"""The shared store: PostgreSQL with pgvector, for many server processes on one or more machines.
+
+Everything lives in the ``facesearch`` schema, created and migrated by whichever process starts
+first (migrations run under an advisory lock, so processes starting together are safe). Vectors
+are pgvector columns. Writes of one account are serialised across processes by an advisory lock
+(``write_lock``); each process keeps its own search indexes current from the change feed in
+sql.py. If the database goes away, calls fail within seconds with StoreUnavailableError and the
+pool reconnects by itself once it is back.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import psycopg
+from pgvector import Vector
+from pgvector.psycopg import register_vector
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from facesearch.store.base import StoreUnavailableError
+from facesearch.store.sql import Cursor, SQLStore, split_statements
+
+SCHEMA = "facesearch"
+# Seconds: how long a call waits for a connection (or to connect) before it fails.
+CONNECT_TIMEOUT_S = 3
+# The first key of facesearch's advisory locks (two-key form), so they collide with no one else's.
+_LOCK_SPACE = 0x0FAC5EA
+_MIGRATION_LOCK = 0
+
+# Migration N brings the schema from version N to N + 1; see sqlite.py for the same tables.
+_MIGRATIONS = (
+    f"""
+    CREATE TABLE {SCHEMA}.meta (key TEXT PRIMARY KEY, value BYTEA NOT NULL);
+    CREATE TABLE {SCHEMA}.collections (
+        key BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        account_id TEXT NOT NULL,
+        collection_id TEXT NOT NULL,
+        arn TEXT NOT NULL,
+        face_model_version TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        version BIGINT NOT NULL DEFAULT 0,
+        face_count BIGINT NOT NULL DEFAULT 0,
+        user_count BIGINT NOT NULL DEFAULT 0,
+        UNIQUE (account_id, collection_id)
+    );
+    CREATE TABLE {SCHEMA}.tags (
+        collection_key BIGINT NOT NULL REFERENCES {SCHEMA}.collections(key) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (collection_key, key)
+    );
+    CREATE TABLE {SCHEMA}.users (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        collection_key BIGINT NOT NULL REFERENCES {SCHEMA}.collections(key) ON DELETE CASCADE,
+        user_id TEXT NOT NULL,
+        UNIQUE (collection_key, user_id)
+    );
+    CREATE INDEX users_by_seq ON {SCHEMA}.users (collection_key, seq);
+    CREATE TABLE {SCHEMA}.faces (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        collection_key BIGINT NOT NULL REFERENCES {SCHEMA}.collections(key) ON DELETE CASCADE,
+        face_id TEXT NOT NULL,
+        image_id TEXT NOT NULL,
+        external_image_id TEXT,
+        bounding_box TEXT NOT NULL,
+        confidence DOUBLE PRECISION NOT NULL,
+        index_model_version TEXT NOT NULL,
+        embedding vector NOT NULL,
+        user_id TEXT,
+        version BIGINT NOT NULL,
+        UNIQUE (collection_key, face_id)
+    );
+    CREATE INDEX faces_by_image ON {SCHEMA}.faces (collection_key, image_id, external_image_id);
+    CREATE INDEX faces_by_user ON {SCHEMA}.faces (collection_key, user_id);
+    CREATE INDEX faces_by_seq ON {SCHEMA}.faces (collection_key, seq);
+    CREATE INDEX faces_by_version ON {SCHEMA}.faces (collection_key, version);
+    CREATE TABLE {SCHEMA}.face_tombstones (
+        collection_key BIGINT NOT NULL REFERENCES {SCHEMA}.collections(key) ON DELETE CASCADE,
+        version BIGINT NOT NULL,
+        seq BIGINT NOT NULL
+    );
+    CREATE INDEX face_tombstones_by_version ON {SCHEMA}.face_tombstones (collection_key, version);
+    CREATE TABLE {SCHEMA}.idempotency (
+        account_id TEXT NOT NULL,
+        operation TEXT NOT NULL,
+        token TEXT NOT NULL,
+        request_hash TEXT NOT NULL,
+        response TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (account_id, operation, token)
+    );
+    CREATE INDEX idempotency_by_age ON {SCHEMA}.idempotency (created_at)
+    """,
+)
+
+
+def redacted(url: str) -> str:
+    """Where a store URL points, without its credentials (for messages and logs)."""
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "PostgreSQL (unparseable URL)"
+    host, database = params.get("host", "localhost"), params.get("dbname", "")
+    if host.startswith("/"):  # a Unix socket directory
+        return f"postgresql:///{database}?host={host}"
+    return f"postgresql://{host}:{params.get('port', '5432')}/{database}"
+
+
+@functools.cache
+def _placeholders(sql: str) -> str:
+    """The shared SQL's ``?`` placeholders as psycopg's ``%s``."""
+    return sql.replace("?", "%s")
+
+
+class _Cursor:
+    """A psycopg cursor that takes the shared SQL's placeholders."""
+
+    def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
+        self._cursor = cursor
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        return self._cursor.execute(_placeholders(sql), args)
+
+    def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> Any:
+        args = list(args)
+        if args:
+            self._cursor.executemany(_placeholders(sql), args)
+
+    def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self._cursor.fetchall()
+
+
+class PostgresStore(SQLStore):
+    """The :class:`~facesearch.store.base.Store` in a PostgreSQL database (with pgvector)."""
+
+    def __init__(self, url: str, *, max_connections: int = 16) -> None:
+        self._where = redacted(url)
+        self._local_locks: dict[str, threading.Lock] = {}
+        self._held = threading.local()
+        options = {
+            "options": f"-c search_path={SCHEMA},public",
+            "connect_timeout": CONNECT_TIMEOUT_S,
+        }
+        with self._unavailable_as_error():
+            with psycopg.connect(url, autocommit=True, **options) as conn:
+                self._migrate(conn)
+            self._pool = ConnectionPool(
+                url,
+                min_size=1,
+                max_size=max_connections,
+                kwargs={"autocommit": True, **options},
+                configure=register_vector,
+                check=ConnectionPool.check_connection,
+                timeout=CONNECT_TIMEOUT_S,
+                name="facesearch",
+                open=True,
+            )
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self._where!r})"
+
+    @contextmanager
+    def _unavailable_as_error(self) -> Iterator[None]:
+        try:
+            yield
+        except (psycopg.OperationalError, PoolTimeout) as error:
+            raise StoreUnavailableError(
+                f"The store ({self._where}) is unavailable: {type(error).__name__}. Try again."
+            ) from None
+
+    @staticmethod
+    def _migrate(conn: psycopg.Connection[Any]) -> None:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_LOCK_SPACE, _MIGRATION_LOCK))
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA}.schema_version (version INT)")
+            row = conn.execute(f"SELECT version FROM {SCHEMA}.schema_version").fetchone()
+            current = row[0] if row else 0
+            for script in _MIGRATIONS[current:]:
+                for statement in split_statements(script):
+                    conn.execute(statement)  # type: ignore[call-overload]
+            conn.execute(f"DELETE FROM {SCHEMA}.schema_version")
+            conn.execute(f"INSERT INTO {SCHEMA}.schema_version VALUES (%s)", (len(_MIGRATIONS),))
+
+    @contextmanager
+    def _tx(self, snapshot: bool = False) -> Iterator[Cursor]:
+        with self._unavailable_as_error(), self._pool.connection() as conn, conn.transaction():
+            if snapshot:
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            yield _Cursor(conn.cursor(binary=True))
+
+    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        with self._unavailable_as_error(), self._pool.connection() as conn:
+            return conn.cursor(binary=True).execute(_placeholders(sql), args).fetchall()
+
+    @contextmanager
+    def write_lock(self, account_id: str) -> Iterator[None]:
+        depth = getattr(self._held, "depth", 0)
+        if depth:  # this thread holds it already
+            self._held.depth = depth + 1
+            try:
+                yield
+            finally:
+                self._held.depth = depth
+            return
+        # One thread per process queues on the database lock; the others wait here without
+        # holding a pooled connection, so the holder always finds one for its writes.
+        local = self._local_locks.setdefault(account_id, threading.Lock())
+        with local, self._unavailable_as_error(), self._pool.connection() as conn:
+            conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (_LOCK_SPACE, account_id))
+            self._held.depth = 1
+            try:
+                yield
+            finally:
+                self._held.depth = 0
+                conn.execute(
+                    "SELECT pg_advisory_unlock(%s, hashtext(%s))", (_LOCK_SPACE, account_id)
+                )
+
+    def _vector(self, embedding: np.ndarray) -> Any:
+        return np.ascontiguousarray(embedding, dtype=np.float32)
+
+    def _embedding(self, value: Vector) -> np.ndarray:
+        return value.to_numpy()
+
+    def _embeddings(self, values: list[Vector], dim: int) -> np.ndarray:
+        if not values:
+            return np.empty((0, dim), np.float32)
+        return np.stack([value.to_numpy() for value in values])
+
+    def close(self) -> None:
+        self._pool.close()

@@ -1,0 +1,448 @@
+"""The Store operations written once in SQL that SQLite and PostgreSQL both run.
+
+A subclass supplies the connection handling (``_tx``, ``_read``), the schema migrations, the
+cross-process write lock and how a vector goes into and comes out of a column. Statements use
+``?`` placeholders; the PostgreSQL store rewrites them.
+
+Every write that touches faces bumps its collection's ``version`` in the same transaction and
+stamps the faces it changed with it; deletions leave a tombstone. ``face_changes`` reads those
+back, so every process's search index can catch up with writes made anywhere.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+import numpy as np
+
+from facesearch.store.base import (
+    CollectionRecord,
+    FaceChanges,
+    FaceRecord,
+    IdempotencyRecord,
+    UserRecord,
+)
+
+# ClientRequestTokens are remembered this long, then forgotten.
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+# Stay under SQLite's bound-variable limit in IN (...) lists.
+_CHUNK = 500
+
+_COLLECTION_SQL = (
+    "SELECT c.key, c.account_id, c.collection_id, c.arn, c.face_model_version, c.created_at,"
+    " c.version FROM collections c"
+)
+_FACE_SQL = (
+    "SELECT face_id, image_id, external_image_id, bounding_box, confidence,"
+    " index_model_version, embedding, user_id, seq FROM faces"
+)
+_USER_SQL = (
+    "SELECT u.user_id, (SELECT COUNT(*) FROM faces f"
+    " WHERE f.collection_key = u.collection_key AND f.user_id = u.user_id), u.seq FROM users u"
+)
+
+
+class Cursor(Protocol):
+    """What both drivers' cursors offer (DB-API)."""
+
+    rowcount: int
+
+    def execute(self, sql: str, args: Sequence[Any] = ...) -> Any: ...
+
+    def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> Any: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+def _collection(row: Sequence[Any]) -> CollectionRecord:
+    return CollectionRecord(
+        key=row[0],
+        account_id=row[1],
+        collection_id=row[2],
+        arn=row[3],
+        face_model_version=row[4],
+        created_at=dt.datetime.fromtimestamp(row[5], dt.UTC),
+        version=row[6],
+    )
+
+
+def _in(values: Sequence[Any]) -> str:
+    return f"({','.join('?' * len(values))})"
+
+
+class SQLStore(ABC):
+    """A :class:`~facesearch.store.base.Store` over a SQL database (see the module docstring)."""
+
+    @abstractmethod
+    def _tx(self, snapshot: bool = False) -> AbstractContextManager[Cursor]:
+        """A transaction that commits on success; ``snapshot`` makes it one consistent read."""
+
+    @abstractmethod
+    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        """Run one read statement outside any transaction; all its rows."""
+
+    @abstractmethod
+    def _vector(self, embedding: np.ndarray) -> Any:
+        """An embedding as the driver writes it to the vector column."""
+
+    @abstractmethod
+    def _embedding(self, value: Any) -> np.ndarray:
+        """One vector column value as a float32 array."""
+
+    @abstractmethod
+    def _embeddings(self, values: list[Any], dim: int) -> np.ndarray:
+        """Many vector column values as one (k, dim) float32 array."""
+
+    @abstractmethod
+    def write_lock(self, account_id: str) -> AbstractContextManager[None]: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @staticmethod
+    def _bump(db: Cursor, collection: CollectionRecord, faces: int = 0, users: int = 0) -> int:
+        """Count one change to the collection (and its faces and users); the new version."""
+        db.execute(
+            "UPDATE collections SET version = version + 1, face_count = face_count + ?,"
+            " user_count = user_count + ? WHERE key = ? RETURNING version",
+            (faces, users, collection.key),
+        )
+        row = db.fetchone()
+        return row[0] if row else 0
+
+    def secret(self) -> bytes:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES ('token-secret', ?) ON CONFLICT DO NOTHING",
+                (secrets.token_bytes(32),),
+            )
+            db.execute("SELECT value FROM meta WHERE key = 'token-secret'")
+            return bytes(db.fetchone()[0])
+
+    # Collections
+
+    def create_collection(
+        self,
+        account_id: str,
+        collection_id: str,
+        arn: str,
+        face_model_version: str,
+        tags: dict[str, str],
+    ) -> CollectionRecord | None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO collections (account_id, collection_id, arn, face_model_version,"
+                " created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING key",
+                (
+                    account_id,
+                    collection_id,
+                    arn,
+                    face_model_version,
+                    dt.datetime.now(dt.UTC).timestamp(),
+                ),
+            )
+            row = db.fetchone()
+            if row is None:
+                return None
+            db.executemany(
+                "INSERT INTO tags (collection_key, key, value) VALUES (?, ?, ?)",
+                [(row[0], k, v) for k, v in tags.items()],
+            )
+            db.execute(_COLLECTION_SQL + " WHERE c.key = ?", (row[0],))
+            return _collection(db.fetchone())
+
+    def get_collection(self, account_id: str, collection_id: str) -> CollectionRecord | None:
+        rows = self._read(
+            _COLLECTION_SQL + " WHERE c.account_id = ? AND c.collection_id = ?",
+            (account_id, collection_id),
+        )
+        return _collection(rows[0]) if rows else None
+
+    def delete_collection(self, account_id: str, collection_id: str) -> bool:
+        with self._tx() as db:
+            db.execute(
+                "DELETE FROM collections WHERE account_id = ? AND collection_id = ?",
+                (account_id, collection_id),
+            )
+            return db.rowcount > 0
+
+    def list_collections(
+        self, account_id: str, after: str | None, limit: int
+    ) -> list[CollectionRecord]:
+        rows = self._read(
+            _COLLECTION_SQL
+            + " WHERE c.account_id = ? AND c.collection_id > ? ORDER BY c.collection_id LIMIT ?",
+            (account_id, after or "", limit),
+        )
+        return [_collection(row) for row in rows]
+
+    def all_collections(self) -> list[CollectionRecord]:
+        return [_collection(row) for row in self._read(_COLLECTION_SQL + " ORDER BY c.key")]
+
+    def count(self, collection: CollectionRecord) -> tuple[int, int]:
+        rows = self._read(
+            "SELECT face_count, user_count FROM collections WHERE key = ?", (collection.key,)
+        )
+        return (rows[0][0], rows[0][1]) if rows else (0, 0)
+
+    def get_tags(self, collection: CollectionRecord) -> dict[str, str]:
+        rows = self._read(
+            "SELECT key, value FROM tags WHERE collection_key = ? ORDER BY key", (collection.key,)
+        )
+        return dict(rows)
+
+    def update_tags(
+        self, collection: CollectionRecord, add: dict[str, str], remove: Iterable[str]
+    ) -> None:
+        with self._tx() as db:
+            db.executemany(
+                "INSERT INTO tags (collection_key, key, value) VALUES (?, ?, ?)"
+                " ON CONFLICT (collection_key, key) DO UPDATE SET value = excluded.value",
+                [(collection.key, k, v) for k, v in add.items()],
+            )
+            db.executemany(
+                "DELETE FROM tags WHERE collection_key = ? AND key = ?",
+                [(collection.key, k) for k in remove],
+            )
+
+    # Faces
+
+    def _face(self, row: Sequence[Any]) -> FaceRecord:
+        return FaceRecord(
+            face_id=row[0],
+            image_id=row[1],
+            external_image_id=row[2],
+            bounding_box=json.loads(row[3]),
+            confidence=row[4],
+            index_model_version=row[5],
+            embedding=self._embedding(row[6]),
+            user_id=row[7],
+            seq=row[8],
+        )
+
+    def add_faces(self, collection: CollectionRecord, faces: Sequence[FaceRecord]) -> None:
+        with self._tx() as db:
+            version = self._bump(db, collection, faces=len(faces))
+            db.executemany(
+                "INSERT INTO faces (collection_key, face_id, image_id, external_image_id,"
+                " bounding_box, confidence, index_model_version, embedding, user_id, version)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        collection.key,
+                        f.face_id,
+                        f.image_id,
+                        f.external_image_id,
+                        json.dumps(f.bounding_box),
+                        f.confidence,
+                        f.index_model_version,
+                        self._vector(f.embedding),
+                        f.user_id,
+                        version,
+                    )
+                    for f in faces
+                ],
+            )
+
+    def faces_of_image(
+        self, collection: CollectionRecord, image_id: str, external_image_id: str
+    ) -> list[FaceRecord]:
+        rows = self._read(
+            _FACE_SQL
+            + " WHERE collection_key = ? AND image_id = ? AND external_image_id = ? ORDER BY seq",
+            (collection.key, image_id, external_image_id),
+        )
+        return [self._face(row) for row in rows]
+
+    def get_faces(
+        self, collection: CollectionRecord, face_ids: Iterable[str]
+    ) -> dict[str, FaceRecord]:
+        ids = list(dict.fromkeys(face_ids))
+        found: dict[str, FaceRecord] = {}
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            rows = self._read(
+                _FACE_SQL + f" WHERE collection_key = ? AND face_id IN {_in(chunk)}",
+                (collection.key, *chunk),
+            )
+            found.update((row[0], self._face(row)) for row in rows)
+        return found
+
+    def list_faces(
+        self,
+        collection: CollectionRecord,
+        after_seq: int,
+        limit: int,
+        user_id: str | None = None,
+        face_ids: Sequence[str] | None = None,
+    ) -> list[FaceRecord]:
+        sql = _FACE_SQL + " WHERE collection_key = ? AND seq > ?"
+        args: list[object] = [collection.key, after_seq]
+        if user_id is not None:
+            sql += " AND user_id = ?"
+            args.append(user_id)
+        if face_ids is not None:
+            sql += f" AND face_id IN {_in(face_ids)}"
+            args.extend(face_ids)
+        sql += " ORDER BY seq LIMIT ?"
+        args.append(limit)
+        return [self._face(row) for row in self._read(sql, args)]
+
+    def delete_faces(self, collection: CollectionRecord, face_ids: Sequence[str]) -> list[str]:
+        deleted: list[tuple[str, int]] = []
+        with self._tx() as db:
+            for face_id in dict.fromkeys(face_ids):
+                db.execute(
+                    "DELETE FROM faces WHERE collection_key = ? AND face_id = ?"
+                    " AND user_id IS NULL RETURNING seq",
+                    (collection.key, face_id),
+                )
+                row = db.fetchone()
+                if row is not None:
+                    deleted.append((face_id, row[0]))
+            if deleted:
+                version = self._bump(db, collection, faces=-len(deleted))
+                db.executemany(
+                    "INSERT INTO face_tombstones (collection_key, version, seq) VALUES (?, ?, ?)",
+                    [(collection.key, version, seq) for _, seq in deleted],
+                )
+        return [face_id for face_id, _ in deleted]
+
+    def face_changes(self, collection: CollectionRecord, after_version: int) -> FaceChanges:
+        with self._tx(snapshot=True) as db:
+            db.execute("SELECT version FROM collections WHERE key = ?", (collection.key,))
+            row = db.fetchone()
+            version = row[0] if row else after_version
+            db.execute(
+                "SELECT seq, face_id, user_id, embedding FROM faces"
+                " WHERE collection_key = ? AND version > ? ORDER BY seq",
+                (collection.key, after_version),
+            )
+            rows = db.fetchall()
+            deleted: list[Any] = []
+            if after_version:
+                db.execute(
+                    "SELECT seq FROM face_tombstones WHERE collection_key = ? AND version > ?",
+                    (collection.key, after_version),
+                )
+                deleted = db.fetchall()
+        first = self._embedding(rows[0][3]) if rows else np.empty(0, np.float32)
+        return FaceChanges(
+            version=version,
+            seqs=np.array([r[0] for r in rows], np.int64),
+            face_ids=[r[1] for r in rows],
+            user_ids=[r[2] for r in rows],
+            embeddings=self._embeddings([r[3] for r in rows], len(first)),
+            deleted=np.array([r[0] for r in deleted], np.int64),
+        )
+
+    # Users
+
+    def create_users(self, collection: CollectionRecord, user_ids: Sequence[str]) -> list[str]:
+        created = []
+        with self._tx() as db:
+            for user_id in user_ids:
+                db.execute(
+                    "INSERT INTO users (collection_key, user_id) VALUES (?, ?)"
+                    " ON CONFLICT DO NOTHING",
+                    (collection.key, user_id),
+                )
+                if db.rowcount:
+                    created.append(user_id)
+            if created:
+                self._bump(db, collection, users=len(created))
+        return created
+
+    def get_user(self, collection: CollectionRecord, user_id: str) -> UserRecord | None:
+        rows = self._read(
+            _USER_SQL + " WHERE u.collection_key = ? AND u.user_id = ?",
+            (collection.key, user_id),
+        )
+        return UserRecord(*rows[0]) if rows else None
+
+    def delete_user(self, collection: CollectionRecord, user_id: str) -> bool:
+        with self._tx() as db:
+            db.execute(
+                "DELETE FROM users WHERE collection_key = ? AND user_id = ?",
+                (collection.key, user_id),
+            )
+            if not db.rowcount:
+                return False
+            version = self._bump(db, collection, users=-1)
+            db.execute(
+                "UPDATE faces SET user_id = NULL, version = ?"
+                " WHERE collection_key = ? AND user_id = ?",
+                (version, collection.key, user_id),
+            )
+            return True
+
+    def list_users(
+        self, collection: CollectionRecord, after_seq: int, limit: int
+    ) -> list[UserRecord]:
+        rows = self._read(
+            _USER_SQL + " WHERE u.collection_key = ? AND u.seq > ? ORDER BY u.seq LIMIT ?",
+            (collection.key, after_seq, limit),
+        )
+        return [UserRecord(*row) for row in rows]
+
+    def set_face_user(
+        self, collection: CollectionRecord, face_ids: Sequence[str], user_id: str | None
+    ) -> None:
+        if not face_ids:
+            return
+        with self._tx() as db:
+            version = self._bump(db, collection)
+            db.executemany(
+                "UPDATE faces SET user_id = ?, version = ?"
+                " WHERE collection_key = ? AND face_id = ?",
+                [(user_id, version, collection.key, face_id) for face_id in face_ids],
+            )
+
+    # Idempotency
+
+    def get_idempotency(
+        self, account_id: str, operation: str, token: str
+    ) -> IdempotencyRecord | None:
+        oldest = dt.datetime.now(dt.UTC).timestamp() - IDEMPOTENCY_TTL_SECONDS
+        rows = self._read(
+            "SELECT request_hash, response FROM idempotency WHERE account_id = ?"
+            " AND operation = ? AND token = ? AND created_at >= ?",
+            (account_id, operation, token, oldest),
+        )
+        return IdempotencyRecord(rows[0][0], json.loads(rows[0][1])) if rows else None
+
+    def put_idempotency(
+        self, account_id: str, operation: str, token: str, record: IdempotencyRecord
+    ) -> None:
+        now = dt.datetime.now(dt.UTC).timestamp()
+        with self._tx() as db:
+            db.execute(
+                "DELETE FROM idempotency WHERE created_at < ?", (now - IDEMPOTENCY_TTL_SECONDS,)
+            )
+            db.execute(
+                "INSERT INTO idempotency (account_id, operation, token, request_hash, response,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, operation, token)"
+                " DO UPDATE SET request_hash = excluded.request_hash,"
+                " response = excluded.response, created_at = excluded.created_at",
+                (
+                    account_id,
+                    operation,
+                    token,
+                    record.request_hash,
+                    json.dumps(record.response),
+                    now,
+                ),
+            )
+
+
+def split_statements(script: str) -> Iterator[str]:
+    """The statements of a migration script (no ``;`` inside any of ours)."""
+    return (s.strip() for s in script.split(";") if s.strip())
