@@ -72,7 +72,7 @@ def fill(client, collection_id: str, count: int, dim: int) -> None:
                 for vector, user_id in zip(vectors, user_ids, strict=True)
             ],
         )
-    client.service.state.drop_index(collection)  # rebuilt from the store on first search
+    client.service.state.indexes.drop(collection)  # rebuilt from the store on first search
 
 
 def main() -> int:

@@ -30,7 +30,7 @@ BIN = Path(sys.executable).parent
 def server(s3_env: Store, tmp_path: Path) -> Iterator[tuple[str, RekognitionService]]:
     """facesearch's ASGI app in a uvicorn thread on a free port: (endpoint, its service)."""
     service = RekognitionService(tmp_path / "data")
-    app = App(service, Verifier({CALLER.access_key_id: CALLER}), workers=2)
+    app = App(service, Verifier({CALLER.access_key_id: CALLER}), threads=2)
     with serve_app(app) as endpoint:
         yield endpoint, service
 

@@ -123,7 +123,7 @@ def fake_service() -> FakeService:
 
 @pytest.fixture
 def fake_app(fake_service: FakeService) -> App:
-    return App(fake_service, Verifier({k.access_key_id: k for k in (ALICE, BOB)}), workers=2)
+    return App(fake_service, Verifier({k.access_key_id: k for k in (ALICE, BOB)}), threads=2)
 
 
 @pytest.fixture

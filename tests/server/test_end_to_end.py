@@ -43,7 +43,7 @@ class Live:
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     service = RekognitionService(tmp_path_factory.mktemp("server-data"))
-    app = App(service, Verifier({key.access_key_id: key for key in (ALICE, BOB)}), workers=2)
+    app = App(service, Verifier({key.access_key_id: key for key in (ALICE, BOB)}), threads=2)
     with serve(app) as url:
         yield Live(url, service)
 

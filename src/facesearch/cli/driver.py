@@ -81,6 +81,11 @@ _EXTRA_GLOBALS: dict[str, dict[str, Any]] = {
         "help_text": "<p>Folder of the embedded store (default: <code>$FACESEARCH_DATA_DIR</code>, "
         "else <code>~/.local/share/facesearch</code>). Ignored with --endpoint-url.</p>",
     },
+    "store": {
+        "help_text": "<p>A PostgreSQL store, <code>postgresql://USER:PASS@HOST:PORT/DB</code>, "
+        "used in place of the embedded store (default: <code>$FACESEARCH_STORE</code>). "
+        "Ignored with --endpoint-url.</p>",
+    },
     "cli-binary-format": {
         "choices": ["base64", "raw-in-base64-out"],
         "help_text": "<p>How blob values typed as text are read: <code>raw-in-base64-out</code> "

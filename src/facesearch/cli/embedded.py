@@ -51,7 +51,11 @@ def ineffective_options(parsed_globals: Namespace) -> list[str]:
     """The options given that mean nothing where the command runs (read before awscli resolves
     them: it turns absent timeouts into defaults)."""
     if parsed_globals.endpoint_url:
-        return ["--data-dir"] if parsed_globals.data_dir else []
+        return [
+            flag
+            for dest, flag in (("data_dir", "--data-dir"), ("store", "--store"))
+            if getattr(parsed_globals, dest, None)
+        ]
     return [
         flag
         for dest, absent, flag in _SERVER_ONLY_OPTIONS
@@ -62,7 +66,7 @@ def ineffective_options(parsed_globals: Namespace) -> list[str]:
 def warn_ineffective(parsed_globals: Namespace) -> None:
     """Say plainly on stderr which given options have no effect, rather than ignore them."""
     for flag in ineffective_options(parsed_globals):
-        if flag == "--data-dir":
+        if flag in ("--data-dir", "--store"):
             why = "the command talks to the server at --endpoint-url"
         else:
             why = "the command runs on the embedded store (give --endpoint-url to use a server)"
@@ -92,9 +96,9 @@ class Transport:
                 signature_version=UNSIGNED, retries={"mode": "legacy", "total_max_attempts": 1}
             ),
         )
-        data_dir = parsed_globals.data_dir
+        where = (parsed_globals.data_dir, parsed_globals.store)
         client.meta.events.register(
-            "before-send.rekognition", lambda request, **_: self._answer(request, data_dir)
+            "before-send.rekognition", lambda request, **_: self._answer(request, *where)
         )
         return client
 
@@ -129,12 +133,14 @@ class Transport:
             self._service.close()
             self._service = None
 
-    def _answer(self, request: AWSPreparedRequest, data_dir: str | None) -> AWSResponse:
+    def _answer(
+        self, request: AWSPreparedRequest, data_dir: str | None, store: str | None
+    ) -> AWSResponse:
         try:
             operation = protocol.operation_from_target(_header(request, "X-Amz-Target"))
             params = protocol.decode_request(operation, _body(request))
             # The default account: the one the library client and a server's local keys use.
-            result = self._get_service(data_dir).call(operation, params)
+            result = self._get_service(data_dir, store).call(operation, params)
             status, body = 200, protocol.encode_response(operation, result)
         except RekognitionError as error:
             status, body = error.http_status, protocol.encode_error(error.code, error.message)
@@ -147,12 +153,18 @@ class Transport:
         }
         return AWSResponse(request.url, status, headers, _Raw(body))
 
-    def _get_service(self, data_dir: str | None) -> RekognitionService:
+    def _get_service(self, data_dir: str | None, store: str | None) -> RekognitionService:
         # Built on first use: help, skeletons and usage errors never load the models.
         if self._service is None:
             from facesearch.service import RekognitionService
+            from facesearch.store import StoreUnavailableError
 
-            self._service = RekognitionService(data_dir)
+            try:
+                self._service = RekognitionService(data_dir, store=store)
+            except StoreUnavailableError as error:
+                raise RekognitionError("InternalServerError", str(error)) from None
+            except ValueError as error:
+                raise RekognitionError("InvalidParameterException", f"--store: {error}") from None
         return self._service
 
 

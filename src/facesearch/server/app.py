@@ -62,21 +62,21 @@ class _TooLarge(Exception):
 
 
 class App:
-    """The ASGI app. ``workers`` sizes each of the two thread pools."""
+    """The ASGI app. ``threads`` sizes each of the two thread pools."""
 
     def __init__(
         self,
         service: Service,
         verifier: Verifier,
         *,
-        workers: int = 4,
+        threads: int = 4,
         max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         self.service = service
         self.verifier = verifier
         self.max_body_bytes = max_body_bytes
-        self._image_pool = ThreadPoolExecutor(workers, thread_name_prefix="facesearch-image")
-        self._light_pool = ThreadPoolExecutor(workers, thread_name_prefix="facesearch-call")
+        self._image_pool = ThreadPoolExecutor(threads, thread_name_prefix="facesearch-image")
+        self._light_pool = ThreadPoolExecutor(threads, thread_name_prefix="facesearch-call")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

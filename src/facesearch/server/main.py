@@ -1,13 +1,16 @@
-"""``facesearch serve``: run the HTTP server (uvicorn, one process, thread pools for calls)."""
+"""``facesearch serve``: run the HTTP server (uvicorn; thread pools for calls; one process, or
+``--workers N`` processes on one shared PostgreSQL store)."""
 
 from __future__ import annotations
 
 import argparse
 import ipaddress
+import json
 import logging
 import os
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 from facesearch.server.auth import (
     LOCAL_ACCESS_KEY_ID,
@@ -17,8 +20,14 @@ from facesearch.server.auth import (
     local_key,
 )
 
+if TYPE_CHECKING:
+    from facesearch.server.app import App
+    from facesearch.server.auth import AccessKey
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9777
+# How ``serve --workers N`` hands its options to the worker processes it spawns.
+_WORKER_SETTINGS = "FACESEARCH_SERVE_WORKER_SETTINGS"
 
 
 def is_loopback(host: str) -> bool:
@@ -40,12 +49,25 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--host", default=DEFAULT_HOST, help="address to listen on (default %(default)s)"
     )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default %(default)s)")
-    parser.add_argument("--data-dir", default=None, help="where the store keeps its data")
+    parser.add_argument("--data-dir", default=None, help="where the embedded store keeps its data")
+    parser.add_argument(
+        "--store",
+        default=os.environ.get("FACESEARCH_STORE") or None,
+        metavar="postgresql://USER:PASS@HOST:PORT/DB",
+        help="a PostgreSQL database shared by every server process (default $FACESEARCH_STORE; "
+        "without one, the embedded store in --data-dir)",
+    )
     parser.add_argument(
         "--workers",
         type=int,
+        default=1,
+        help="server processes (default %(default)s; more than one needs --store)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
         default=min(4, os.cpu_count() or 1),
-        help="threads running service calls, per pool (default %(default)s)",
+        help="threads running service calls, per pool and process (default %(default)s)",
     )
     parser.add_argument(
         "--credentials-file",
@@ -56,9 +78,35 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
     args = parser.parse_args(argv)
-    if args.workers < 1:
-        parser.error("--workers must be at least 1")
+    if args.workers < 1 or args.threads < 1:
+        parser.error("--workers and --threads must be at least 1")
+    if args.workers > 1 and not args.store:
+        parser.error(
+            "--workers N needs a store the processes share: --store postgresql://... "
+            "(the embedded store belongs to one process)"
+        )
     return args
+
+
+def access_keys(credentials_file: str | None) -> dict[str, AccessKey]:
+    """The keys clients may sign with; the local-only key when none are configured."""
+    return load_keys(credentials_file) or {LOCAL_ACCESS_KEY_ID: local_key()}
+
+
+def make_app(
+    store: str | None, data_dir: str | None, credentials_file: str | None, threads: int
+) -> App:
+    """The server's app over a service that loads every collection's index in the background."""
+    from facesearch.server.app import App
+    from facesearch.service import RekognitionService
+
+    service = RekognitionService(data_dir, store=store, preload=True)
+    return App(service, Verifier(access_keys(credentials_file)), threads=threads)
+
+
+def worker_app() -> App:
+    """The app of one ``--workers`` process (uvicorn's factory), from its parent's options."""
+    return make_app(**json.loads(os.environ[_WORKER_SETTINGS]))
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:
@@ -75,11 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     # of the server's log even at --log-level debug.
     logging.getLogger("botocore").setLevel(max(logging.INFO, logging.getLogger().level))
     try:
-        keys = load_keys(args.credentials_file)
+        configured = load_keys(args.credentials_file)
     except ValueError as error:
         print(f"facesearch serve: {error}", file=sys.stderr)
         return 2
-    if not keys:
+    if not configured:
         if not is_loopback(args.host):
             print(
                 f"facesearch serve: refusing to listen on {args.host} without access keys; set "
@@ -87,7 +135,6 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
-        keys = {LOCAL_ACCESS_KEY_ID: local_key()}
         print(
             "facesearch serve: no access keys configured; loopback only, accepting the local "
             f"credentials AWS_ACCESS_KEY_ID={LOCAL_ACCESS_KEY_ID} "
@@ -103,22 +150,38 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
-    from facesearch.server.app import App
-    from facesearch.service import RekognitionService
+    from facesearch.store import StoreUnavailableError
 
-    # Loads the models and opens the store once, before the first request.
-    app = App(RekognitionService(args.data_dir), Verifier(keys), workers=args.workers)
-    config = uvicorn.Config(
-        app,
-        host=args.host,
-        port=args.port,
-        lifespan="on",
-        access_log=args.log_level == "debug",
-        log_level=args.log_level,
+    settings = {
+        "store": args.store,
+        "data_dir": args.data_dir,
+        "credentials_file": args.credentials_file,
+        "threads": args.threads,
+    }
+    options = {
+        "host": args.host,
+        "port": args.port,
+        "lifespan": "on",
+        "access_log": args.log_level == "debug",
+        "log_level": args.log_level,
         # uvicorn waits for in-flight requests on SIGTERM; no deadline, so no write is cut short.
-        timeout_graceful_shutdown=None,
-    )
-    server = uvicorn.Server(config)
+        "timeout_graceful_shutdown": None,
+    }
+    if args.workers > 1:
+        # uvicorn's supervisor spawns the processes on one listening socket and replaces any
+        # that dies; each one opens the store and loads the models itself.
+        os.environ[_WORKER_SETTINGS] = json.dumps(settings)
+        uvicorn.run(
+            "facesearch.server.main:worker_app", factory=True, workers=args.workers, **options
+        )
+        return 0
+    try:
+        # Loads the models and opens the store once, before the first request.
+        app = make_app(**settings)
+    except (StoreUnavailableError, ValueError) as error:
+        print(f"facesearch serve: {error}", file=sys.stderr)
+        return 2
+    server = uvicorn.Server(uvicorn.Config(app, **options))
     try:
         server.run()
     finally:

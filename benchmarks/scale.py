@@ -1,0 +1,332 @@
+"""A collection of N faces on either store: search, recall, cold start, memory, writes, lists.
+
+The collection holds real people enrolled from photos (2 faces each) and synthetic users of 2
+faces each (a random unit vector and a near copy), written straight to the store in bulk. Real
+photos of the enrolled people probe it. Figures (written with --json):
+
+- search_p50_ms / search_p95_ms: SearchUsersByImage beyond the analysis: each probe is searched
+  on this collection and on a 1,000-face one back to back, in this process; the difference.
+  search_max_users_p50_ms: the same with MaxUsers 500 and UserMatchThreshold 0.
+- recall_at_1: the share of probes whose exact top user (brute force over the store's vectors)
+  comes first.
+- cold_start_s: ``facesearch serve`` start to the first answered SearchUsers on the collection.
+- rss_bytes_per_face: that server's resident memory less an empty server's, per face.
+- write_p50_ms: the slowest p50 of IndexFaces (beyond the analysis), AssociateFaces,
+  DisassociateFaces and DeleteFaces of one face (each is printed).
+- list_page_ms: the slower p50 of a ListFaces page of 1,000 and a ListUsers page of 100, from
+  the middle of the collection.
+
+    .venv/bin/python benchmarks/scale.py --store sqlite --faces 1000000 --json out.json
+    .venv/bin/python benchmarks/scale.py --store postgresql --faces 1000000   # a throwaway server
+    .venv/bin/python benchmarks/scale.py --store postgresql://USER:PASS@HOST/DB --faces 10000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import boto3
+import numpy as np
+from botocore.config import Config
+
+import facesearch
+from facesearch.server.auth import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
+from facesearch.store import FaceRecord
+
+REPO = Path(__file__).resolve().parent.parent
+PHOTOS = Path(os.environ.get("FACESEARCH_TEST_PHOTOS", REPO.parent / "shared/datasets/faces"))
+FACESEARCH = Path(sys.executable).with_name("facesearch")
+BIG, SMALL = "scale-big", "scale-1k"
+CHUNK = 20_000
+
+
+def p50_p95(samples: list[float]) -> tuple[float, float]:
+    """Median and p95 of seconds, in milliseconds."""
+    ordered = sorted(samples)
+    return (
+        statistics.median(ordered) * 1e3,
+        ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))] * 1e3,
+    )
+
+
+def timed(call: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+def real_people(limit: int) -> dict[str, list[Path]]:
+    """People of the photo set with at least 3 photos: 2 to enrol, the rest to probe."""
+    people = {}
+    for folder in sorted((PHOTOS / "people").iterdir()):
+        photos = sorted(p for p in folder.glob("*.jpg"))
+        if len(photos) >= 3:
+            people[folder.name] = photos[:5]
+    return dict(list(people.items())[:limit])
+
+
+def enrol(client: Any, collection_id: str, people: dict[str, list[Path]]) -> int:
+    """Enrol each person from 2 photos; the number of faces indexed."""
+    client.create_collection(CollectionId=collection_id)
+    count = 0
+    for name, photos in people.items():
+        client.create_user(CollectionId=collection_id, UserId=name)
+        face_ids = [
+            r["Face"]["FaceId"]
+            for photo in photos[:2]
+            for r in client.index_faces(
+                CollectionId=collection_id, Image={"Bytes": photo.read_bytes()}, MaxFaces=1
+            )["FaceRecords"]
+        ]
+        client.associate_faces(CollectionId=collection_id, UserId=name, FaceIds=face_ids)
+        count += len(face_ids)
+    return count
+
+
+def fill(client: Any, collection_id: str, faces: int, dim: int, seed: int) -> None:
+    """Add synthetic users of 2 faces each (a random unit vector and a near copy) in bulk."""
+    store = client.service.state.store
+    collection = store.get_collection(client.account_id, collection_id)
+    rng = np.random.default_rng(seed)
+    box = {"Width": 0.5, "Height": 0.5, "Left": 0.25, "Top": 0.25}
+    started = time.perf_counter()
+    for start in range(0, faces, CHUNK):
+        size = min(CHUNK, faces - start)
+        users = (size + 1) // 2
+        base = rng.standard_normal((users, dim)).astype(np.float32)
+        vectors = np.repeat(base, 2, axis=0)[:size]
+        vectors += 0.5 * rng.standard_normal(vectors.shape).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        user_ids = [f"synthetic-{seed}-{(start // 2) + i}" for i in range(users)]
+        store.create_users(collection, user_ids)
+        store.add_faces(
+            collection,
+            [
+                FaceRecord(
+                    face_id=str(uuid.uuid4()),
+                    image_id=str(uuid.uuid4()),
+                    external_image_id=None,
+                    bounding_box=box,
+                    confidence=99.9,
+                    index_model_version=collection.face_model_version,
+                    embedding=vector,
+                    user_id=user_ids[i // 2],
+                )
+                for i, vector in enumerate(vectors)
+            ],
+        )
+        if (start // CHUNK) % 10 == 9:
+            rate = (start + size) / (time.perf_counter() - started)
+            print(f"  {start + size:>10,} faces written ({rate:,.0f}/s)", flush=True)
+
+
+def exact_top_user(client: Any, collection_id: str, queries: np.ndarray) -> list[str]:
+    """Each query's best user by brute force over every vector the store holds."""
+    store = client.service.state.store
+    collection = store.get_collection(client.account_id, collection_id)
+    changes = store.face_changes(collection, 0)
+    users = np.array([u or "" for u in changes.user_ids], dtype=object)
+    scores = queries @ changes.embeddings.T
+    scores[:, users == ""] = -2
+    return [str(users[int(np.argmax(row))]) for row in scores]
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+@contextmanager
+def server(store_args: list[str]) -> Iterator[tuple[subprocess.Popen[bytes], Any, float]]:
+    """Start ``facesearch serve``; yields the process, a boto3 client and the start time."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FACESEARCH_")}
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [str(FACESEARCH), "serve", "--port", str(port), "--log-level", "warning", *store_args],
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
+    client = boto3.client(  # one attempt each: a refused connection means "not up yet"
+        "rekognition",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        region_name="us-east-1",
+        aws_access_key_id=LOCAL_ACCESS_KEY_ID,
+        aws_secret_access_key=LOCAL_SECRET_ACCESS_KEY,
+        config=Config(retries={"max_attempts": 1}, read_timeout=600),
+    )
+    try:
+        yield process, client, started
+    finally:
+        process.terminate()
+        process.wait(120)
+
+
+def first_answer(call: Callable[[], Any], process: subprocess.Popen[bytes]) -> None:
+    """Call until it answers (the server is still starting), unless the server exits."""
+    while True:
+        try:
+            call()
+            return
+        except Exception:
+            if process.poll() is not None:
+                raise RuntimeError("the server exited") from None
+            time.sleep(0.05)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", default="sqlite", help="sqlite, postgresql (throwaway) or URL")
+    parser.add_argument("--faces", type=int, default=100_000)
+    parser.add_argument("--people", type=int, default=30, help="real people enrolled")
+    parser.add_argument("--repeat", type=int, default=40, help="timed calls per figure")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    args = parser.parse_args()
+    print(f"load average before: {os.getloadavg()}; cpus: {os.cpu_count()}")
+
+    workdir = Path(tempfile.mkdtemp(prefix="facesearch-scale-"))
+    pg = None
+    if args.store == "sqlite":
+        store_url, store_args = None, ["--data-dir", str(workdir / "data")]
+    else:
+        if args.store == "postgresql":
+            sys.path.insert(0, str(REPO / "tests"))
+            from support import PostgresServer
+
+            pg = PostgresServer(workdir / "pgdata")
+            store_url = pg.new_database()
+        else:
+            store_url = args.store
+        store_args = ["--store", store_url]
+    figures: dict[str, Any] = {"store": args.store.split("://")[0], "faces": args.faces}
+
+    client = facesearch.client(data_dir=workdir / "data", store=store_url)
+    analyzer = client.service.state.analyzer
+    people = real_people(args.people)
+    probes = [p.read_bytes() for photos in people.values() for p in photos[2:]]
+    truth_names = [name for name, photos in people.items() for _ in photos[2:]]
+    dim = analyzer.analyze(probes[0]).faces[0].embedding.shape[0]
+
+    started = time.perf_counter()
+    real = enrol(client, BIG, people)
+    fill(client, BIG, args.faces - real, dim, seed=1)
+    figures["build_s"] = round(time.perf_counter() - started, 1)
+    small_real = enrol(client, SMALL, people)
+    fill(client, SMALL, 1000 - small_real, dim, seed=2)
+    print(f"built {args.faces:,} faces in {figures['build_s']} s ({len(probes)} probes)")
+
+    def search(collection_id: str, probe: bytes, **extra: Any) -> dict[str, Any]:
+        return client.search_users_by_image(
+            CollectionId=collection_id, Image={"Bytes": probe}, **extra
+        )
+
+    # Recall: the first user against the exact best user (threshold 0, so both always exist).
+    queries = np.stack([analyzer.analyze(p).faces[0].embedding for p in probes])
+    exact = exact_top_user(client, BIG, queries)
+    found = [
+        search(BIG, p, UserMatchThreshold=0, MaxUsers=1)["UserMatches"][0]["User"]["UserId"]
+        for p in probes
+    ]
+    figures["recall_at_1"] = sum(f == e for f, e in zip(found, exact, strict=True)) / len(probes)
+    figures["rank1_true_identity"] = sum(
+        f == t for f, t in zip(found, truth_names, strict=True)
+    ) / len(probes)
+
+    for name, extra in (("search", {}), ("search_max_users", {"UserMatchThreshold": 0})):
+        beyond = []
+        for i in range(args.repeat):
+            probe = probes[i % len(probes)]
+            small = timed(lambda p=probe, e=extra: search(SMALL, p, **e))
+            big = timed(lambda p=probe, e=extra: search(BIG, p, **e))
+            beyond.append(big - small)
+        p50, p95 = p50_p95(beyond)
+        figures[f"{name}_p50_ms"], figures[f"{name}_p95_ms"] = round(p50, 2), round(p95, 2)
+
+    # Writes of one face on the big collection.
+    spare = [p.read_bytes() for p in sorted((PHOTOS / "people" / "barack_obama").glob("*"))]
+    writes: dict[str, list[float]] = {
+        "IndexFaces": [],
+        "AssociateFaces": [],
+        "DisassociateFaces": [],
+        "DeleteFaces": [],
+    }
+    for i in range(min(args.repeat, 20)):
+        photo = spare[i % len(spare)]
+        analysis = timed(lambda p=photo: analyzer.analyze(p))
+        start = time.perf_counter()
+        answer = client.index_faces(CollectionId=BIG, Image={"Bytes": photo}, MaxFaces=1)
+        writes["IndexFaces"].append(time.perf_counter() - start - analysis)
+        face_id = answer["FaceRecords"][0]["Face"]["FaceId"]
+        user_id = f"writer-{i}"
+        client.create_user(CollectionId=BIG, UserId=user_id)
+        ids = {"CollectionId": BIG, "FaceIds": [face_id]}
+        writes["AssociateFaces"].append(
+            timed(lambda u=user_id, f=ids: client.associate_faces(UserId=u, **f))
+        )
+        writes["DisassociateFaces"].append(
+            timed(lambda u=user_id, f=ids: client.disassociate_faces(UserId=u, **f))
+        )
+        writes["DeleteFaces"].append(timed(lambda f=ids: client.delete_faces(**f)))
+        client.delete_user(CollectionId=BIG, UserId=user_id)
+    for name, samples in writes.items():
+        figures[f"{name}_p50_ms"] = round(p50_p95(samples)[0], 2)
+    figures["write_p50_ms"] = max(figures[f"{name}_p50_ms"] for name in writes)
+
+    # List pages from the middle of the collection.
+    middle = client.list_faces(CollectionId=BIG, MaxResults=args.faces // 2)["NextToken"]
+    faces_page = [
+        timed(lambda: client.list_faces(CollectionId=BIG, NextToken=middle)) for _ in range(10)
+    ]
+    middle = client.list_users(CollectionId=BIG, MaxResults=min(500, args.faces // 4))
+    users_page = [
+        timed(lambda: client.list_users(CollectionId=BIG, NextToken=middle["NextToken"]))
+        for _ in range(10)
+    ]
+    figures["list_faces_page_ms"] = round(p50_p95(faces_page)[0], 2)
+    figures["list_users_page_ms"] = round(p50_p95(users_page)[0], 2)
+    figures["list_page_ms"] = max(figures["list_faces_page_ms"], figures["list_users_page_ms"])
+    client.close()  # the embedded store belongs to one process: hand it to the server
+
+    # Cold start and memory: a server on this store, against an empty one.
+    with server(store_args) as (process, remote, started):
+        first_answer(
+            lambda: remote.search_users(CollectionId=BIG, UserId=next(iter(people))),
+            process,
+        )
+        figures["cold_start_s"] = round(time.perf_counter() - started, 2)
+        loaded = rss_bytes(process.pid)
+    with server(["--data-dir", str(workdir / "empty")]) as (process, remote, _):
+        # CreateCollection loads the models, as the first search did on the other server.
+        first_answer(lambda: remote.create_collection(CollectionId="empty"), process)
+        empty = rss_bytes(process.pid)
+    figures["rss_bytes_per_face"] = round((loaded - empty) / args.faces)
+
+    figures["load_average_after"] = os.getloadavg()
+    print(json.dumps(figures, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    if pg is not None:
+        pg.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
