@@ -44,6 +44,7 @@ from botocore.config import Config
 import facesearch
 from facesearch.server.auth import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
 from facesearch.store import FaceRecord
+from facesearch.vision.image import sniff_format
 
 REPO = Path(__file__).resolve().parent.parent
 PHOTOS = Path(os.environ.get("FACESEARCH_TEST_PHOTOS", REPO.parent / "shared/datasets/faces"))
@@ -68,10 +69,10 @@ def timed(call: Callable[[], Any]) -> float:
 
 
 def real_people(limit: int) -> dict[str, list[Path]]:
-    """People of the photo set with at least 3 photos: 2 to enrol, the rest to probe."""
+    """People of the photo set with at least 3 JPEG photos: 2 to enrol, the rest to probe."""
     people = {}
     for folder in sorted((PHOTOS / "people").iterdir()):
-        photos = sorted(p for p in folder.glob("*.jpg"))
+        photos = sorted(p for p in folder.glob("*.jpg") if sniff_format(p.read_bytes()[:16]))
         if len(photos) >= 3:
             people[folder.name] = photos[:5]
     return dict(list(people.items())[:limit])
@@ -290,15 +291,23 @@ def main() -> int:
         figures[f"{name}_p50_ms"] = round(p50_p95(samples)[0], 2)
     figures["write_p50_ms"] = max(figures[f"{name}_p50_ms"] for name in writes)
 
-    # List pages from the middle of the collection.
-    middle = client.list_faces(CollectionId=BIG, MaxResults=args.faces // 2)["NextToken"]
+    # List pages from the middle of the collection: tokens made as the service makes them.
+    state = client.service.state
+    collection = state.store.get_collection(client.account_id, BIG)
+    first_face = state.store.list_faces(collection, 0, 1)[0].seq
+    first_user = state.store.list_users(collection, 0, 1)[0].seq
+    account = client.account_id
+    faces_token = state.tokens.encode(
+        f"{account}|ListFaces|{collection.key}|None|None", first_face + args.faces // 2
+    )
+    users_token = state.tokens.encode(
+        f"{account}|ListUsers|{collection.key}", first_user + args.faces // 4
+    )
     faces_page = [
-        timed(lambda: client.list_faces(CollectionId=BIG, NextToken=middle)) for _ in range(10)
+        timed(lambda: client.list_faces(CollectionId=BIG, NextToken=faces_token)) for _ in range(10)
     ]
-    middle = client.list_users(CollectionId=BIG, MaxResults=min(500, args.faces // 4))
     users_page = [
-        timed(lambda: client.list_users(CollectionId=BIG, NextToken=middle["NextToken"]))
-        for _ in range(10)
+        timed(lambda: client.list_users(CollectionId=BIG, NextToken=users_token)) for _ in range(10)
     ]
     figures["list_faces_page_ms"] = round(p50_p95(faces_page)[0], 2)
     figures["list_users_page_ms"] = round(p50_p95(users_page)[0], 2)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from facesearch.store import FaceChanges
-from facesearch.store.index import CollectionIndex
+from facesearch.store.index import CollectionIndex, VectorSource
 
 
 class Faces:
@@ -40,6 +40,26 @@ class Faces:
             deleted=self.seqs[list(deleted)],
         )
 
+    def source(self) -> VectorSource:
+        """The store's side of an index over these faces: exact vectors and a shared model."""
+        by_seq = dict(zip(self.seqs.tolist(), self.vectors, strict=True))
+        models: list[bytes] = []
+
+        def search_model(model: bytes | None) -> bytes | None:
+            if model is not None and not models:
+                models.append(model)
+            return models[0] if models else None
+
+        return VectorSource(
+            embeddings=lambda seqs: {int(s): by_seq[int(s)] for s in seqs if int(s) in by_seq},
+            search_model=search_model,
+        )
+
+    def index(self, rows: list[int] | range, ivf_min_faces: int = 10**9) -> CollectionIndex:
+        index = CollectionIndex(self.source(), ivf_min_faces)
+        index.apply(self.changes(rows))
+        return index
+
 
 def near(vector: np.ndarray, seed: int, noise: float = 0.5) -> np.ndarray:
     query = (
@@ -64,7 +84,7 @@ def brute_force_users(faces: Faces, query: np.ndarray, floor: float) -> list[str
 @pytest.mark.parametrize("limit", [1, 5, 50])
 def test_search_faces_matches_brute_force(limit: int) -> None:
     faces = Faces(3000, seed=1)
-    index = CollectionIndex(faces.changes(range(1000)))
+    index = faces.index(range(1000))
     index.apply(faces.changes(range(1000, 2500)))  # grows its buffer
     index.apply(faces.changes(range(2500, 3000)))
     assert len(index) == 3000 and index.version == 3
@@ -76,7 +96,7 @@ def test_search_faces_matches_brute_force(limit: int) -> None:
 
 def test_search_users_best_face_and_exclusion() -> None:
     faces = Faces(600, seed=2, users=30)
-    index = CollectionIndex(faces.changes(range(600)))
+    index = faces.index(range(600))
     query = near(faces.vectors[10], seed=3)
     ranked = brute_force_users(faces, query, 0.0)
     assert [h.user_id for h in index.search_users(query, 0.0, 500)] == ranked
@@ -89,7 +109,7 @@ def test_search_users_when_the_best_faces_belong_to_few_users() -> None:
     faces = Faces(2000, seed=5, users=500)
     faces.vectors[:400] = near(faces.vectors[0], seed=6, noise=0.01)
     faces.users[:400] = ["crowd"] * 400
-    index = CollectionIndex(faces.changes(range(2000)))
+    index = faces.index(range(2000))
     query = near(faces.vectors[0], seed=7, noise=0.05)
     assert [h.user_id for h in index.search_users(query, -1.0, 20)] == brute_force_users(
         faces, query, -1.0
@@ -98,12 +118,11 @@ def test_search_users_when_the_best_faces_belong_to_few_users() -> None:
 
 def test_deletions_users_and_compaction() -> None:
     faces = Faces(40, seed=4)
-    index = CollectionIndex(faces.changes([]))
+    index = faces.index([])
     assert index.search_faces(faces.vectors[0], -1.0, 10) == []
     index.apply(faces.changes(range(40)))
     faces.users[:3] = ["ada"] * 3
     index.apply(faces.changes([0, 1, 2]))
-    assert np.allclose(index.user_vectors("ada"), faces.vectors[:3])
     assert [h.user_id for h in index.search_users(faces.vectors[1], -1.0, 10)] == ["ada"]
     before = index.search_faces(faces.vectors[5], -1.0, 40)
     index.apply(faces.changes([], deleted=[5, 6]))  # marks them dead
@@ -116,7 +135,7 @@ def test_deletions_users_and_compaction() -> None:
     assert [h.face_id for h in index.search_faces(query, -1.0, 40)] == brute_force_faces(
         faces, alive, query, -1.0
     )
-    assert np.allclose(index.user_vectors("ada"), faces.vectors[:3])
+    assert [h.user_id for h in index.search_users(faces.vectors[2], -1.0, 10)] == ["ada"]
     faces.users[:3] = [None] * 3
     index.apply(faces.changes([0, 1, 2]))
     assert index.search_users(faces.vectors[1], -1.0, 10) == []
@@ -128,12 +147,51 @@ def test_deletions_users_and_compaction() -> None:
 
 def test_faces_arriving_out_of_seq_order() -> None:
     faces = Faces(30, seed=9)
-    index = CollectionIndex(faces.changes(range(20, 30)))
+    index = faces.index(range(20, 30))
     index.apply(faces.changes(range(20)))  # lower seqs committed later (another process)
     faces.users[3] = "grace"
     index.apply(faces.changes([3]))
-    assert np.allclose(index.user_vectors("grace"), faces.vectors[3:4])
+    assert [h.user_id for h in index.search_users(faces.vectors[3], -1.0, 5)] == ["grace"]
     query = near(faces.vectors[3], seed=10)
     assert [h.face_id for h in index.search_faces(query, -1.0, 30)] == brute_force_faces(
         faces, list(range(30)), query, -1.0
     )
+
+
+def test_ivf_finds_near_faces_with_exact_similarities() -> None:
+    # Past the size where it switches, the index scans the nearest lists only, then re-ranks
+    # with the stored vectors: near copies are still found first, with exact cosines.
+    faces = Faces(16_000, seed=11, users=8_000)
+    index = faces.index(range(12_000), ivf_min_faces=10_000)
+    assert index.approximate
+    index.apply(faces.changes(range(12_000, 16_000)))  # added straight to the IVF
+    for probe in range(0, 16_000, 800):
+        query = near(faces.vectors[probe], seed=probe, noise=0.3)
+        exact = faces.vectors @ query
+        hits = index.search_faces(query, 0.3, 3)
+        assert hits[0].face_id == faces.face_ids[probe]
+        assert hits[0].cosine == pytest.approx(float(exact[probe]), abs=1e-5)
+        users = index.search_users(query, 0.3, 2)
+        assert users[0].user_id == faces.users[probe]
+    index.apply(faces.changes([], deleted=[800]))
+    query = near(faces.vectors[800], seed=800, noise=0.3)
+    assert faces.face_ids[800] not in {h.face_id for h in index.search_faces(query, 0.0, 10)}
+
+
+def test_processes_share_one_ivf_model_and_agree() -> None:
+    # One process grows its index past the switch, another loads the whole collection later:
+    # with the model the first stored, both return the same answers.
+    faces = Faces(12_000, seed=12, users=6_000)
+    source = faces.source()
+    grown = CollectionIndex(source, ivf_min_faces=10_000)
+    for start in range(0, 12_000, 3_000):
+        grown.apply(faces.changes(range(start, start + 3_000)))
+    loaded = CollectionIndex(source, ivf_min_faces=10_000)
+    loaded.load(
+        lambda after: faces.changes([r for r in range(12_000) if faces.seqs[r] > after][:5_000])
+    )
+    assert grown.approximate and loaded.approximate
+    for probe in range(0, 12_000, 500):
+        query = near(faces.vectors[probe], seed=probe, noise=1.0)
+        assert grown.search_users(query, 0.0, 20) == loaded.search_users(query, 0.0, 20)
+        assert grown.search_faces(query, 0.1, 50) == loaded.search_faces(query, 0.1, 50)

@@ -12,7 +12,7 @@ from facesearch.service.details import face_detail, stored_face
 from facesearch.service.faces import check_model
 from facesearch.service.registry import operation
 from facesearch.service.scoring import min_cosine, similarity
-from facesearch.service.users import get_user
+from facesearch.service.users import get_user, user_vectors
 from facesearch.store import CollectionRecord
 
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ def search_users(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
         response["SearchedFace"] = {"FaceId": face_id}
     else:
         user = get_user(ctx, collection, user_id)
-        vectors = ctx.state.index(collection).user_vectors(user.user_id)
+        vectors = user_vectors(ctx, collection, user.user_id)
         response["UserMatches"] = _search_users(ctx, collection, vectors, params, user.user_id)
         response["SearchedUser"] = {"UserId": user.user_id}
     return response

@@ -8,6 +8,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from facesearch.errors import RekognitionError, not_found
 from facesearch.service.context import Context
 from facesearch.service.registry import Handler, operation, paginate
@@ -54,6 +56,14 @@ def idempotent(handler: Handler) -> Handler:
 def user_status(face_count: int) -> str:
     """CREATED until a face is associated, then ACTIVE (associations here are synchronous)."""
     return "ACTIVE" if face_count else "CREATED"
+
+
+def user_vectors(ctx: Context, collection: CollectionRecord, user_id: str) -> np.ndarray:
+    """The stored vectors of a user's faces, (k, d)."""
+    faces = ctx.store.list_faces(collection, 0, MAX_FACES_PER_USER, user_id=user_id)
+    if not faces:
+        return np.empty((0, 0), np.float32)
+    return np.stack([face.embedding for face in faces])
 
 
 def get_user(ctx: Context, collection: CollectionRecord, user_id: str) -> UserRecord:
@@ -151,15 +161,15 @@ def _sort_out(ctx: Context, params: dict[str, Any]) -> _Change:
 def associate_faces(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     change = _sort_out(ctx, params)
     user = change.user
-    user_vectors = ctx.state.index(change.collection).user_vectors(user.user_id)
+    vectors = user_vectors(ctx, change.collection, user.user_id)
     threshold = params.get("UserMatchThreshold", ASSOCIATE_THRESHOLD)
     accepted: list[str] = []
     for record in change.candidates:
         if record.user_id == user.user_id:
             continue  # already this user's: in neither list, as Rekognition does
-        if len(user_vectors):
+        if len(vectors):
             # The bar applies once the user has a face: match against its best face.
-            score = similarity(float((user_vectors @ record.embedding).max()))
+            score = similarity(float((vectors @ record.embedding).max()))
             if score < threshold:
                 change.fail(record.face_id, "LOW_MATCH_CONFIDENCE", Confidence=score)
                 continue

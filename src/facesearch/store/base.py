@@ -150,10 +150,30 @@ class Store(Protocol):
         """Delete faces that belong to no user; returns the ids deleted."""
         ...
 
-    def face_changes(self, collection: CollectionRecord, after_version: int) -> FaceChanges:
+    def face_changes(
+        self,
+        collection: CollectionRecord,
+        after_version: int,
+        after_seq: int = 0,
+        limit: int | None = None,
+    ) -> FaceChanges:
         """What changed in the collection's faces after ``after_version``, read in one snapshot
-        together with the version it reaches: the faces with their embeddings and users now,
-        and the seqs deleted (none when ``after_version`` is 0: that reads every face)."""
+        together with the version it reaches: the faces with their embeddings and users now
+        (those after ``after_seq``, at most ``limit`` of them, in seq order), and the seqs
+        deleted (none when ``after_version`` is 0: that reads every face)."""
+        ...
+
+    def embeddings(
+        self, collection: CollectionRecord, seqs: Sequence[int]
+    ) -> dict[int, np.ndarray]:
+        """The stored vectors of faces by seq (those still there)."""
+        ...
+
+    def search_model(
+        self, collection: CollectionRecord, model: bytes | None = None
+    ) -> bytes | None:
+        """The collection's trained search model; storing one keeps the first ever stored, so
+        that every process searches with the same one."""
         ...
 
     # Users

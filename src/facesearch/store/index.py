@@ -1,16 +1,21 @@
-"""In-memory exact vector search over a collection's faces, kept current from the store.
+"""In-memory vector search over a collection's faces, kept current from the store.
 
-The face vectors of a collection sit in one float32 matrix, one column per face; a query is one
-vector-matrix product (BLAS), then a partial sort. Columns, not rows: OpenBLAS's kernel for
-``query @ matrix`` over a (dim, n) matrix runs about twice as fast here as the one for a (n, dim)
-matrix (2 ms against 4.8 ms at 100,000 faces).
+Faces are keyed by the store's ``seq`` (increasing as faces are added) and held in numpy arrays
+rather than Python objects, so a million faces cost memory for their vectors and little else.
+Readers take an immutable snapshot of those arrays; a writer builds the next one. Deletions only
+mark rows dead (compacted once a quarter of them are), so a write costs O(changed faces) plus,
+for a (dis)association, one copy of the small per-face user array.
 
-Faces are keyed by the store's ``seq`` (increasing as faces are added), held in numpy arrays
-rather than Python objects so that a million faces cost memory for their vectors and little
-else. Readers take an immutable snapshot, so searches never lock; a writer builds the next one.
-Appends fill a growing buffer's spare columns and deletions only mark columns dead (compacted
-once a quarter of them are), so a write costs O(changed faces) plus, for a (dis)association,
-one copy of the small per-face user array.
+Two ways to find candidates, by collection size, and one way to rank them:
+
+- Below ``IVF_MIN_FACES`` faces, exact: the vectors sit in one float32 matrix, one column per
+  face, and a query is one BLAS product over all of them (columns, not rows: OpenBLAS's kernel
+  for ``query @ matrix`` over a (dim, n) matrix runs about twice as fast here as over (n, dim)).
+- From then on, an inverted file (faiss IVF, 8-bit codes: a quarter of float32's memory): only
+  the lists nearest the query are scanned. Candidates are re-ranked with the exact vectors read
+  from the store, so every similarity returned is exact; only a face the lists miss can be lost
+  (``benchmarks/scale.py`` measures how often). The trained model (centroids and code ranges) is
+  kept in the store and shared by every process, so every process returns the same results.
 
 :class:`SearchIndexes` keeps one index per collection and brings it up to the collection's
 ``version`` before each use, from :meth:`Store.face_changes`: every process that shares a store
@@ -19,33 +24,55 @@ applies every acknowledged write, whichever process made it.
 
 from __future__ import annotations
 
+import binascii
 import logging
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import faiss
 import numpy as np
 
 from facesearch.store.base import CollectionRecord, FaceChanges, Store
 
 log = logging.getLogger("facesearch.index")
 
+# Exact search up to here (about 5 ms a query at 200,000 faces on 2 cores), an IVF from here.
+IVF_MIN_FACES = 200_000
+IVF_LISTS = 256
+IVF_PROBES = 16
+IVF_TRAINING_FACES = 50_000
+# 8-bit codes put an approximate cosine within about 0.01 of the exact one: candidates this far
+# below the bar are still re-ranked exactly.
+_CODE_MARGIN = 0.03
+# Faces read from the store per page while an index loads: bounds the memory a load needs.
+LOAD_PAGE = 50_000
 _MIN_CAPACITY = 64
 _NO_USER = -1
 
 
 @dataclass(frozen=True)
 class _Snapshot:
-    vectors: np.ndarray  # (d, n) view of the buffer: one unit-norm column per face
-    seqs: np.ndarray  # (n,) int64, increasing: the store's face seq of each column
+    seqs: np.ndarray  # (n,) int64, increasing: the store's face seq of each row
     face_ids: np.ndarray  # (n, 16) uint8: each face id as UUID bytes
     users: np.ndarray  # (n,) int32: index into the user table, -1 for none
     alive: np.ndarray  # (n,) bool: False for a deleted face not compacted away yet
     dead: int
+    vectors: np.ndarray | None  # (d, n) float32 columns while exact, else None
 
-    def face_id(self, column: int) -> str:
-        return str(uuid.UUID(bytes=self.face_ids[column].tobytes()))
+    def face_id(self, row: int) -> str:
+        return str(uuid.UUID(bytes=self.face_ids[row].tobytes()))
+
+
+_EMPTY = _Snapshot(
+    np.empty(0, np.int64),
+    np.empty((0, 16), np.uint8),
+    np.empty(0, np.int32),
+    np.empty(0, bool),
+    0,
+    np.empty((0, 0), np.float32),
+)
 
 
 @dataclass(frozen=True)
@@ -62,34 +89,79 @@ class UserHit:
     cosine: float
 
 
-def _face_id_bytes(face_ids: Iterable[str]) -> np.ndarray:
-    raw = b"".join(uuid.UUID(f).bytes for f in face_ids)
+@dataclass(frozen=True)
+class VectorSource:
+    """What an index needs of its collection in the store beyond the change feed: the exact
+    vectors to re-rank with, and the shared trained model."""
+
+    embeddings: Callable[[np.ndarray], dict[int, np.ndarray]]
+    search_model: Callable[[bytes | None], bytes | None]
+
+
+def _face_id_bytes(face_ids: list[str]) -> np.ndarray:
+    raw = binascii.unhexlify("".join(face_ids).replace("-", ""))
     return np.frombuffer(raw, np.uint8).reshape(-1, 16)
 
 
-class CollectionIndex:
-    """Exact cosine search over a collection's faces, built and updated from FaceChanges."""
+def _train(sample: np.ndarray) -> bytes:
+    """A trained, empty IVF over inner products with 8-bit codes, serialised."""
+    dim = sample.shape[1]
+    ivf = faiss.IndexIVFScalarQuantizer(
+        faiss.IndexFlatIP(dim),
+        dim,
+        IVF_LISTS,
+        faiss.ScalarQuantizer.QT_8bit,
+        faiss.METRIC_INNER_PRODUCT,
+    )
+    ivf.by_residual = False
+    ivf.train(np.ascontiguousarray(sample, np.float32))
+    return faiss.serialize_index(ivf).tobytes()
 
-    def __init__(self, changes: FaceChanges) -> None:
-        self._lock = threading.Lock()
+
+class CollectionIndex:
+    """Search over one collection's faces, built and updated from FaceChanges."""
+
+    def __init__(self, source: VectorSource, ivf_min_faces: int = IVF_MIN_FACES) -> None:
+        self._source = source
+        self._ivf_min_faces = ivf_min_faces
+        self._lock = threading.Lock()  # one writer at a time
+        self._ivf_lock = threading.Lock()  # faiss may not be searched while it is changed
+        self._ivf: faiss.IndexIVFScalarQuantizer | None = None
         self._user_ids: list[str] = []  # user code -> UserId; codes are never reused
         self._user_codes: dict[str, int] = {}
+        self._buffer = np.empty((0, _MIN_CAPACITY), np.float32)
+        self._snap = _EMPTY
         self.version = 0
-        dim = changes.embeddings.shape[1] if len(changes.seqs) else 0
-        self._buffer = np.empty((dim, _MIN_CAPACITY), np.float32)
-        self._snap = _Snapshot(
-            self._buffer[:, :0],
-            np.empty(0, np.int64),
-            np.empty((0, 16), np.uint8),
-            np.empty(0, np.int32),
-            np.empty(0, bool),
-            0,
-        )
-        self.apply(changes)
 
     def __len__(self) -> int:
         snap = self._snap
         return len(snap.seqs) - snap.dead
+
+    @property
+    def approximate(self) -> bool:
+        """Whether candidates come from the IVF (True) or from every vector (False)."""
+        return self._ivf is not None
+
+    def load(self, pages: Callable[[int], FaceChanges]) -> None:
+        """Fill an empty index page by page (``pages(after_seq)``), then take the version of
+        the first page: whatever changed during the load is applied by the next catch-up."""
+        first = pages(0)
+        if self._source.search_model(None) is not None and len(first.seqs):
+            self._use_ivf(first.embeddings.shape[1])
+        page = first
+        while len(page.seqs):
+            with self._lock:
+                self._merge(page)
+            page = pages(int(page.seqs[-1]))
+        self.version = first.version
+
+    def apply(self, changes: FaceChanges) -> None:
+        """Bring the index to ``changes.version``: add new faces, update users, drop deleted."""
+        with self._lock:
+            if changes.version <= self.version:
+                return
+            self._merge(changes)
+            self.version = changes.version
 
     def _code(self, user_id: str | None) -> int:
         if user_id is None:
@@ -100,79 +172,149 @@ class CollectionIndex:
             self._user_ids.append(user_id)
         return code
 
-    def apply(self, changes: FaceChanges) -> None:
-        """Bring the index to ``changes.version``: add new faces, update users, drop deleted."""
-        with self._lock:
-            if changes.version <= self.version:
-                return
-            snap = self._snap
-            users, alive, dead = snap.users, snap.alive, snap.dead
-            if len(changes.deleted) or len(changes.seqs):
-                users, alive = users.copy(), alive.copy()
-            # Deleted faces: mark their columns dead.
-            if len(changes.deleted):
-                rows = _rows_of(snap.seqs, changes.deleted)
-                rows = rows[alive[rows]]
-                alive[rows] = False
-                users[rows] = _NO_USER
-                dead += len(rows)
-            # Changed faces: known ones get their user now; new ones are appended.
-            codes = np.array([self._code(u) for u in changes.user_ids], np.int32)
-            known = _rows_of(snap.seqs, changes.seqs, missing=-1)
-            present = known >= 0
-            users[known[present]] = codes[present]
-            fresh = ~present
-            self._snap = _Snapshot(snap.vectors, snap.seqs, snap.face_ids, users, alive, dead)
-            if fresh.any():
-                self._append(
-                    changes.seqs[fresh],
-                    [f for f, new in zip(changes.face_ids, fresh, strict=True) if new],
-                    changes.embeddings[fresh],
-                    codes[fresh],
-                )
-            if self._snap.dead * 4 > len(self._snap.seqs):
-                self._compact()
-            self.version = changes.version
+    def _merge(self, changes: FaceChanges) -> None:
+        snap = self._snap
+        users, alive, dead = snap.users, snap.alive, snap.dead
+        if len(changes.deleted) or len(changes.seqs):
+            users, alive = users.copy(), alive.copy()
+        if len(changes.deleted):
+            rows = _rows_of(snap.seqs, changes.deleted)
+            rows = rows[alive[rows]]
+            alive[rows] = False
+            users[rows] = _NO_USER
+            dead += len(rows)
+            if self._ivf is not None and len(rows):
+                with self._ivf_lock:
+                    self._ivf.remove_ids(faiss.IDSelectorBatch(snap.seqs[rows]))
+        # Changed faces: known ones get their user now; new ones are appended.
+        codes = np.array([self._code(u) for u in changes.user_ids], np.int32)
+        known = _rows_of(snap.seqs, changes.seqs, missing=-1)
+        present = known >= 0
+        users[known[present]] = codes[present]
+        self._snap = _Snapshot(snap.seqs, snap.face_ids, users, alive, dead, snap.vectors)
+        fresh = ~present
+        if fresh.any():
+            self._append(
+                changes.seqs[fresh],
+                [f for f, new in zip(changes.face_ids, fresh, strict=True) if new],
+                changes.embeddings[fresh],
+                codes[fresh],
+            )
+        if self._snap.dead * 4 > len(self._snap.seqs):
+            self._compact()
+        if self._ivf is None and len(self) >= self._ivf_min_faces:
+            self._to_ivf()
 
     def _append(
         self, seqs: np.ndarray, face_ids: list[str], embeddings: np.ndarray, codes: np.ndarray
     ) -> None:
         snap = self._snap
         n, extra = len(snap.seqs), len(seqs)
-        if self._buffer.shape[0] != embeddings.shape[1]:  # the first faces fix the vector size
-            self._buffer = np.empty((embeddings.shape[1], max(extra, _MIN_CAPACITY)), np.float32)
-        elif n + extra > self._buffer.shape[1]:
-            grown = np.empty((self._buffer.shape[0], max(2 * n, n + extra)), np.float32)
-            grown[:, :n] = snap.vectors
-            self._buffer = grown
-        self._buffer[:, n : n + extra] = embeddings.T
+        vectors = None
+        if self._ivf is not None:
+            with self._ivf_lock:
+                self._ivf.add_with_ids(np.ascontiguousarray(embeddings, np.float32), seqs)
+        else:
+            if self._buffer.shape[0] != embeddings.shape[1]:  # the first faces fix the size
+                self._buffer = np.empty(
+                    (embeddings.shape[1], max(extra, _MIN_CAPACITY)), np.float32
+                )
+            elif n + extra > self._buffer.shape[1]:
+                grown = np.empty((self._buffer.shape[0], max(2 * n, n + extra)), np.float32)
+                grown[:, :n] = self._buffer[:, :n]
+                self._buffer = grown
+            self._buffer[:, n : n + extra] = embeddings.T
+            vectors = self._buffer[:, : n + extra]
         all_seqs = np.concatenate([snap.seqs, seqs])
         ids = np.concatenate([snap.face_ids, _face_id_bytes(face_ids)])
         users = np.concatenate([snap.users, codes])
         alive = np.concatenate([snap.alive, np.ones(extra, bool)])
-        vectors = self._buffer[:, : n + extra]
         if n and seqs.min() < snap.seqs[-1]:
             # Faces committed out of seq order (seen only across processes): keep seqs sorted.
             order = np.argsort(all_seqs, kind="stable")
-            vectors = self._buffer[:, : n + extra] = vectors[:, order]
             all_seqs, ids, users, alive = all_seqs[order], ids[order], users[order], alive[order]
-        self._snap = _Snapshot(vectors, all_seqs, ids, users, alive, snap.dead)
+            if vectors is not None:
+                vectors = self._buffer[:, : n + extra] = vectors[:, order]
+        self._snap = _Snapshot(all_seqs, ids, users, alive, snap.dead, vectors)
 
     def _compact(self) -> None:
         snap = self._snap
         keep = snap.alive
         kept = int(keep.sum())
-        buffer = np.empty((self._buffer.shape[0], max(kept, _MIN_CAPACITY)), np.float32)
-        buffer[:, :kept] = snap.vectors[:, keep]
-        self._buffer = buffer
+        vectors = None
+        if snap.vectors is not None:
+            buffer = np.empty((self._buffer.shape[0], max(kept, _MIN_CAPACITY)), np.float32)
+            buffer[:, :kept] = snap.vectors[:, keep]
+            self._buffer, vectors = buffer, buffer[:, :kept]
         self._snap = _Snapshot(
-            buffer[:, :kept],
-            snap.seqs[keep],
-            snap.face_ids[keep],
-            snap.users[keep],
-            np.ones(kept, bool),
-            0,
+            snap.seqs[keep], snap.face_ids[keep], snap.users[keep], np.ones(kept, bool), 0, vectors
         )
+
+    def _use_ivf(self, dim: int, sample: np.ndarray | None = None) -> None:
+        """Switch to the IVF with the collection's shared model (trained from ``sample`` if the
+        store has none yet; the first model stored wins)."""
+        model = self._source.search_model(None)
+        if model is None and sample is not None:
+            model = self._source.search_model(_train(sample))
+        if model is None:
+            raise RuntimeError("no search model to load")
+        ivf = faiss.deserialize_index(np.frombuffer(model, np.uint8))
+        if ivf.d != dim:
+            raise RuntimeError(f"the search model is for {ivf.d}-d vectors, not {dim}-d")
+        ivf.nprobe = IVF_PROBES
+        self._ivf = ivf
+
+    def _to_ivf(self) -> None:
+        """Move the exact index's vectors into the IVF and free them."""
+        snap = self._snap
+        vectors = snap.vectors[:, snap.alive].T  # type: ignore[index]
+        step = max(1, len(vectors) // IVF_TRAINING_FACES)
+        self._use_ivf(vectors.shape[1], vectors[::step])
+        with self._ivf_lock:
+            self._ivf.add_with_ids(np.ascontiguousarray(vectors), snap.seqs[snap.alive])  # type: ignore[union-attr]
+        self._buffer = np.empty((0, _MIN_CAPACITY), np.float32)
+        self._snap = _Snapshot(snap.seqs, snap.face_ids, snap.users, snap.alive, snap.dead, None)
+        log.info("collection index moved to IVF at %d faces", len(self))
+
+    def _candidates(
+        self,
+        snap: _Snapshot,
+        query: np.ndarray,
+        min_cosine: float,
+        keep: Callable[[np.ndarray], np.ndarray],
+        enough: Callable[[np.ndarray], bool],
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of faces that may score ``min_cosine`` or more and pass ``keep(rows)``, with
+        their exact cosines. Exact: every row. IVF: the nearest faces, more of them until
+        ``enough(rows)`` holds or none is left above the bar, re-ranked with stored vectors."""
+        if snap.vectors is not None:
+            scores = query @ snap.vectors
+            rows = np.flatnonzero(scores >= min_cosine)
+            rows = rows[keep(rows)]
+            return rows, scores[rows]
+        ivf = self._ivf
+        assert ivf is not None
+        wanted = 64
+        floor = min_cosine - _CODE_MARGIN
+        while True:
+            with self._ivf_lock:
+                approx, seqs = ivf.search(query[None].astype(np.float32), wanted)
+            approx, seqs = approx[0], seqs[0]
+            found = seqs >= 0
+            above = found & (approx >= floor)
+            rows = _rows_of(snap.seqs, seqs[above])
+            rows = rows[keep(rows)]
+            exhausted = not found.all() or not above.all() or wanted >= ivf.ntotal
+            if exhausted or enough(rows):
+                break
+            wanted *= 4
+        stored = self._source.embeddings(snap.seqs[rows])
+        rows = np.array([r for r in rows if int(snap.seqs[r]) in stored], np.int64)
+        if not len(rows):
+            return rows, np.empty(0, np.float32)
+        exact = np.stack([stored[int(snap.seqs[r])] for r in rows]) @ query
+        above = exact >= min_cosine
+        return rows[above], exact[above]
 
     def search_faces(
         self, query: np.ndarray, min_cosine: float, limit: int, exclude: str | None = None
@@ -181,12 +323,16 @@ class CollectionIndex:
         snap = self._snap
         if not len(snap.seqs):
             return []
-        scores = query @ snap.vectors
-        keep = scores >= min_cosine
-        if snap.dead:
-            keep &= snap.alive
-        order = _top(scores, keep, limit + (exclude is not None))
-        hits = [Hit(snap.face_id(i), float(scores[i])) for i in order]
+        wanted = limit + (exclude is not None)
+        rows, scores = self._candidates(
+            snap,
+            query,
+            min_cosine,
+            keep=lambda rows: snap.alive[rows],
+            enough=lambda rows: len(rows) >= wanted,
+        )
+        order = _top(scores, wanted)
+        hits = [Hit(snap.face_id(rows[i]), float(scores[i])) for i in order]
         return [h for h in hits if h.face_id != exclude][:limit]
 
     def search_users(
@@ -196,32 +342,25 @@ class CollectionIndex:
         snap = self._snap
         if not len(snap.seqs):
             return []
-        scores = query @ snap.vectors
         excluded = self._user_codes.get(exclude, _NO_USER) if exclude is not None else _NO_USER
-        keep = (scores >= min_cosine) & (snap.users != _NO_USER) & (snap.users != excluded)
+        rows, scores = self._candidates(
+            snap,
+            query,
+            min_cosine,
+            keep=lambda rows: (snap.users[rows] != _NO_USER) & (snap.users[rows] != excluded),
+            enough=lambda rows: len(np.unique(snap.users[rows])) >= limit,
+        )
         # Take the best faces a few at a time until they hold ``limit`` users: each user's best
         # face is its first in score order.
-        candidates = np.flatnonzero(keep)
         wanted = 4 * limit
         while True:
-            top = candidates
-            if len(candidates) > wanted:
-                top = candidates[np.argpartition(-scores[candidates], wanted - 1)[:wanted]]
-            top = top[np.argsort(-scores[top], kind="stable")]
-            _, first = np.unique(snap.users[top], return_index=True)
-            if len(first) >= limit or len(top) == len(candidates):
+            top = _top(scores, wanted)
+            _, first = np.unique(snap.users[rows[top]], return_index=True)
+            if len(first) >= limit or len(top) == len(rows):
                 break
             wanted *= 4
         best = top[np.sort(first)][:limit]
-        return [UserHit(self._user_ids[snap.users[row]], float(scores[row])) for row in best]
-
-    def user_vectors(self, user_id: str) -> np.ndarray:
-        """The vectors of one user's faces, (k, d)."""
-        snap = self._snap
-        code = self._user_codes.get(user_id)
-        if code is None:
-            return np.empty((0, snap.vectors.shape[0]), np.float32)
-        return snap.vectors[:, snap.users == code].T
+        return [UserHit(self._user_ids[snap.users[rows[i]]], float(scores[i])) for i in best]
 
 
 def _rows_of(seqs: np.ndarray, wanted: np.ndarray, missing: int | None = None) -> np.ndarray:
@@ -234,13 +373,12 @@ def _rows_of(seqs: np.ndarray, wanted: np.ndarray, missing: int | None = None) -
     return np.where(found, rows, missing)
 
 
-def _top(scores: np.ndarray, keep: np.ndarray, limit: int) -> np.ndarray:
-    """Positions of the ``limit`` highest kept scores, best first."""
-    above = np.flatnonzero(keep)
-    if len(above) > limit:
-        part = np.argpartition(-scores[above], limit - 1)[:limit]
-        above = above[part]
-    return above[np.argsort(-scores[above], kind="stable")]
+def _top(scores: np.ndarray, limit: int) -> np.ndarray:
+    """Positions of the ``limit`` highest scores, best first."""
+    order = np.arange(len(scores))
+    if len(scores) > limit:
+        order = np.argpartition(-scores, limit - 1)[:limit]
+    return order[np.argsort(-scores[order], kind="stable")]
 
 
 @dataclass
@@ -269,8 +407,15 @@ class SearchIndexes:
             return index
         with entry.lock:
             if entry.index is None:
-                entry.index = CollectionIndex(self._store.face_changes(collection, 0))
-            elif entry.index.version < collection.version:
+                store = self._store
+                source = VectorSource(
+                    embeddings=lambda seqs: store.embeddings(collection, seqs),
+                    search_model=lambda model: store.search_model(collection, model),
+                )
+                index = CollectionIndex(source)
+                index.load(lambda after: store.face_changes(collection, 0, after, LOAD_PAGE))
+                entry.index = index
+            if entry.index.version < collection.version:
                 entry.index.apply(self._store.face_changes(collection, entry.index.version))
             return entry.index
 
@@ -284,8 +429,8 @@ class SearchIndexes:
         return not self._preloading.is_set()
 
     def preload(self) -> None:
-        """Load every collection's index in a background thread, largest work first served by
-        whoever asks: a call on a collection not loaded yet loads it itself."""
+        """Load every collection's index in a background thread; a call on a collection not
+        loaded yet loads it itself, and calls on loaded ones never wait."""
         self._preloading.clear()
 
         def load_all() -> None:

@@ -97,6 +97,12 @@ _MIGRATIONS = (
     );
     CREATE INDEX idempotency_by_age ON {SCHEMA}.idempotency (created_at)
     """,
+    f"""
+    CREATE TABLE {SCHEMA}.search_models (
+        collection_key BIGINT PRIMARY KEY REFERENCES {SCHEMA}.collections(key) ON DELETE CASCADE,
+        model BYTEA NOT NULL
+    )
+    """,
 )
 
 
@@ -237,10 +243,15 @@ class PostgresStore(SQLStore):
     def _embedding(self, value: Vector) -> np.ndarray:
         return value.to_numpy()
 
-    def _embeddings(self, values: list[Vector], dim: int) -> np.ndarray:
+    # pgvector's binary form: int16 dimensions, int16 unused, then big-endian float32s. Parsing
+    # the raw bytes of many rows at once is far faster than one Vector object per row.
+    _EMBEDDING_COLUMN = "vector_send(embedding)"
+
+    def _embeddings(self, values: list[bytes]) -> np.ndarray:
         if not values:
-            return np.empty((0, dim), np.float32)
-        return np.stack([value.to_numpy() for value in values])
+            return np.empty((0, 0), np.float32)
+        raw = np.frombuffer(b"".join(values), np.uint8).reshape(len(values), -1)
+        return raw[:, 4:].copy().view(">f4").astype(np.float32)
 
     def close(self) -> None:
         self._pool.close()

@@ -98,8 +98,8 @@ class SQLStore(ABC):
         """One vector column value as a float32 array."""
 
     @abstractmethod
-    def _embeddings(self, values: list[Any], dim: int) -> np.ndarray:
-        """Many vector column values as one (k, dim) float32 array."""
+    def _embeddings(self, values: list[Any]) -> np.ndarray:
+        """Many ``_EMBEDDING_COLUMN`` values of one size as one (k, dim) float32 array."""
 
     @abstractmethod
     def write_lock(self, account_id: str) -> AbstractContextManager[None]: ...
@@ -316,15 +316,26 @@ class SQLStore(ABC):
                 )
         return [face_id for face_id, _ in deleted]
 
-    def face_changes(self, collection: CollectionRecord, after_version: int) -> FaceChanges:
+    # How a vector column is selected for bulk reads (the PostgreSQL store reads raw bytes).
+    _EMBEDDING_COLUMN = "embedding"
+
+    def face_changes(
+        self,
+        collection: CollectionRecord,
+        after_version: int,
+        after_seq: int = 0,
+        limit: int | None = None,
+    ) -> FaceChanges:
         with self._tx(snapshot=True) as db:
             db.execute("SELECT version FROM collections WHERE key = ?", (collection.key,))
             row = db.fetchone()
             version = row[0] if row else after_version
             db.execute(
-                "SELECT seq, face_id, user_id, embedding FROM faces"
-                " WHERE collection_key = ? AND version > ? ORDER BY seq",
-                (collection.key, after_version),
+                f"SELECT seq, face_id, user_id, {self._EMBEDDING_COLUMN} FROM faces"
+                " WHERE collection_key = ? AND version > ? AND seq > ? ORDER BY seq"
+                + (" LIMIT ?" if limit is not None else ""),
+                (collection.key, after_version, after_seq)
+                + ((limit,) if limit is not None else ()),
             )
             rows = db.fetchall()
             deleted: list[Any] = []
@@ -334,15 +345,46 @@ class SQLStore(ABC):
                     (collection.key, after_version),
                 )
                 deleted = db.fetchall()
-        first = self._embedding(rows[0][3]) if rows else np.empty(0, np.float32)
         return FaceChanges(
             version=version,
             seqs=np.array([r[0] for r in rows], np.int64),
             face_ids=[r[1] for r in rows],
             user_ids=[r[2] for r in rows],
-            embeddings=self._embeddings([r[3] for r in rows], len(first)),
+            embeddings=self._embeddings([r[3] for r in rows]),
             deleted=np.array([r[0] for r in deleted], np.int64),
         )
+
+    def embeddings(
+        self, collection: CollectionRecord, seqs: Sequence[int]
+    ) -> dict[int, np.ndarray]:
+        found: dict[int, np.ndarray] = {}
+        wanted = [int(seq) for seq in seqs]
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            rows = self._read(
+                f"SELECT seq, {self._EMBEDDING_COLUMN} FROM faces"
+                f" WHERE collection_key = ? AND seq IN {_in(chunk)}",
+                (collection.key, *chunk),
+            )
+            if rows:
+                vectors = self._embeddings([row[1] for row in rows])
+                found.update((row[0], vector) for row, vector in zip(rows, vectors, strict=True))
+        return found
+
+    def search_model(
+        self, collection: CollectionRecord, model: bytes | None = None
+    ) -> bytes | None:
+        if model is not None:
+            with self._tx() as db:
+                db.execute(
+                    "INSERT INTO search_models (collection_key, model) VALUES (?, ?)"
+                    " ON CONFLICT DO NOTHING",
+                    (collection.key, model),
+                )
+        rows = self._read(
+            "SELECT model FROM search_models WHERE collection_key = ?", (collection.key,)
+        )
+        return bytes(rows[0][0]) if rows else None
 
     # Users
 

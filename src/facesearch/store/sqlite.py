@@ -90,6 +90,13 @@ _MIGRATIONS = (
     );
     CREATE INDEX face_tombstones_by_version ON face_tombstones (collection_key, version)
     """,
+    # The trained search model (store/index.py) of each large collection.
+    """
+    CREATE TABLE search_models (
+        collection_key INTEGER PRIMARY KEY REFERENCES collections(key) ON DELETE CASCADE,
+        model BLOB NOT NULL
+    )
+    """,
 )
 
 
@@ -165,8 +172,10 @@ class SQLiteStore(SQLStore):
     def _embedding(self, value: Any) -> np.ndarray:
         return np.frombuffer(value, dtype=np.float32)
 
-    def _embeddings(self, values: list[Any], dim: int) -> np.ndarray:
-        return np.frombuffer(b"".join(values), dtype=np.float32).reshape(len(values), dim)
+    def _embeddings(self, values: list[Any]) -> np.ndarray:
+        if not values:
+            return np.empty((0, 0), np.float32)
+        return np.frombuffer(b"".join(values), np.float32).reshape(len(values), -1)
 
     def close(self) -> None:
         with self._lock:
