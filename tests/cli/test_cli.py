@@ -379,3 +379,58 @@ def test_options_without_effect_are_reported(env: dict[str, str], server: str, s
     remote = run(env, "list-collections", "--endpoint-url", server, "--data-dir", store)
     assert remote.returncode == 0
     assert "warning: --data-dir has no effect" in remote.stderr
+
+
+def test_folder_enrolment_in_parallel_against_a_server(
+    env: dict[str, str], server: str, photos_dir: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "parallel"
+    folder.mkdir()
+    photos = sorted((photos_dir / "people" / "barack_obama").glob("*.jpg"))[:6]
+    for photo in photos:
+        shutil.copy(photo, folder / photo.name)
+    remote = ("--endpoint-url", server)
+    assert run(env, "create-collection", "--collection-id", "parallel", *remote).returncode == 0
+    enrolled = run(
+        env,
+        "index-faces",
+        "--collection-id",
+        "parallel",
+        "--image-folder",
+        str(folder),
+        "--max-faces",
+        "1",
+        "--jobs",
+        "3",
+        *remote,
+    )
+    assert enrolled.returncode == 0, enrolled.stderr
+    records = json.loads(enrolled.stdout)["FaceRecords"]
+    # Merged in the folder's order, however the calls finished.
+    assert [r["Face"]["ExternalImageId"] for r in records] == [p.name for p in photos]
+    listed = run(env, "list-faces", "--collection-id", "parallel", *remote)
+    assert len(json.loads(listed.stdout)["Faces"]) == len(photos)
+    refused = run(
+        env,
+        "index-faces",
+        "--collection-id",
+        "parallel",
+        "--image-folder",
+        str(folder),
+        "--jobs",
+        "0",
+        *remote,
+    )
+    assert refused.returncode == 252 and "--jobs must be at least 1" in refused.stderr
+
+
+def test_store_option(env: dict[str, str], server: str, postgres) -> None:
+    url = postgres.new_database()
+    created = run(env, "create-collection", "--collection-id", "shared", "--store", url)
+    assert created.returncode == 0, created.stderr
+    listed = run(env, "list-collections", "--store", url, "--query", "CollectionIds")
+    assert json.loads(listed.stdout) == ["shared"]
+    remote = run(env, "list-collections", "--endpoint-url", server, "--store", url)
+    assert "warning: --store has no effect" in remote.stderr
+    bad = run(env, "list-collections", "--store", "mysql://nowhere/db")
+    assert bad.returncode == 254 and "a store is a postgresql:// URL" in bad.stderr

@@ -8,14 +8,20 @@ for a (dis)association, one copy of the small per-face user array.
 
 Two ways to find candidates, by collection size, and one way to rank them:
 
-- Below ``IVF_MIN_FACES`` faces, exact: the vectors sit in one float32 matrix, one column per
-  face, and a query is one BLAS product over all of them (columns, not rows: OpenBLAS's kernel
-  for ``query @ matrix`` over a (dim, n) matrix runs about twice as fast here as over (n, dim)).
-- From then on, an inverted file (faiss IVF, 8-bit codes: a quarter of float32's memory): only
-  the lists nearest the query are scanned. Candidates are re-ranked with the exact vectors read
-  from the store, so every similarity returned is exact; only a face the lists miss can be lost
-  (``benchmarks/scale.py`` measures how often). The trained model (centroids and code ranges) is
-  kept in the store and shared by every process, so every process returns the same results.
+- Below ``COMPRESSED_MIN_FACES`` faces, exact: the vectors sit in one float32 matrix, one column
+  per face, and a query is one BLAS product over all of them (columns, not rows: OpenBLAS's
+  kernel for ``query @ matrix`` over a (dim, n) matrix runs about twice as fast here as over
+  (n, dim)).
+- From then on, compressed: each vector is kept twice, as a 16-byte product-quantisation code
+  (faiss's fast-scan PQ, 4 bits per sub-vector) and as 8-bit scalar codes (128 bytes): together
+  about half of float32's memory. A query scans every PQ code (about 1 ms at a million faces on
+  2 cores), re-scores the best of them with the 8-bit codes (within about 0.005 of the exact
+  cosine), and only the candidates those scores put near or above the bar are re-ranked with the
+  exact vectors read from the store. Every similarity returned is exact; only a face the PQ scan
+  ranks far too low can be missed (``benchmarks/scale.py`` measures how often). Scanning every
+  code, unlike an inverted file, does not depend on how the collection clusters. The trained
+  quantisers are kept in the store and shared by every process, so every process returns the
+  same results.
 
 :class:`SearchIndexes` keeps one index per collection and brings it up to the collection's
 ``version`` before each use, from :meth:`Store.face_changes`: every process that shares a store
@@ -38,14 +44,19 @@ from facesearch.store.base import CollectionRecord, FaceChanges, Store
 
 log = logging.getLogger("facesearch.index")
 
-# Exact search up to here (about 5 ms a query at 200,000 faces on 2 cores), an IVF from here.
-IVF_MIN_FACES = 200_000
-IVF_LISTS = 256
-IVF_PROBES = 16
-IVF_TRAINING_FACES = 50_000
-# 8-bit codes put an approximate cosine within about 0.01 of the exact one: candidates this far
-# below the bar are still re-ranked exactly.
-_CODE_MARGIN = 0.03
+# Exact search up to here (about 3 ms a query at 200,000 faces on 2 cores), compressed from here.
+COMPRESSED_MIN_FACES = 200_000
+PQ_SUBVECTORS = 32  # of 4 bits each: 16 bytes a face
+TRAINING_FACES = 50_000
+# The first candidates asked of the codes; then 4 times as many while the last of them still
+# score near the bar and the limit is not met, up to 8 per result asked for.
+FIRST_CANDIDATES = 128
+CANDIDATES_PER_RESULT = 8
+# How many PQ candidates the 8-bit codes re-score per candidate returned.
+REFINE_FACTOR = 32
+# 8-bit codes put a cosine within about 0.005 of the exact one: candidates this far below the
+# bar are still re-ranked exactly.
+_CODE_MARGIN = 0.02
 # Faces read from the store per page while an index loads: bounds the memory a load needs.
 LOAD_PAGE = 50_000
 _MIN_CAPACITY = 64
@@ -91,9 +102,10 @@ class UserHit:
 
 @dataclass(frozen=True)
 class VectorSource:
-    """What an index needs of its collection in the store beyond the change feed: the exact
-    vectors to re-rank with, and the shared trained model."""
+    """What an index needs of its collection in the store: its faces page by page
+    (``pages(after_seq)``), the exact vectors to re-rank with, and the shared trained model."""
 
+    pages: Callable[[int], FaceChanges]
     embeddings: Callable[[np.ndarray], dict[int, np.ndarray]]
     search_model: Callable[[bytes | None], bytes | None]
 
@@ -104,29 +116,63 @@ def _face_id_bytes(face_ids: list[str]) -> np.ndarray:
 
 
 def _train(sample: np.ndarray) -> bytes:
-    """A trained, empty IVF over inner products with 8-bit codes, serialised."""
+    """Trained, empty codes (fast-scan PQ refined by 8-bit scalar codes), serialised."""
     dim = sample.shape[1]
-    ivf = faiss.IndexIVFScalarQuantizer(
-        faiss.IndexFlatIP(dim),
-        dim,
-        IVF_LISTS,
-        faiss.ScalarQuantizer.QT_8bit,
-        faiss.METRIC_INNER_PRODUCT,
+    codes = faiss.IndexRefine(
+        faiss.IndexPQFastScan(dim, PQ_SUBVECTORS, 4, faiss.METRIC_INNER_PRODUCT),
+        faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT),
     )
-    ivf.by_residual = False
-    ivf.train(np.ascontiguousarray(sample, np.float32))
-    return faiss.serialize_index(ivf).tobytes()
+    codes.train(np.ascontiguousarray(sample, np.float32))
+    return faiss.serialize_index(codes).tobytes()
+
+
+class _Codes:
+    """The compressed vectors and the seq of each entry. Entries are only appended; a deleted
+    face's entry stays until the codes are rebuilt."""
+
+    def __init__(self, model: bytes, dim: int) -> None:
+        self.index = faiss.deserialize_index(np.frombuffer(model, np.uint8))
+        if self.index.d != dim:
+            raise RuntimeError(f"the search model is for {self.index.d}-d vectors, not {dim}-d")
+        self._params = faiss.IndexRefineSearchParameters(k_factor=REFINE_FACTOR)
+        self._seqs = np.empty(_MIN_CAPACITY, np.int64)
+        self.lock = threading.Lock()  # faiss may not be searched while it is changed
+        self.dead = 0
+
+    def __len__(self) -> int:
+        return self.index.ntotal
+
+    def add(self, seqs: np.ndarray, embeddings: np.ndarray) -> None:
+        with self.lock:
+            n = self.index.ntotal
+            if n + len(seqs) > len(self._seqs):
+                grown = np.empty(max(2 * len(self._seqs), n + len(seqs)), np.int64)
+                grown[:n] = self._seqs[:n]
+                self._seqs = grown
+            self._seqs[n : n + len(seqs)] = seqs
+            self.index.add(np.ascontiguousarray(embeddings, np.float32))
+
+    def nearest(self, query: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """The seqs of the ``count`` entries of highest approximate score, best first, and
+        those scores."""
+        with self.lock:
+            scores, positions = self.index.search(
+                query[None].astype(np.float32), count, params=self._params
+            )
+            found = positions[0] >= 0
+            return self._seqs[positions[0][found]], scores[0][found]
 
 
 class CollectionIndex:
     """Search over one collection's faces, built and updated from FaceChanges."""
 
-    def __init__(self, source: VectorSource, ivf_min_faces: int = IVF_MIN_FACES) -> None:
+    def __init__(
+        self, source: VectorSource, compressed_min_faces: int = COMPRESSED_MIN_FACES
+    ) -> None:
         self._source = source
-        self._ivf_min_faces = ivf_min_faces
+        self._compressed_min_faces = compressed_min_faces
         self._lock = threading.Lock()  # one writer at a time
-        self._ivf_lock = threading.Lock()  # faiss may not be searched while it is changed
-        self._ivf: faiss.IndexIVFScalarQuantizer | None = None
+        self._codes: _Codes | None = None
         self._user_ids: list[str] = []  # user code -> UserId; codes are never reused
         self._user_codes: dict[str, int] = {}
         self._buffer = np.empty((0, _MIN_CAPACITY), np.float32)
@@ -138,21 +184,27 @@ class CollectionIndex:
         return len(snap.seqs) - snap.dead
 
     @property
-    def approximate(self) -> bool:
-        """Whether candidates come from the IVF (True) or from every vector (False)."""
-        return self._ivf is not None
+    def compressed(self) -> bool:
+        """Whether candidates come from the compressed codes (True) or exact vectors (False)."""
+        return self._codes is not None
 
-    def load(self, pages: Callable[[int], FaceChanges]) -> None:
-        """Fill an empty index page by page (``pages(after_seq)``), then take the version of
-        the first page: whatever changed during the load is applied by the next catch-up."""
-        first = pages(0)
-        if self._source.search_model(None) is not None and len(first.seqs):
-            self._use_ivf(first.embeddings.shape[1])
+    def load(self) -> None:
+        """Fill the index from the store page by page, then take the version of the first
+        page: whatever changed during the load is applied by the next catch-up."""
+        with self._lock:
+            self._load()
+
+    def _load(self) -> None:
+        first = self._source.pages(0)
+        model = self._source.search_model(None)
+        self._codes = None
+        self._snap, self._buffer = _EMPTY, np.empty((0, _MIN_CAPACITY), np.float32)
+        if model is not None and len(first.seqs):
+            self._codes = _Codes(model, first.embeddings.shape[1])
         page = first
         while len(page.seqs):
-            with self._lock:
-                self._merge(page)
-            page = pages(int(page.seqs[-1]))
+            self._merge(page)
+            page = self._source.pages(int(page.seqs[-1]))
         self.version = first.version
 
     def apply(self, changes: FaceChanges) -> None:
@@ -183,9 +235,8 @@ class CollectionIndex:
             alive[rows] = False
             users[rows] = _NO_USER
             dead += len(rows)
-            if self._ivf is not None and len(rows):
-                with self._ivf_lock:
-                    self._ivf.remove_ids(faiss.IDSelectorBatch(snap.seqs[rows]))
+            if self._codes is not None:
+                self._codes.dead += len(rows)
         # Changed faces: known ones get their user now; new ones are appended.
         codes = np.array([self._code(u) for u in changes.user_ids], np.int32)
         known = _rows_of(snap.seqs, changes.seqs, missing=-1)
@@ -202,8 +253,11 @@ class CollectionIndex:
             )
         if self._snap.dead * 4 > len(self._snap.seqs):
             self._compact()
-        if self._ivf is None and len(self) >= self._ivf_min_faces:
-            self._to_ivf()
+        if self._codes is None and len(self) >= self._compressed_min_faces:
+            self._compress()
+        elif self._codes is not None and self._codes.dead * 2 > len(self._codes):
+            # Half the codes belong to deleted faces: encode the live ones afresh.
+            self._load()
 
     def _append(
         self, seqs: np.ndarray, face_ids: list[str], embeddings: np.ndarray, codes: np.ndarray
@@ -211,9 +265,8 @@ class CollectionIndex:
         snap = self._snap
         n, extra = len(snap.seqs), len(seqs)
         vectors = None
-        if self._ivf is not None:
-            with self._ivf_lock:
-                self._ivf.add_with_ids(np.ascontiguousarray(embeddings, np.float32), seqs)
+        if self._codes is not None:
+            self._codes.add(seqs, embeddings)
         else:
             if self._buffer.shape[0] != embeddings.shape[1]:  # the first faces fix the size
                 self._buffer = np.empty(
@@ -250,31 +303,22 @@ class CollectionIndex:
             snap.seqs[keep], snap.face_ids[keep], snap.users[keep], np.ones(kept, bool), 0, vectors
         )
 
-    def _use_ivf(self, dim: int, sample: np.ndarray | None = None) -> None:
-        """Switch to the IVF with the collection's shared model (trained from ``sample`` if the
-        store has none yet; the first model stored wins)."""
-        model = self._source.search_model(None)
-        if model is None and sample is not None:
-            model = self._source.search_model(_train(sample))
-        if model is None:
-            raise RuntimeError("no search model to load")
-        ivf = faiss.deserialize_index(np.frombuffer(model, np.uint8))
-        if ivf.d != dim:
-            raise RuntimeError(f"the search model is for {ivf.d}-d vectors, not {dim}-d")
-        ivf.nprobe = IVF_PROBES
-        self._ivf = ivf
-
-    def _to_ivf(self) -> None:
-        """Move the exact index's vectors into the IVF and free them."""
+    def _compress(self) -> None:
+        """Encode the exact index's vectors with the collection's shared model (trained here
+        if the store has none yet: the first model stored wins) and free the vectors."""
         snap = self._snap
         vectors = snap.vectors[:, snap.alive].T  # type: ignore[index]
-        step = max(1, len(vectors) // IVF_TRAINING_FACES)
-        self._use_ivf(vectors.shape[1], vectors[::step])
-        with self._ivf_lock:
-            self._ivf.add_with_ids(np.ascontiguousarray(vectors), snap.seqs[snap.alive])  # type: ignore[union-attr]
+        model = self._source.search_model(None)
+        if model is None:
+            step = max(1, len(vectors) // TRAINING_FACES)
+            model = self._source.search_model(_train(vectors[::step]))
+        assert model is not None
+        codes = _Codes(model, vectors.shape[1])
+        codes.add(snap.seqs[snap.alive], vectors)
+        self._codes = codes
         self._buffer = np.empty((0, _MIN_CAPACITY), np.float32)
         self._snap = _Snapshot(snap.seqs, snap.face_ids, snap.users, snap.alive, snap.dead, None)
-        log.info("collection index moved to IVF at %d faces", len(self))
+        log.info("collection index compressed at %d faces", len(self))
 
     def _candidates(
         self,
@@ -283,38 +327,38 @@ class CollectionIndex:
         min_cosine: float,
         keep: Callable[[np.ndarray], np.ndarray],
         enough: Callable[[np.ndarray], bool],
+        limit: int,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Rows of faces that may score ``min_cosine`` or more and pass ``keep(rows)``, with
-        their exact cosines. Exact: every row. IVF: the nearest faces, more of them until
-        ``enough(rows)`` holds or none is left above the bar, re-ranked with stored vectors."""
+        """Rows of faces that score ``min_cosine`` or more and pass ``keep(rows)``, with their
+        exact cosines. Exact: every row. Compressed: the best by approximate score, re-ranked
+        with stored vectors, more of them until ``enough(rows)`` holds, the last ones fall
+        below the bar, or ``CANDIDATES_PER_RESULT`` per result (of ``limit``) were ranked."""
         if snap.vectors is not None:
             scores = query @ snap.vectors
             rows = np.flatnonzero(scores >= min_cosine)
             rows = rows[keep(rows)]
             return rows, scores[rows]
-        ivf = self._ivf
-        assert ivf is not None
-        wanted = 64
+        codes = self._codes
+        assert codes is not None
         floor = min_cosine - _CODE_MARGIN
+        count = FIRST_CANDIDATES
+        most = max(FIRST_CANDIDATES, CANDIDATES_PER_RESULT * limit)
         while True:
-            with self._ivf_lock:
-                approx, seqs = ivf.search(query[None].astype(np.float32), wanted)
-            approx, seqs = approx[0], seqs[0]
-            found = seqs >= 0
-            above = found & (approx >= floor)
-            rows = _rows_of(snap.seqs, seqs[above])
+            seqs, approx = codes.nearest(query, count)
+            near = seqs[approx >= floor]
+            rows = _rows_of(snap.seqs, near)
             rows = rows[keep(rows)]
-            exhausted = not found.all() or not above.all() or wanted >= ivf.ntotal
-            if exhausted or enough(rows):
+            full = len(seqs) < count or count >= min(most, len(codes))
+            if full or approx[-1] < floor or enough(rows):
                 break
-            wanted *= 4
+            count = min(4 * count, most)
         stored = self._source.embeddings(snap.seqs[rows])
         rows = np.array([r for r in rows if int(snap.seqs[r]) in stored], np.int64)
         if not len(rows):
             return rows, np.empty(0, np.float32)
         exact = np.stack([stored[int(snap.seqs[r])] for r in rows]) @ query
-        above = exact >= min_cosine
-        return rows[above], exact[above]
+        passing = exact >= min_cosine
+        return rows[passing], exact[passing]
 
     def search_faces(
         self, query: np.ndarray, min_cosine: float, limit: int, exclude: str | None = None
@@ -330,6 +374,7 @@ class CollectionIndex:
             min_cosine,
             keep=lambda rows: snap.alive[rows],
             enough=lambda rows: len(rows) >= wanted,
+            limit=wanted,
         )
         order = _top(scores, wanted)
         hits = [Hit(snap.face_id(rows[i]), float(scores[i])) for i in order]
@@ -349,6 +394,7 @@ class CollectionIndex:
             min_cosine,
             keep=lambda rows: (snap.users[rows] != _NO_USER) & (snap.users[rows] != excluded),
             enough=lambda rows: len(np.unique(snap.users[rows])) >= limit,
+            limit=limit,
         )
         # Take the best faces a few at a time until they hold ``limit`` users: each user's best
         # face is its first in score order.
@@ -408,12 +454,14 @@ class SearchIndexes:
         with entry.lock:
             if entry.index is None:
                 store = self._store
-                source = VectorSource(
-                    embeddings=lambda seqs: store.embeddings(collection, seqs),
-                    search_model=lambda model: store.search_model(collection, model),
+                index = CollectionIndex(
+                    VectorSource(
+                        pages=lambda after: store.face_changes(collection, 0, after, LOAD_PAGE),
+                        embeddings=lambda seqs: store.embeddings(collection, seqs),
+                        search_model=lambda model: store.search_model(collection, model),
+                    )
                 )
-                index = CollectionIndex(source)
-                index.load(lambda after: store.face_changes(collection, 0, after, LOAD_PAGE))
+                index.load()
                 entry.index = index
             if entry.index.version < collection.version:
                 entry.index.apply(self._store.face_changes(collection, entry.index.version))
