@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -44,6 +45,7 @@ from botocore.config import Config
 import facesearch
 from facesearch.server.auth import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
 from facesearch.store import FaceRecord
+from facesearch.store.index import NO_USER
 from facesearch.vision.image import sniff_format
 
 REPO = Path(__file__).resolve().parent.parent
@@ -138,10 +140,11 @@ def exact_top_user(client: Any, collection_id: str, queries: np.ndarray) -> list
     store = client.service.state.store
     collection = store.get_collection(client.account_id, collection_id)
     changes = store.face_changes(collection, 0)
-    users = np.array([u or "" for u in changes.user_ids], dtype=object)
     scores = queries @ changes.embeddings.T
-    scores[:, users == ""] = -2
-    return [str(users[int(np.argmax(row))]) for row in scores]
+    scores[:, changes.user_seqs == NO_USER] = -2
+    best = [int(changes.user_seqs[int(np.argmax(row))]) for row in scores]
+    names = store.user_ids(collection, best)
+    return [names[seq] for seq in best]
 
 
 def rss_bytes(pid: int) -> int:
@@ -334,6 +337,7 @@ def main() -> int:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     if pg is not None:
         pg.close()
+    shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 

@@ -187,12 +187,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(data_dir: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(data_dir: Path, threads: int) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {**os.environ, "FACESEARCH_ACCESS_KEY_ID": KEY_ID, "FACESEARCH_SECRET_ACCESS_KEY": SECRET}
     command = [
         sys.executable, "-m", "facesearch.cli.main", "serve", "--port", str(port),
-        "--data-dir", str(data_dir), "--workers", str(workers), "--log-level", "warning",
+        "--data-dir", str(data_dir), "--threads", str(threads), "--log-level", "warning",
     ]  # fmt: skip
     process = subprocess.Popen(command, env=env)
     url = f"http://127.0.0.1:{port}"
@@ -222,7 +222,7 @@ def main() -> None:
         "--describe", type=int, default=400, help="DescribeCollection calls per level"
     )
     parser.add_argument("--search", type=int, default=48, help="SearchUsersByImage calls per level")
-    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
+    parser.add_argument("--threads", type=int, default=min(4, os.cpu_count() or 1))
     args = parser.parse_args()
 
     probe_path = args.photos / args.probe
@@ -251,7 +251,7 @@ def main() -> None:
         )
         library_client.service.close()
 
-        process, url = start_server(data_dir, args.workers)
+        process, url = start_server(data_dir, args.threads)
         try:
             config = Config(retries={"max_attempts": 1}, max_pool_connections=1)
 
@@ -269,7 +269,7 @@ def main() -> None:
             process.wait(60)
 
     print(f"\nprobe image: {args.probe}, {len(probe) / 1024:.0f} KiB")
-    print(f"\nserver: 1 process, --workers {args.workers}; cpus: {os.cpu_count()}; loopback")
+    print(f"\nserver: 1 process, --threads {args.threads}; cpus: {os.cpu_count()}; loopback")
     header = f"{'operation':<24}{'clients':>8}  {'library rps':>11} {'p50':>8} {'p95':>8}"
     header += f"  {'server rps':>10} {'p50':>8} {'p95':>8}  {'p50 overhead':>12} {'ratio':>6}"
     for title, measured in (("boto3 client", server), ("pre-signed plain HTTP", raw)):

@@ -2,28 +2,25 @@
 
 from __future__ import annotations
 
-import uuid
-
 import numpy as np
 import pytest
 
 from facesearch.store import FaceChanges
-from facesearch.store.index import CollectionIndex, VectorSource
+from facesearch.store.index import NO_USER, CollectionIndex, VectorSource
 
 
 class Faces:
-    """Random unit vectors with seqs, face ids and users: a collection's faces as a store has
-    them, and the FaceChanges that bring an index to them."""
+    """Random unit vectors with seqs and users' seqs: a collection's faces as a store has them,
+    and the FaceChanges that bring an index to them."""
 
     def __init__(self, count: int, seed: int, users: int = 0) -> None:
         rng = np.random.default_rng(seed)
         vectors = rng.standard_normal((count, 128)).astype(np.float32)
         self.vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
         self.seqs = np.arange(1, count + 1, dtype=np.int64) * 3  # gaps, as deletions leave
-        self.face_ids = [str(uuid.UUID(int=seed << 64 | i)) for i in range(count)]
-        self.users: list[str | None] = [
-            f"user-{i % users}" if users else None for i in range(count)
-        ]
+        self.users = np.array(
+            [1000 + i % users if users else NO_USER for i in range(count)], np.int64
+        )
         self.version = 0
         self.gone: set[int] = set()  # rows deleted from the store
 
@@ -35,8 +32,7 @@ class Faces:
         return FaceChanges(
             version=self.version,
             seqs=self.seqs[rows],
-            face_ids=[self.face_ids[r] for r in rows],
-            user_ids=[self.users[r] for r in rows],
+            user_seqs=self.users[rows],
             embeddings=self.vectors[rows].reshape(len(rows), 128),
             deleted=self.seqs[list(deleted)],
         )
@@ -78,15 +74,15 @@ def near(vector: np.ndarray, seed: int, noise: float = 0.5) -> np.ndarray:
     return query / np.linalg.norm(query)
 
 
-def brute_force_faces(faces: Faces, alive: list[int], query: np.ndarray, floor: float) -> list[str]:
+def brute_force_faces(faces: Faces, alive: list[int], query: np.ndarray, floor: float) -> list[int]:
     scores = faces.vectors[alive] @ query
-    return [faces.face_ids[alive[i]] for i in np.argsort(-scores) if scores[i] >= floor]
+    return [int(faces.seqs[alive[i]]) for i in np.argsort(-scores) if scores[i] >= floor]
 
 
-def brute_force_users(faces: Faces, query: np.ndarray, floor: float) -> list[str]:
-    best: dict[str, float] = {}
-    for user, score in zip(faces.users, faces.vectors @ query, strict=True):
-        if user is not None:
+def brute_force_users(faces: Faces, query: np.ndarray, floor: float) -> list[int]:
+    best: dict[int, float] = {}
+    for user, score in zip(faces.users.tolist(), faces.vectors @ query, strict=True):
+        if user != NO_USER:
             best[user] = max(best.get(user, -1.0), float(score))
     return sorted((u for u in best if best[u] >= floor), key=lambda u: -best[u])
 
@@ -101,7 +97,7 @@ def test_search_faces_matches_brute_force(limit: int) -> None:
     for probe in range(5):
         query = near(faces.vectors[probe * 7], seed=probe)
         expected = brute_force_faces(faces, list(range(3000)), query, 0.1)[:limit]
-        assert [h.face_id for h in index.search_faces(query, 0.1, limit)] == expected
+        assert [h.seq for h in index.search_faces(query, 0.1, limit)] == expected
 
 
 def test_search_users_best_face_and_exclusion() -> None:
@@ -109,19 +105,19 @@ def test_search_users_best_face_and_exclusion() -> None:
     index = faces.index(range(600))
     query = near(faces.vectors[10], seed=3)
     ranked = brute_force_users(faces, query, 0.0)
-    assert [h.user_id for h in index.search_users(query, 0.0, 500)] == ranked
-    assert [h.user_id for h in index.search_users(query, 0.0, 3)] == ranked[:3]
-    assert ranked[0] not in [h.user_id for h in index.search_users(query, 0.0, 500, ranked[0])]
+    assert [h.user_seq for h in index.search_users(query, 0.0, 500)] == ranked
+    assert [h.user_seq for h in index.search_users(query, 0.0, 3)] == ranked[:3]
+    assert ranked[0] not in [h.user_seq for h in index.search_users(query, 0.0, 500, ranked[0])]
 
 
 def test_search_users_when_the_best_faces_belong_to_few_users() -> None:
     # 400 near-copies of one user's face outrank everything: the index must look past them.
     faces = Faces(2000, seed=5, users=500)
     faces.vectors[:400] = near(faces.vectors[0], seed=6, noise=0.01)
-    faces.users[:400] = ["crowd"] * 400
+    faces.users[:400] = 7
     index = faces.index(range(2000))
     query = near(faces.vectors[0], seed=7, noise=0.05)
-    assert [h.user_id for h in index.search_users(query, -1.0, 20)] == brute_force_users(
+    assert [h.user_seq for h in index.search_users(query, -1.0, 20)] == brute_force_users(
         faces, query, -1.0
     )[:20]
 
@@ -131,22 +127,22 @@ def test_deletions_users_and_compaction() -> None:
     index = faces.index([])
     assert index.search_faces(faces.vectors[0], -1.0, 10) == []
     index.apply(faces.changes(range(40)))
-    faces.users[:3] = ["ada"] * 3
+    faces.users[:3] = 8
     index.apply(faces.changes([0, 1, 2]))
-    assert [h.user_id for h in index.search_users(faces.vectors[1], -1.0, 10)] == ["ada"]
+    assert [h.user_seq for h in index.search_users(faces.vectors[1], -1.0, 10)] == [8]
     before = index.search_faces(faces.vectors[5], -1.0, 40)
     index.apply(faces.changes([], deleted=[5, 6]))  # marks them dead
     after = index.search_faces(faces.vectors[5], -1.0, 40)
     assert len(before) == 40 and len(after) == 38 and len(index) == 38
-    assert faces.face_ids[5] not in {h.face_id for h in after}
+    assert faces.seqs[5] not in {h.seq for h in after}
     index.apply(faces.changes([], deleted=list(range(7, 20))))  # a quarter dead: compacted
     alive = [0, 1, 2, 3, 4, *range(20, 40)]
     query = near(faces.vectors[30], seed=8)
-    assert [h.face_id for h in index.search_faces(query, -1.0, 40)] == brute_force_faces(
+    assert [h.seq for h in index.search_faces(query, -1.0, 40)] == brute_force_faces(
         faces, alive, query, -1.0
     )
-    assert [h.user_id for h in index.search_users(faces.vectors[2], -1.0, 10)] == ["ada"]
-    faces.users[:3] = [None] * 3
+    assert [h.user_seq for h in index.search_users(faces.vectors[2], -1.0, 10)] == [8]
+    faces.users[:3] = NO_USER
     index.apply(faces.changes([0, 1, 2]))
     assert index.search_users(faces.vectors[1], -1.0, 10) == []
     stale = faces.changes([])
@@ -159,11 +155,11 @@ def test_faces_arriving_out_of_seq_order() -> None:
     faces = Faces(30, seed=9)
     index = faces.index(range(20, 30))
     index.apply(faces.changes(range(20)))  # lower seqs committed later (another process)
-    faces.users[3] = "grace"
+    faces.users[3] = 9
     index.apply(faces.changes([3]))
-    assert [h.user_id for h in index.search_users(faces.vectors[3], -1.0, 5)] == ["grace"]
+    assert [h.user_seq for h in index.search_users(faces.vectors[3], -1.0, 5)] == [9]
     query = near(faces.vectors[3], seed=10)
-    assert [h.face_id for h in index.search_faces(query, -1.0, 30)] == brute_force_faces(
+    assert [h.seq for h in index.search_faces(query, -1.0, 30)] == brute_force_faces(
         faces, list(range(30)), query, -1.0
     )
 
@@ -179,25 +175,25 @@ def test_compressed_index_finds_near_faces_with_exact_similarities() -> None:
         query = near(faces.vectors[probe], seed=probe, noise=1.0)
         exact = faces.vectors @ query
         hits = index.search_faces(query, 0.3, 3)
-        assert hits[0].face_id == faces.face_ids[probe]
+        assert hits[0].seq == faces.seqs[probe]
         assert hits[0].cosine == pytest.approx(float(exact[probe]), abs=1e-5)
-        assert index.search_users(query, 0.3, 2)[0].user_id == faces.users[probe]
+        assert index.search_users(query, 0.3, 2)[0].user_seq == faces.users[probe]
         # Above a bar in the thick of random faces' scores, where approximate ranking is
         # hardest: what is returned passes, in exact order; little that passes is missed.
         wanted = brute_force_faces(faces, list(range(16_000)), query, 0.25)
-        found = [h.face_id for h in index.search_faces(query, 0.25, 1000)]
+        found = [h.seq for h in index.search_faces(query, 0.25, 1000)]
         assert found == [f for f in wanted if f in set(found)]
         assert len(found) >= 0.95 * len(wanted)
     index.apply(faces.changes([], deleted=[800]))
     query = near(faces.vectors[800], seed=800, noise=0.3)
-    assert faces.face_ids[800] not in {h.face_id for h in index.search_faces(query, 0.0, 10)}
+    assert faces.seqs[800] not in {h.seq for h in index.search_faces(query, 0.0, 10)}
 
 
 def test_compressed_users_at_threshold_zero() -> None:
     faces = Faces(12_000, seed=13, users=6_000)
     index = faces.index(range(12_000), compressed_min_faces=10_000)
     query = near(faces.vectors[77], seed=14, noise=1.0)
-    found = [h.user_id for h in index.search_users(query, -1.0, 300)]
+    found = [h.user_seq for h in index.search_users(query, -1.0, 300)]
     assert found[0] == faces.users[77] and len(found) == len(set(found)) == 300
     # The best 300 users by exact score, but for near ties the compressed ranking may swap.
     assert len(set(found) & set(brute_force_users(faces, query, -1.0)[:300])) >= 295
@@ -214,7 +210,7 @@ def test_codes_are_rebuilt_once_half_are_deleted() -> None:
     assert index.compressed and len(index) == len(alive)
     assert len(index._codes) == len(alive)  # encoded afresh, without the deleted faces
     query = near(faces.vectors[9_000], seed=16, noise=0.5)
-    assert [h.face_id for h in index.search_faces(query, 0.2, 50)] == brute_force_faces(
+    assert [h.seq for h in index.search_faces(query, 0.2, 50)] == brute_force_faces(
         faces, alive, query, 0.2
     )[:50]
 

@@ -30,17 +30,18 @@ def _face_matches(
     collection: CollectionRecord,
     query: np.ndarray,
     params: dict[str, Any],
-    exclude: str | None = None,
+    exclude: int | None = None,
 ) -> list[dict[str, Any]]:
+    """Faces matching ``query``, highest first, but the face whose seq is ``exclude``."""
     threshold = params.get("FaceMatchThreshold", DEFAULT_THRESHOLD)
     hits = ctx.state.index(collection).search_faces(
         query, min_cosine(threshold), params.get("MaxFaces", DEFAULT_MAX_FACES), exclude
     )
-    records = ctx.store.get_faces(collection, [h.face_id for h in hits])
+    records = ctx.store.faces_by_seq(collection, [h.seq for h in hits])
     return [
-        {"Similarity": similarity(h.cosine), "Face": stored_face(records[h.face_id])}
+        {"Similarity": similarity(h.cosine), "Face": stored_face(records[h.seq])}
         for h in hits
-        if h.face_id in records  # deleted between the search and this read
+        if h.seq in records  # deleted between the search and this read
     ]
 
 
@@ -59,7 +60,7 @@ def search_faces(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
         raise not_found(f"The face id: {face_id} does not exist in the collection")
     return {
         "SearchedFaceId": face_id,
-        "FaceMatches": _face_matches(ctx, collection, record.embedding, params, exclude=face_id),
+        "FaceMatches": _face_matches(ctx, collection, record.embedding, params, record.seq),
         "FaceModelVersion": collection.face_model_version,
     }
 
@@ -94,21 +95,27 @@ def _search_users(
     collection: CollectionRecord,
     queries: np.ndarray,
     params: dict[str, Any],
-    exclude: str | None = None,
+    exclude: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Users matching any of ``queries`` (k, d), best match per user, highest first."""
+    """Users matching any of ``queries`` (k, d), best match per user, highest first, but the
+    user whose seq is ``exclude``."""
     threshold = params.get("UserMatchThreshold", DEFAULT_THRESHOLD)
     limit = params.get("MaxUsers", DEFAULT_MAX_USERS)
     index = ctx.state.index(collection)
-    best: dict[str, float] = {}
+    best: dict[int, float] = {}
     for query in queries:
         for hit in index.search_users(query, min_cosine(threshold), limit, exclude):
-            best[hit.user_id] = max(best.get(hit.user_id, -1.0), hit.cosine)
+            best[hit.user_seq] = max(best.get(hit.user_seq, -1.0), hit.cosine)
     ranked = sorted(best.items(), key=lambda item: -item[1])[:limit]
+    names = ctx.store.user_ids(collection, [user_seq for user_seq, _ in ranked])
     # Only users with a face can match, so every match is ACTIVE.
     return [
-        {"Similarity": similarity(cosine), "User": {"UserId": user_id, "UserStatus": "ACTIVE"}}
-        for user_id, cosine in ranked
+        {
+            "Similarity": similarity(cosine),
+            "User": {"UserId": names[user_seq], "UserStatus": "ACTIVE"},
+        }
+        for user_seq, cosine in ranked
+        if user_seq in names  # deleted between the search and this read
     ]
 
 
@@ -128,7 +135,7 @@ def search_users(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     else:
         user = get_user(ctx, collection, user_id)
         vectors = user_vectors(ctx, collection, user.user_id)
-        response["UserMatches"] = _search_users(ctx, collection, vectors, params, user.user_id)
+        response["UserMatches"] = _search_users(ctx, collection, vectors, params, user.seq)
         response["SearchedUser"] = {"UserId": user.user_id}
     return response
 

@@ -58,8 +58,7 @@ class FaceChanges:
 
     version: int  # the version the index reaches by applying these
     seqs: np.ndarray  # (k,) int64: faces added or (dis)associated, in seq order
-    face_ids: list[str]
-    user_ids: list[str | None]
+    user_seqs: np.ndarray  # (k,) int64: the seq of each face's user (UserRecord.seq), -1 if none
     embeddings: np.ndarray  # (k, d) float32, unit-norm
     deleted: np.ndarray  # (m,) int64: seqs of faces deleted
 
@@ -135,6 +134,12 @@ class Store(Protocol):
         self, collection: CollectionRecord, face_ids: Iterable[str]
     ) -> dict[str, FaceRecord]: ...
 
+    def faces_by_seq(
+        self, collection: CollectionRecord, seqs: Sequence[int]
+    ) -> dict[int, FaceRecord]:
+        """Faces by their seq (those still there)."""
+        ...
+
     def list_faces(
         self,
         collection: CollectionRecord,
@@ -182,6 +187,10 @@ class Store(Protocol):
         ...
 
     def get_user(self, collection: CollectionRecord, user_id: str) -> UserRecord | None: ...
+
+    def user_ids(self, collection: CollectionRecord, seqs: Sequence[int]) -> dict[int, str]:
+        """UserIds by the users' seq (those still there)."""
+        ...
 
     def delete_user(self, collection: CollectionRecord, user_id: str) -> bool:
         """Delete a user, disassociating its faces first; False if it did not exist."""

@@ -1,10 +1,10 @@
 """In-memory vector search over a collection's faces, kept current from the store.
 
-Faces are keyed by the store's ``seq`` (increasing as faces are added) and held in numpy arrays
-rather than Python objects, so a million faces cost memory for their vectors and little else.
-Readers take an immutable snapshot of those arrays; a writer builds the next one. Deletions only
-mark rows dead (compacted once a quarter of them are), so a write costs O(changed faces) plus,
-for a (dis)association, one copy of the small per-face user array.
+A face is its store ``seq`` (increasing as faces are added) and its user's seq, held in numpy
+arrays rather than Python objects: the store turns the seqs of the results back into faces and
+UserIds. Readers take an immutable snapshot of those arrays; a writer builds the next one.
+Deletions only mark rows dead (compacted once a quarter of them are), so a write costs O(changed
+faces) plus, for a (dis)association, one copy of the per-face user array.
 
 Two ways to find candidates, by collection size, and one way to rank them:
 
@@ -12,16 +12,16 @@ Two ways to find candidates, by collection size, and one way to rank them:
   per face, and a query is one BLAS product over all of them (columns, not rows: OpenBLAS's
   kernel for ``query @ matrix`` over a (dim, n) matrix runs about twice as fast here as over
   (n, dim)).
-- From then on, compressed: each vector is kept twice, as a 16-byte product-quantisation code
-  (faiss's fast-scan PQ, 4 bits per sub-vector) and as 8-bit scalar codes (128 bytes): together
-  about half of float32's memory. A query scans every PQ code (about 1 ms at a million faces on
-  2 cores), re-scores the best of them with the 8-bit codes (within about 0.005 of the exact
+- From then on, compressed: each vector is kept as a 16-byte product-quantisation code (faiss's
+  fast-scan PQ, 4 bits per sub-vector) and as 8-bit scalar codes (128 bytes), together about
+  half of float32's memory. A query scans every PQ code (about 1 ms at a million faces on 2
+  cores), re-scores the best of them with the 8-bit codes (within about 0.005 of the exact
   cosine), and only the candidates those scores put near or above the bar are re-ranked with the
   exact vectors read from the store. Every similarity returned is exact; only a face the PQ scan
   ranks far too low can be missed (``benchmarks/scale.py`` measures how often). Scanning every
-  code, unlike an inverted file, does not depend on how the collection clusters. The trained
-  quantisers are kept in the store and shared by every process, so every process returns the
-  same results.
+  code, unlike an inverted file, does not depend on how the collection clusters (an IVF lost
+  real matches among synthetic faces). The trained quantisers are kept in the store and shared by
+  every process, so every process returns the same results.
 
 :class:`SearchIndexes` keeps one index per collection and brings it up to the collection's
 ``version`` before each use, from :meth:`Store.face_changes`: every process that shares a store
@@ -30,10 +30,9 @@ applies every acknowledged write, whichever process made it.
 
 from __future__ import annotations
 
-import binascii
+import io
 import logging
 import threading
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -48,11 +47,11 @@ log = logging.getLogger("facesearch.index")
 COMPRESSED_MIN_FACES = 200_000
 PQ_SUBVECTORS = 32  # of 4 bits each: 16 bytes a face
 TRAINING_FACES = 50_000
-# The first candidates asked of the codes; then 4 times as many while the last of them still
+# The first candidates asked of the PQ scan; then 4 times as many while the last of them still
 # score near the bar and the limit is not met, up to 8 per result asked for.
 FIRST_CANDIDATES = 128
 CANDIDATES_PER_RESULT = 8
-# How many PQ candidates the 8-bit codes re-score per candidate returned.
+# How many PQ candidates the 8-bit codes re-score per candidate kept.
 REFINE_FACTOR = 32
 # 8-bit codes put a cosine within about 0.005 of the exact one: candidates this far below the
 # bar are still re-ranked exactly.
@@ -60,26 +59,21 @@ _CODE_MARGIN = 0.02
 # Faces read from the store per page while an index loads: bounds the memory a load needs.
 LOAD_PAGE = 50_000
 _MIN_CAPACITY = 64
-_NO_USER = -1
+NO_USER = -1
 
 
 @dataclass(frozen=True)
 class _Snapshot:
     seqs: np.ndarray  # (n,) int64, increasing: the store's face seq of each row
-    face_ids: np.ndarray  # (n, 16) uint8: each face id as UUID bytes
-    users: np.ndarray  # (n,) int32: index into the user table, -1 for none
+    users: np.ndarray  # (n,) int64: the seq of each face's user, NO_USER for none
     alive: np.ndarray  # (n,) bool: False for a deleted face not compacted away yet
     dead: int
     vectors: np.ndarray | None  # (d, n) float32 columns while exact, else None
 
-    def face_id(self, row: int) -> str:
-        return str(uuid.UUID(bytes=self.face_ids[row].tobytes()))
-
 
 _EMPTY = _Snapshot(
     np.empty(0, np.int64),
-    np.empty((0, 16), np.uint8),
-    np.empty(0, np.int32),
+    np.empty(0, np.int64),
     np.empty(0, bool),
     0,
     np.empty((0, 0), np.float32),
@@ -88,15 +82,17 @@ _EMPTY = _Snapshot(
 
 @dataclass(frozen=True)
 class Hit:
-    """One search result: the position's face id and its cosine similarity."""
+    """One search result: a face (its store seq) and its cosine similarity to the query."""
 
-    face_id: str
+    seq: int
     cosine: float
 
 
 @dataclass(frozen=True)
 class UserHit:
-    user_id: str
+    """One user search result: a user (its store seq) and its best face's cosine."""
+
+    user_seq: int
     cosine: float
 
 
@@ -110,57 +106,74 @@ class VectorSource:
     search_model: Callable[[bytes | None], bytes | None]
 
 
-def _face_id_bytes(face_ids: list[str]) -> np.ndarray:
-    raw = binascii.unhexlify("".join(face_ids).replace("-", ""))
-    return np.frombuffer(raw, np.uint8).reshape(-1, 16)
-
-
 def _train(sample: np.ndarray) -> bytes:
-    """Trained, empty codes (fast-scan PQ refined by 8-bit scalar codes), serialised."""
-    dim = sample.shape[1]
-    codes = faiss.IndexRefine(
-        faiss.IndexPQFastScan(dim, PQ_SUBVECTORS, 4, faiss.METRIC_INNER_PRODUCT),
-        faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT),
+    """Trained, empty codes for vectors like ``sample``: the fast-scan PQ (faiss's own
+    serialisation) and the 8-bit codes' per-dimension ranges, in one blob."""
+    sample = np.ascontiguousarray(sample, np.float32)
+    pq = faiss.IndexPQFastScan(sample.shape[1], PQ_SUBVECTORS, 4, faiss.METRIC_INNER_PRODUCT)
+    pq.train(sample)
+    blob = io.BytesIO()
+    np.savez(
+        blob,
+        pq=faiss.serialize_index(pq),
+        low=sample.min(axis=0),
+        high=sample.max(axis=0),
     )
-    codes.train(np.ascontiguousarray(sample, np.float32))
-    return faiss.serialize_index(codes).tobytes()
+    return blob.getvalue()
 
 
 class _Codes:
-    """The compressed vectors and the seq of each entry. Entries are only appended; a deleted
-    face's entry stays until the codes are rebuilt."""
+    """The compressed vectors: a fast-scan PQ (faiss) for the scan, 8-bit codes (numpy) to
+    re-score its best candidates, and the seq of each entry. Entries are only appended; a
+    deleted face's entry stays until the codes are rebuilt."""
 
     def __init__(self, model: bytes, dim: int) -> None:
-        self.index = faiss.deserialize_index(np.frombuffer(model, np.uint8))
-        if self.index.d != dim:
-            raise RuntimeError(f"the search model is for {self.index.d}-d vectors, not {dim}-d")
-        self._params = faiss.IndexRefineSearchParameters(k_factor=REFINE_FACTOR)
+        with np.load(io.BytesIO(model)) as parts:
+            self._pq = faiss.deserialize_index(parts["pq"])
+            low, high = parts["low"], parts["high"]
+        if self._pq.d != dim:
+            raise RuntimeError(f"the search model is for {self._pq.d}-d vectors, not {dim}-d")
+        self._low = low.astype(np.float32)
+        self._step = np.maximum(high - low, 1e-6).astype(np.float32) / 255
+        self._bytes = np.empty((_MIN_CAPACITY, dim), np.uint8)
         self._seqs = np.empty(_MIN_CAPACITY, np.int64)
         self.lock = threading.Lock()  # faiss may not be searched while it is changed
         self.dead = 0
 
     def __len__(self) -> int:
-        return self.index.ntotal
+        return self._pq.ntotal
 
     def add(self, seqs: np.ndarray, embeddings: np.ndarray) -> None:
+        embeddings = np.ascontiguousarray(embeddings, np.float32)
+        codes = np.clip(np.rint((embeddings - self._low) / self._step), 0, 255).astype(np.uint8)
         with self.lock:
-            n = self.index.ntotal
-            if n + len(seqs) > len(self._seqs):
-                grown = np.empty(max(2 * len(self._seqs), n + len(seqs)), np.int64)
-                grown[:n] = self._seqs[:n]
-                self._seqs = grown
-            self._seqs[n : n + len(seqs)] = seqs
-            self.index.add(np.ascontiguousarray(embeddings, np.float32))
+            n, extra = self._pq.ntotal, len(seqs)
+            if n + extra > len(self._seqs):
+                size = max(2 * len(self._seqs), n + extra)
+                self._seqs = np.resize(self._seqs, size)
+                self._bytes = np.resize(self._bytes, (size, self._bytes.shape[1]))
+            self._seqs[n : n + extra] = seqs
+            self._bytes[n : n + extra] = codes
+            self._pq.add(embeddings)
+
+    def trim(self) -> None:
+        """Give back the spare room the appends keep (after a load)."""
+        with self.lock:
+            n = self._pq.ntotal
+            self._seqs, self._bytes = self._seqs[:n].copy(), self._bytes[:n].copy()
 
     def nearest(self, query: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-        """The seqs of the ``count`` entries of highest approximate score, best first, and
-        those scores."""
+        """The seqs of about the ``count`` entries of highest score, best first, and their
+        scores by the 8-bit codes."""
+        query = np.ascontiguousarray(query[None], np.float32)
         with self.lock:
-            scores, positions = self.index.search(
-                query[None].astype(np.float32), count, params=self._params
-            )
-            found = positions[0] >= 0
-            return self._seqs[positions[0][found]], scores[0][found]
+            _, positions = self._pq.search(query, count * REFINE_FACTOR)
+            positions = positions[0][positions[0] >= 0]
+            codes, seqs = self._bytes[positions], self._seqs[positions]
+        # A code c stands for low + c * step: its score is c . (query * step) + query . low.
+        scores = codes @ (query[0] * self._step) + float(query[0] @ self._low)
+        best = np.argsort(-scores, kind="stable")[:count]
+        return seqs[best], scores[best]
 
 
 class CollectionIndex:
@@ -173,8 +186,6 @@ class CollectionIndex:
         self._compressed_min_faces = compressed_min_faces
         self._lock = threading.Lock()  # one writer at a time
         self._codes: _Codes | None = None
-        self._user_ids: list[str] = []  # user code -> UserId; codes are never reused
-        self._user_codes: dict[str, int] = {}
         self._buffer = np.empty((0, _MIN_CAPACITY), np.float32)
         self._snap = _EMPTY
         self.version = 0
@@ -205,6 +216,8 @@ class CollectionIndex:
         while len(page.seqs):
             self._merge(page)
             page = self._source.pages(int(page.seqs[-1]))
+        if self._codes is not None:
+            self._codes.trim()
         self.version = first.version
 
     def apply(self, changes: FaceChanges) -> None:
@@ -215,15 +228,6 @@ class CollectionIndex:
             self._merge(changes)
             self.version = changes.version
 
-    def _code(self, user_id: str | None) -> int:
-        if user_id is None:
-            return _NO_USER
-        code = self._user_codes.get(user_id)
-        if code is None:
-            code = self._user_codes[user_id] = len(self._user_ids)
-            self._user_ids.append(user_id)
-        return code
-
     def _merge(self, changes: FaceChanges) -> None:
         snap = self._snap
         users, alive, dead = snap.users, snap.alive, snap.dead
@@ -233,24 +237,18 @@ class CollectionIndex:
             rows = _rows_of(snap.seqs, changes.deleted)
             rows = rows[alive[rows]]
             alive[rows] = False
-            users[rows] = _NO_USER
+            users[rows] = NO_USER
             dead += len(rows)
             if self._codes is not None:
                 self._codes.dead += len(rows)
         # Changed faces: known ones get their user now; new ones are appended.
-        codes = np.array([self._code(u) for u in changes.user_ids], np.int32)
         known = _rows_of(snap.seqs, changes.seqs, missing=-1)
         present = known >= 0
-        users[known[present]] = codes[present]
-        self._snap = _Snapshot(snap.seqs, snap.face_ids, users, alive, dead, snap.vectors)
+        users[known[present]] = changes.user_seqs[present]
+        self._snap = _Snapshot(snap.seqs, users, alive, dead, snap.vectors)
         fresh = ~present
         if fresh.any():
-            self._append(
-                changes.seqs[fresh],
-                [f for f, new in zip(changes.face_ids, fresh, strict=True) if new],
-                changes.embeddings[fresh],
-                codes[fresh],
-            )
+            self._append(changes.seqs[fresh], changes.user_seqs[fresh], changes.embeddings[fresh])
         if self._snap.dead * 4 > len(self._snap.seqs):
             self._compact()
         if self._codes is None and len(self) >= self._compressed_min_faces:
@@ -259,9 +257,7 @@ class CollectionIndex:
             # Half the codes belong to deleted faces: encode the live ones afresh.
             self._load()
 
-    def _append(
-        self, seqs: np.ndarray, face_ids: list[str], embeddings: np.ndarray, codes: np.ndarray
-    ) -> None:
+    def _append(self, seqs: np.ndarray, user_seqs: np.ndarray, embeddings: np.ndarray) -> None:
         snap = self._snap
         n, extra = len(snap.seqs), len(seqs)
         vectors = None
@@ -279,16 +275,15 @@ class CollectionIndex:
             self._buffer[:, n : n + extra] = embeddings.T
             vectors = self._buffer[:, : n + extra]
         all_seqs = np.concatenate([snap.seqs, seqs])
-        ids = np.concatenate([snap.face_ids, _face_id_bytes(face_ids)])
-        users = np.concatenate([snap.users, codes])
+        users = np.concatenate([snap.users, user_seqs])
         alive = np.concatenate([snap.alive, np.ones(extra, bool)])
         if n and seqs.min() < snap.seqs[-1]:
             # Faces committed out of seq order (seen only across processes): keep seqs sorted.
             order = np.argsort(all_seqs, kind="stable")
-            all_seqs, ids, users, alive = all_seqs[order], ids[order], users[order], alive[order]
+            all_seqs, users, alive = all_seqs[order], users[order], alive[order]
             if vectors is not None:
                 vectors = self._buffer[:, : n + extra] = vectors[:, order]
-        self._snap = _Snapshot(all_seqs, ids, users, alive, snap.dead, vectors)
+        self._snap = _Snapshot(all_seqs, users, alive, snap.dead, vectors)
 
     def _compact(self) -> None:
         snap = self._snap
@@ -299,9 +294,7 @@ class CollectionIndex:
             buffer = np.empty((self._buffer.shape[0], max(kept, _MIN_CAPACITY)), np.float32)
             buffer[:, :kept] = snap.vectors[:, keep]
             self._buffer, vectors = buffer, buffer[:, :kept]
-        self._snap = _Snapshot(
-            snap.seqs[keep], snap.face_ids[keep], snap.users[keep], np.ones(kept, bool), 0, vectors
-        )
+        self._snap = _Snapshot(snap.seqs[keep], snap.users[keep], np.ones(kept, bool), 0, vectors)
 
     def _compress(self) -> None:
         """Encode the exact index's vectors with the collection's shared model (trained here
@@ -317,7 +310,7 @@ class CollectionIndex:
         codes.add(snap.seqs[snap.alive], vectors)
         self._codes = codes
         self._buffer = np.empty((0, _MIN_CAPACITY), np.float32)
-        self._snap = _Snapshot(snap.seqs, snap.face_ids, snap.users, snap.alive, snap.dead, None)
+        self._snap = _Snapshot(snap.seqs, snap.users, snap.alive, snap.dead, None)
         log.info("collection index compressed at %d faces", len(self))
 
     def _candidates(
@@ -330,9 +323,9 @@ class CollectionIndex:
         limit: int,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Rows of faces that score ``min_cosine`` or more and pass ``keep(rows)``, with their
-        exact cosines. Exact: every row. Compressed: the best by approximate score, re-ranked
-        with stored vectors, more of them until ``enough(rows)`` holds, the last ones fall
-        below the bar, or ``CANDIDATES_PER_RESULT`` per result (of ``limit``) were ranked."""
+        exact cosines. Exact: every row. Compressed: the best by the codes, more of them until
+        ``enough(rows)`` holds, the last ones fall below the bar, or ``CANDIDATES_PER_RESULT``
+        per result (of ``limit``) were taken; then re-ranked with the stored vectors."""
         if snap.vectors is not None:
             scores = query @ snap.vectors
             rows = np.flatnonzero(scores >= min_cosine)
@@ -345,11 +338,10 @@ class CollectionIndex:
         most = max(FIRST_CANDIDATES, CANDIDATES_PER_RESULT * limit)
         while True:
             seqs, approx = codes.nearest(query, count)
-            near = seqs[approx >= floor]
-            rows = _rows_of(snap.seqs, near)
+            rows = _rows_of(snap.seqs, seqs[approx >= floor])
             rows = rows[keep(rows)]
-            full = len(seqs) < count or count >= min(most, len(codes))
-            if full or approx[-1] < floor or enough(rows):
+            everything = len(seqs) < count or count >= min(most, len(codes))
+            if everything or approx[-1] < floor or enough(rows):
                 break
             count = min(4 * count, most)
         stored = self._source.embeddings(snap.seqs[rows])
@@ -361,38 +353,36 @@ class CollectionIndex:
         return rows[passing], exact[passing]
 
     def search_faces(
-        self, query: np.ndarray, min_cosine: float, limit: int, exclude: str | None = None
+        self, query: np.ndarray, min_cosine: float, limit: int, exclude: int | None = None
     ) -> list[Hit]:
-        """The ``limit`` faces most similar to ``query`` with cosine >= ``min_cosine``."""
+        """The ``limit`` faces most similar to ``query`` with cosine >= ``min_cosine``, but
+        the face whose seq is ``exclude``."""
         snap = self._snap
         if not len(snap.seqs):
             return []
-        wanted = limit + (exclude is not None)
         rows, scores = self._candidates(
             snap,
             query,
             min_cosine,
-            keep=lambda rows: snap.alive[rows],
-            enough=lambda rows: len(rows) >= wanted,
-            limit=wanted,
+            keep=lambda rows: snap.alive[rows] & (snap.seqs[rows] != exclude),
+            enough=lambda rows: len(rows) >= limit,
+            limit=limit,
         )
-        order = _top(scores, wanted)
-        hits = [Hit(snap.face_id(rows[i]), float(scores[i])) for i in order]
-        return [h for h in hits if h.face_id != exclude][:limit]
+        return [Hit(int(snap.seqs[rows[i]]), float(scores[i])) for i in _top(scores, limit)]
 
     def search_users(
-        self, query: np.ndarray, min_cosine: float, limit: int, exclude: str | None = None
+        self, query: np.ndarray, min_cosine: float, limit: int, exclude: int | None = None
     ) -> list[UserHit]:
-        """Users ranked by their best-matching face (the rule measured in docs/service.md)."""
+        """Users ranked by their best-matching face (the rule measured in docs/service.md),
+        but the user whose seq is ``exclude``."""
         snap = self._snap
         if not len(snap.seqs):
             return []
-        excluded = self._user_codes.get(exclude, _NO_USER) if exclude is not None else _NO_USER
         rows, scores = self._candidates(
             snap,
             query,
             min_cosine,
-            keep=lambda rows: (snap.users[rows] != _NO_USER) & (snap.users[rows] != excluded),
+            keep=lambda rows: (snap.users[rows] != NO_USER) & (snap.users[rows] != exclude),
             enough=lambda rows: len(np.unique(snap.users[rows])) >= limit,
             limit=limit,
         )
@@ -406,7 +396,7 @@ class CollectionIndex:
                 break
             wanted *= 4
         best = top[np.sort(first)][:limit]
-        return [UserHit(self._user_ids[snap.users[rows[i]]], float(scores[i])) for i in best]
+        return [UserHit(int(snap.users[rows[i]]), float(scores[i])) for i in best]
 
 
 def _rows_of(seqs: np.ndarray, wanted: np.ndarray, missing: int | None = None) -> np.ndarray:

@@ -73,6 +73,7 @@ _MIGRATIONS = (
         index_model_version TEXT NOT NULL,
         embedding vector NOT NULL,
         user_id TEXT,
+        user_seq BIGINT,
         version BIGINT NOT NULL,
         UNIQUE (collection_key, face_id)
     );
@@ -95,9 +96,7 @@ _MIGRATIONS = (
         created_at DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (account_id, operation, token)
     );
-    CREATE INDEX idempotency_by_age ON {SCHEMA}.idempotency (created_at)
-    """,
-    f"""
+    CREATE INDEX idempotency_by_age ON {SCHEMA}.idempotency (created_at);
     CREATE TABLE {SCHEMA}.search_models (
         collection_key BIGINT PRIMARY KEY REFERENCES {SCHEMA}.collections(key) ON DELETE CASCADE,
         model BYTEA NOT NULL

@@ -42,6 +42,8 @@ _FACE_SQL = (
     "SELECT face_id, image_id, external_image_id, bounding_box, confidence,"
     " index_model_version, embedding, user_id, seq FROM faces"
 )
+# A user's seq from its collection and UserId (NULL for none): what faces.user_seq holds.
+_USER_SEQ = "(SELECT seq FROM users WHERE collection_key = ? AND user_id = ?)"
 _USER_SQL = (
     "SELECT u.user_id, (SELECT COUNT(*) FROM faces f"
     " WHERE f.collection_key = u.collection_key AND f.user_id = u.user_id), u.seq FROM users u"
@@ -233,8 +235,10 @@ class SQLStore(ABC):
             version = self._bump(db, collection, faces=len(faces))
             db.executemany(
                 "INSERT INTO faces (collection_key, face_id, image_id, external_image_id,"
-                " bounding_box, confidence, index_model_version, embedding, user_id, version)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " bounding_box, confidence, index_model_version, embedding, user_id, version,"
+                " user_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                + _USER_SEQ
+                + ")",
                 [
                     (
                         collection.key,
@@ -247,6 +251,8 @@ class SQLStore(ABC):
                         self._vector(f.embedding),
                         f.user_id,
                         version,
+                        collection.key,
+                        f.user_id,
                     )
                     for f in faces
                 ],
@@ -274,6 +280,20 @@ class SQLStore(ABC):
                 (collection.key, *chunk),
             )
             found.update((row[0], self._face(row)) for row in rows)
+        return found
+
+    def faces_by_seq(
+        self, collection: CollectionRecord, seqs: Sequence[int]
+    ) -> dict[int, FaceRecord]:
+        found: dict[int, FaceRecord] = {}
+        wanted = [int(seq) for seq in seqs]
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            rows = self._read(
+                _FACE_SQL + f" WHERE collection_key = ? AND seq IN {_in(chunk)}",
+                (collection.key, *chunk),
+            )
+            found.update((row[8], self._face(row)) for row in rows)
         return found
 
     def list_faces(
@@ -331,7 +351,7 @@ class SQLStore(ABC):
             row = db.fetchone()
             version = row[0] if row else after_version
             db.execute(
-                f"SELECT seq, face_id, user_id, {self._EMBEDDING_COLUMN} FROM faces"
+                f"SELECT seq, user_seq, {self._EMBEDDING_COLUMN} FROM faces"
                 " WHERE collection_key = ? AND version > ? AND seq > ? ORDER BY seq"
                 + (" LIMIT ?" if limit is not None else ""),
                 (collection.key, after_version, after_seq)
@@ -348,9 +368,8 @@ class SQLStore(ABC):
         return FaceChanges(
             version=version,
             seqs=np.array([r[0] for r in rows], np.int64),
-            face_ids=[r[1] for r in rows],
-            user_ids=[r[2] for r in rows],
-            embeddings=self._embeddings([r[3] for r in rows]),
+            user_seqs=np.array([-1 if r[1] is None else r[1] for r in rows], np.int64),
+            embeddings=self._embeddings([r[2] for r in rows]),
             deleted=np.array([r[0] for r in deleted], np.int64),
         )
 
@@ -410,6 +429,18 @@ class SQLStore(ABC):
         )
         return UserRecord(*rows[0]) if rows else None
 
+    def user_ids(self, collection: CollectionRecord, seqs: Sequence[int]) -> dict[int, str]:
+        found: dict[int, str] = {}
+        wanted = [int(seq) for seq in seqs]
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            rows = self._read(
+                f"SELECT seq, user_id FROM users WHERE collection_key = ? AND seq IN {_in(chunk)}",
+                (collection.key, *chunk),
+            )
+            found.update(rows)
+        return found
+
     def delete_user(self, collection: CollectionRecord, user_id: str) -> bool:
         with self._tx() as db:
             db.execute(
@@ -420,7 +451,7 @@ class SQLStore(ABC):
                 return False
             version = self._bump(db, collection, users=-1)
             db.execute(
-                "UPDATE faces SET user_id = NULL, version = ?"
+                "UPDATE faces SET user_id = NULL, user_seq = NULL, version = ?"
                 " WHERE collection_key = ? AND user_id = ?",
                 (version, collection.key, user_id),
             )
@@ -443,9 +474,12 @@ class SQLStore(ABC):
         with self._tx() as db:
             version = self._bump(db, collection)
             db.executemany(
-                "UPDATE faces SET user_id = ?, version = ?"
+                f"UPDATE faces SET user_id = ?, user_seq = {_USER_SEQ}, version = ?"
                 " WHERE collection_key = ? AND face_id = ?",
-                [(user_id, version, collection.key, face_id) for face_id in face_ids],
+                [
+                    (user_id, collection.key, user_id, version, collection.key, face_id)
+                    for face_id in face_ids
+                ],
             )
 
     # Idempotency

@@ -70,7 +70,8 @@ _MIGRATIONS = (
         PRIMARY KEY (account_id, operation, token)
     )
     """,
-    # The change feed (versions, tombstones), kept counts, and indexes that let lists page.
+    # The change feed (versions, tombstones, faces' user seqs), kept counts, indexes that let
+    # lists page, and the trained search model of each large collection (store/index.py).
     """
     ALTER TABLE collections ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE collections ADD COLUMN face_count INTEGER NOT NULL DEFAULT 0;
@@ -79,6 +80,9 @@ _MIGRATIONS = (
         face_count = (SELECT COUNT(*) FROM faces WHERE collection_key = collections.key),
         user_count = (SELECT COUNT(*) FROM users WHERE collection_key = collections.key);
     ALTER TABLE faces ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE faces ADD COLUMN user_seq INTEGER;
+    UPDATE faces SET user_seq = (SELECT seq FROM users
+        WHERE users.collection_key = faces.collection_key AND users.user_id = faces.user_id);
     CREATE INDEX faces_by_seq ON faces (collection_key, seq);
     CREATE INDEX faces_by_version ON faces (collection_key, version);
     CREATE INDEX users_by_seq ON users (collection_key, seq);
@@ -88,10 +92,7 @@ _MIGRATIONS = (
         version INTEGER NOT NULL,
         seq INTEGER NOT NULL
     );
-    CREATE INDEX face_tombstones_by_version ON face_tombstones (collection_key, version)
-    """,
-    # The trained search model (store/index.py) of each large collection.
-    """
+    CREATE INDEX face_tombstones_by_version ON face_tombstones (collection_key, version);
     CREATE TABLE search_models (
         collection_key INTEGER PRIMARY KEY REFERENCES collections(key) ON DELETE CASCADE,
         model BLOB NOT NULL
