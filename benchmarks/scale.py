@@ -4,9 +4,12 @@ The collection holds real people enrolled from photos (2 faces each) and synthet
 faces each (a random unit vector and a near copy), written straight to the store in bulk. Real
 photos of the enrolled people probe it. Figures (written with --json):
 
-- search_p50_ms / search_p95_ms: SearchUsersByImage beyond the analysis: each probe is searched
-  on this collection and on a 1,000-face one back to back, in this process; the difference.
-  search_max_users_p50_ms: the same with MaxUsers 500 and UserMatchThreshold 0.
+- search_p50_ms / search_p95_ms: SearchUsersByImage beyond the analysis, through the library
+  API: each probe is analysed once, then the calls reuse that analysis (the models' share is
+  benchmarks/vision.py's), so what is timed is the rest of the call (validation, store, index,
+  response). search_1k_*: the same on a 1,000-face collection, searched alternately with it in
+  this process, the baseline. search_max_users_*: the same with MaxUsers 500 and
+  UserMatchThreshold 0.
 - recall_at_1: the share of probes whose exact top user (brute force over the store's vectors)
   comes first.
 - cold_start_s: ``facesearch serve`` start to the first answered SearchUsers on the collection.
@@ -62,6 +65,25 @@ def p50_p95(samples: list[float]) -> tuple[float, float]:
         statistics.median(ordered) * 1e3,
         ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))] * 1e3,
     )
+
+
+class MemoAnalyzer:
+    """The service's analyzer, analysing each image once: later calls reuse the result."""
+
+    def __init__(self, analyzer: Any) -> None:
+        self._analyzer = analyzer
+        self._done: dict[tuple[bytes, bool], Any] = {}
+
+    def analyze(self, image: bytes, *, max_bytes: int, attributes: bool = False) -> Any:
+        key = (image, attributes)
+        if key not in self._done:
+            self._done[key] = self._analyzer.analyze(
+                image, max_bytes=max_bytes, attributes=attributes
+            )
+        return self._done[key]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._analyzer, name)
 
 
 def timed(call: Callable[[], Any]) -> float:
@@ -136,15 +158,23 @@ def fill(client: Any, collection_id: str, faces: int, dim: int, seed: int) -> No
 
 
 def exact_top_user(client: Any, collection_id: str, queries: np.ndarray) -> list[str]:
-    """Each query's best user by brute force over every vector the store holds."""
+    """Each query's best user by brute force over every vector the store holds (page by page:
+    a collection of millions does not fit in memory as float32 twice)."""
     store = client.service.state.store
     collection = store.get_collection(client.account_id, collection_id)
-    changes = store.face_changes(collection, 0)
-    scores = queries @ changes.embeddings.T
-    scores[:, changes.user_seqs == NO_USER] = -2
-    best = [int(changes.user_seqs[int(np.argmax(row))]) for row in scores]
-    names = store.user_ids(collection, best)
-    return [names[seq] for seq in best]
+    best_score = np.full(len(queries), -3.0)
+    best_user = np.full(len(queries), NO_USER, np.int64)
+    after = 0
+    while len((changes := store.face_changes(collection, 0, after, 200_000)).seqs):
+        scores = queries @ changes.embeddings.T
+        scores[:, changes.user_seqs == NO_USER] = -2
+        top = scores.argmax(axis=1)
+        better = scores[np.arange(len(queries)), top] > best_score
+        best_score[better] = scores[np.arange(len(queries)), top][better]
+        best_user[better] = changes.user_seqs[top][better]
+        after = int(changes.seqs[-1])
+    names = store.user_ids(collection, best_user.tolist())
+    return [names[int(seq)] for seq in best_user]
 
 
 def rss_bytes(pid: int) -> int:
@@ -254,17 +284,23 @@ def main() -> int:
         f == t for f, t in zip(found, truth_names, strict=True)
     ) / len(probes)
 
+    client.service.state.__dict__["analyzer"] = MemoAnalyzer(analyzer)
     for name, extra in (("search", {}), ("search_max_users", {"UserMatchThreshold": 0})):
-        beyond = []
+        for probe in probes:  # the analyses, once
+            search(SMALL, probe, **extra)
+        big_times, small_times = [], []
         for i in range(args.repeat):
             probe = probes[i % len(probes)]
-            small = timed(lambda p=probe, e=extra: search(SMALL, p, **e))
-            big = timed(lambda p=probe, e=extra: search(BIG, p, **e))
-            beyond.append(big - small)
-        p50, p95 = p50_p95(beyond)
-        figures[f"{name}_p50_ms"], figures[f"{name}_p95_ms"] = round(p50, 2), round(p95, 2)
+            small_times.append(timed(lambda p=probe, e=extra: search(SMALL, p, **e)))
+            big_times.append(timed(lambda p=probe, e=extra: search(BIG, p, **e)))
+        for label, samples in (
+            (name, big_times),
+            (name.replace("search", "search_1k"), small_times),
+        ):
+            p50, p95 = p50_p95(samples)
+            figures[f"{label}_p50_ms"], figures[f"{label}_p95_ms"] = round(p50, 2), round(p95, 2)
 
-    # Writes of one face on the big collection.
+    # Writes of one face on the big collection (IndexFaces beyond the analysis, as above).
     spare = [p.read_bytes() for p in sorted((PHOTOS / "people" / "barack_obama").glob("*"))]
     writes: dict[str, list[float]] = {
         "IndexFaces": [],
@@ -274,10 +310,10 @@ def main() -> int:
     }
     for i in range(min(args.repeat, 20)):
         photo = spare[i % len(spare)]
-        analysis = timed(lambda p=photo: analyzer.analyze(p))
+        client.detect_faces(Image={"Bytes": photo})  # the analysis, once, untimed
         start = time.perf_counter()
         answer = client.index_faces(CollectionId=BIG, Image={"Bytes": photo}, MaxFaces=1)
-        writes["IndexFaces"].append(time.perf_counter() - start - analysis)
+        writes["IndexFaces"].append(time.perf_counter() - start)
         face_id = answer["FaceRecords"][0]["Face"]["FaceId"]
         user_id = f"writer-{i}"
         client.create_user(CollectionId=BIG, UserId=user_id)

@@ -34,6 +34,7 @@ import io
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import faiss
@@ -51,7 +52,8 @@ TRAINING_FACES = 50_000
 # score near the bar and the limit is not met, up to 8 per result asked for.
 FIRST_CANDIDATES = 128
 CANDIDATES_PER_RESULT = 8
-# How many PQ candidates the 8-bit codes re-score per candidate kept.
+# How many PQ candidates the 8-bit codes re-score: 32 per candidate kept for the first few,
+# twice as many as kept beyond (the PQ ranking's order is good enough that far down).
 REFINE_FACTOR = 32
 # 8-bit codes put a cosine within about 0.005 of the exact one: candidates this far below the
 # bar are still re-ranked exactly.
@@ -167,7 +169,8 @@ class _Codes:
         scores by the 8-bit codes."""
         query = np.ascontiguousarray(query[None], np.float32)
         with self.lock:
-            _, positions = self._pq.search(query, count * REFINE_FACTOR)
+            wanted = max(2 * count, FIRST_CANDIDATES * REFINE_FACTOR)
+            _, positions = self._pq.search(query, min(wanted, self._pq.ntotal))
             positions = positions[0][positions[0] >= 0]
             codes, seqs = self._bytes[positions], self._seqs[positions]
         # A code c stands for low + c * step: its score is c . (query * step) + query . low.
@@ -212,10 +215,13 @@ class CollectionIndex:
         self._snap, self._buffer = _EMPTY, np.empty((0, _MIN_CAPACITY), np.float32)
         if model is not None and len(first.seqs):
             self._codes = _Codes(model, first.embeddings.shape[1])
-        page = first
-        while len(page.seqs):
-            self._merge(page)
-            page = self._source.pages(int(page.seqs[-1]))
+        # The next page is read while this one is encoded: both mostly run without the GIL.
+        with ThreadPoolExecutor(1, thread_name_prefix="facesearch-load") as reader:
+            page = first
+            while len(page.seqs):
+                following = reader.submit(self._source.pages, int(page.seqs[-1]))
+                self._merge(page)
+                page = following.result()
         if self._codes is not None:
             self._codes.trim()
         self.version = first.version
@@ -343,7 +349,7 @@ class CollectionIndex:
             everything = len(seqs) < count or count >= min(most, len(codes))
             if everything or approx[-1] < floor or enough(rows):
                 break
-            count = min(4 * count, most)
+            count = min(max(4 * count, 2 * limit), most)
         stored = self._source.embeddings(snap.seqs[rows])
         rows = np.array([r for r in rows if int(snap.seqs[r]) in stored], np.int64)
         if not len(rows):

@@ -38,10 +38,11 @@ _COLLECTION_SQL = (
     "SELECT c.key, c.account_id, c.collection_id, c.arn, c.face_model_version, c.created_at,"
     " c.version FROM collections c"
 )
-_FACE_SQL = (
-    "SELECT face_id, image_id, external_image_id, bounding_box, confidence,"
-    " index_model_version, embedding, user_id, seq FROM faces"
+_FACE_COLUMNS = (
+    "face_id, image_id, external_image_id, bounding_box, confidence, index_model_version,"
+    " embedding, user_id, seq"
 )
+_FACE_SQL = f"SELECT {_FACE_COLUMNS} FROM faces"
 # A user's seq from its collection and UserId (NULL for none): what faces.user_seq holds.
 _USER_SEQ = "(SELECT seq FROM users WHERE collection_key = ? AND user_id = ?)"
 _USER_SQL = (
@@ -236,9 +237,7 @@ class SQLStore(ABC):
             db.executemany(
                 "INSERT INTO faces (collection_key, face_id, image_id, external_image_id,"
                 " bounding_box, confidence, index_model_version, embedding, user_id, version,"
-                " user_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                + _USER_SEQ
-                + ")",
+                " user_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, " + _USER_SEQ + ")",
                 [
                     (
                         collection.key,
@@ -285,16 +284,8 @@ class SQLStore(ABC):
     def faces_by_seq(
         self, collection: CollectionRecord, seqs: Sequence[int]
     ) -> dict[int, FaceRecord]:
-        found: dict[int, FaceRecord] = {}
-        wanted = [int(seq) for seq in seqs]
-        for start in range(0, len(wanted), _CHUNK):
-            chunk = wanted[start : start + _CHUNK]
-            rows = self._read(
-                _FACE_SQL + f" WHERE collection_key = ? AND seq IN {_in(chunk)}",
-                (collection.key, *chunk),
-            )
-            found.update((row[8], self._face(row)) for row in rows)
-        return found
+        rows = self._by_seq(_FACE_COLUMNS, "faces", collection, seqs)
+        return {row[8]: self._face(row) for row in rows}
 
     def list_faces(
         self,
@@ -376,18 +367,25 @@ class SQLStore(ABC):
     def embeddings(
         self, collection: CollectionRecord, seqs: Sequence[int]
     ) -> dict[int, np.ndarray]:
-        found: dict[int, np.ndarray] = {}
+        rows = self._by_seq(f"seq, {self._EMBEDDING_COLUMN}", "faces", collection, seqs)
+        if not rows:
+            return {}
+        vectors = self._embeddings([row[1] for row in rows])
+        return {row[0]: vector for row, vector in zip(rows, vectors, strict=True)}
+
+    def _by_seq(
+        self, columns: str, table: str, collection: CollectionRecord, seqs: Sequence[int]
+    ) -> list[Any]:
+        """Rows of ``table`` by seq (its primary key: unique across collections, so looked up by
+        it alone, which both databases do by the key) that belong to the collection."""
+        found: list[Any] = []
         wanted = [int(seq) for seq in seqs]
         for start in range(0, len(wanted), _CHUNK):
             chunk = wanted[start : start + _CHUNK]
             rows = self._read(
-                f"SELECT seq, {self._EMBEDDING_COLUMN} FROM faces"
-                f" WHERE collection_key = ? AND seq IN {_in(chunk)}",
-                (collection.key, *chunk),
+                f"SELECT collection_key, {columns} FROM {table} WHERE seq IN {_in(chunk)}", chunk
             )
-            if rows:
-                vectors = self._embeddings([row[1] for row in rows])
-                found.update((row[0], vector) for row, vector in zip(rows, vectors, strict=True))
+            found.extend(row[1:] for row in rows if row[0] == collection.key)
         return found
 
     def search_model(
@@ -430,16 +428,7 @@ class SQLStore(ABC):
         return UserRecord(*rows[0]) if rows else None
 
     def user_ids(self, collection: CollectionRecord, seqs: Sequence[int]) -> dict[int, str]:
-        found: dict[int, str] = {}
-        wanted = [int(seq) for seq in seqs]
-        for start in range(0, len(wanted), _CHUNK):
-            chunk = wanted[start : start + _CHUNK]
-            rows = self._read(
-                f"SELECT seq, user_id FROM users WHERE collection_key = ? AND seq IN {_in(chunk)}",
-                (collection.key, *chunk),
-            )
-            found.update(rows)
-        return found
+        return dict(self._by_seq("seq, user_id", "users", collection, seqs))
 
     def delete_user(self, collection: CollectionRecord, user_id: str) -> bool:
         with self._tx() as db:
