@@ -47,12 +47,16 @@ class Faces:
                 models.append(model)
             return models[0] if models else None
 
-        def pages(after: int) -> FaceChanges:
+        def pages(version: int, after: int) -> FaceChanges:
+            # Every face as it is now (the store's answer for version 0), 5,000 at a time.
             rows = [r for r in range(len(self.seqs)) if self.seqs[r] > after]
-            return self.changes([r for r in rows if r not in self.gone][:5_000])
+            page = self.changes([r for r in rows if r not in self.gone][:5_000])
+            return FaceChanges(
+                self.version, page.seqs, page.user_seqs, page.embeddings, page.deleted
+            )
 
         return VectorSource(
-            pages=pages,
+            changes=pages,
             embeddings=lambda seqs: {
                 int(s): by_seq[int(s)]
                 for s in seqs

@@ -100,10 +100,11 @@ class UserHit:
 
 @dataclass(frozen=True)
 class VectorSource:
-    """What an index needs of its collection in the store: its faces page by page
-    (``pages(after_seq)``), the exact vectors to re-rank with, and the shared trained model."""
+    """What an index needs of its collection in the store: what changed since a version, page
+    by page (``changes(after_version, after_seq)``; version 0 gives every face), the exact
+    vectors to re-rank with, and the shared trained model."""
 
-    pages: Callable[[int], FaceChanges]
+    changes: Callable[[int, int], FaceChanges]
     embeddings: Callable[[np.ndarray], dict[int, np.ndarray]]
     search_model: Callable[[bytes | None], bytes | None]
 
@@ -182,11 +183,9 @@ class _Codes:
 class CollectionIndex:
     """Search over one collection's faces, built and updated from FaceChanges."""
 
-    def __init__(
-        self, source: VectorSource, compressed_min_faces: int = COMPRESSED_MIN_FACES
-    ) -> None:
+    def __init__(self, source: VectorSource, compressed_min_faces: int | None = None) -> None:
         self._source = source
-        self._compressed_min_faces = compressed_min_faces
+        self._compressed_min_faces = compressed_min_faces or COMPRESSED_MIN_FACES
         self._lock = threading.Lock()  # one writer at a time
         self._codes: _Codes | None = None
         self._buffer = np.empty((0, _MIN_CAPACITY), np.float32)
@@ -203,27 +202,45 @@ class CollectionIndex:
         return self._codes is not None
 
     def load(self) -> None:
-        """Fill the index from the store page by page, then take the version of the first
-        page: whatever changed during the load is applied by the next catch-up."""
+        """Fill the index from the store, page by page."""
         with self._lock:
             self._load()
 
+    def catch_up(self) -> None:
+        """Apply what changed in the store since this index's version, page by page."""
+        with self._lock:
+            self._catch_up()
+
     def _load(self) -> None:
-        first = self._source.pages(0)
-        model = self._source.search_model(None)
         self._codes = None
         self._snap, self._buffer = _EMPTY, np.empty((0, _MIN_CAPACITY), np.float32)
-        if model is not None and len(first.seqs):
-            self._codes = _Codes(model, first.embeddings.shape[1])
-        # The next page is read while this one is encoded: both mostly run without the GIL.
-        with ThreadPoolExecutor(1, thread_name_prefix="facesearch-load") as reader:
-            page = first
-            while len(page.seqs):
-                following = reader.submit(self._source.pages, int(page.seqs[-1]))
-                self._merge(page)
-                page = following.result()
+        self.version = 0
+        self._catch_up()
         if self._codes is not None:
             self._codes.trim()
+
+    def _catch_up(self) -> None:
+        """Merge the changes since ``version`` page by page, then take the version of the first
+        page: what changed during the read is applied (again, harmlessly) by the next one."""
+        since = self.version
+        first = self._source.changes(since, 0)
+        if since and first.version <= since:
+            return
+        if self._codes is None and not len(self._snap.seqs) and len(first.seqs):
+            model = self._source.search_model(None)
+            if model is not None:  # a large collection: encode as it loads
+                self._codes = _Codes(model, first.embeddings.shape[1])
+        # The next page is read while this one is merged: both mostly run without the GIL.
+        with ThreadPoolExecutor(1, thread_name_prefix="facesearch-load") as reader:
+            page: FaceChanges | None = first
+            while page is not None:
+                following = (
+                    reader.submit(self._source.changes, since, int(page.seqs[-1]))
+                    if len(page.seqs)
+                    else None
+                )
+                self._merge(page)
+                page = following.result() if following is not None else None
         self.version = first.version
 
     def apply(self, changes: FaceChanges) -> None:
@@ -452,7 +469,9 @@ class SearchIndexes:
                 store = self._store
                 index = CollectionIndex(
                     VectorSource(
-                        pages=lambda after: store.face_changes(collection, 0, after, LOAD_PAGE),
+                        changes=lambda version, after: store.face_changes(
+                            collection, version, after, LOAD_PAGE
+                        ),
                         embeddings=lambda seqs: store.embeddings(collection, seqs),
                         search_model=lambda model: store.search_model(collection, model),
                     )
@@ -460,7 +479,7 @@ class SearchIndexes:
                 index.load()
                 entry.index = index
             if entry.index.version < collection.version:
-                entry.index.apply(self._store.face_changes(collection, entry.index.version))
+                entry.index.catch_up()
             return entry.index
 
     def drop(self, collection: CollectionRecord) -> None:

@@ -18,12 +18,11 @@ from typing import Any
 
 import numpy as np
 import psycopg
-from pgvector import Vector
 from pgvector.psycopg import register_vector
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from facesearch.store.base import StoreUnavailableError
+from facesearch.store.base import CollectionRecord, StoreUnavailableError
 from facesearch.store.sql import Cursor, SQLStore, split_statements
 
 SCHEMA = "facesearch"
@@ -115,6 +114,12 @@ def redacted(url: str) -> str:
     if host.startswith("/"):  # a Unix socket directory
         return f"postgresql:///{database}?host={host}"
     return f"postgresql://{host}:{params.get('port', '5432')}/{database}"
+
+
+def _vectors(raw: bytes, count: int) -> np.ndarray:
+    """``count`` vectors in pgvector's binary form, one after another, as (count, d) float32."""
+    rows = np.frombuffer(raw, np.uint8).reshape(count, -1)
+    return rows[:, 4:].copy().view(">f4").astype(np.float32)
 
 
 @functools.cache
@@ -239,18 +244,43 @@ class PostgresStore(SQLStore):
     def _vector(self, embedding: np.ndarray) -> Any:
         return np.ascontiguousarray(embedding, dtype=np.float32)
 
-    def _embedding(self, value: Vector) -> np.ndarray:
-        return value.to_numpy()
-
-    # pgvector's binary form: int16 dimensions, int16 unused, then big-endian float32s. Parsing
-    # the raw bytes of many rows at once is far faster than one Vector object per row.
+    # pgvector's binary form, read as raw bytes: int16 dimensions, int16 unused, then big-endian
+    # float32s. Parsing bytes with numpy is far faster than one Vector object per row.
     _EMBEDDING_COLUMN = "vector_send(embedding)"
+    # A page of faces as one row of concatenated binary values: no Python object per face.
+    _PAGE_SQL = (
+        "SELECT count(*), string_agg(int8send(seq), '' ORDER BY seq),"
+        " string_agg(int8send(coalesce(user_seq, -1)), '' ORDER BY seq),"
+        " string_agg(vector_send(embedding), '' ORDER BY seq)"
+        " FROM (SELECT seq, user_seq, embedding FROM faces WHERE collection_key = ?"
+        " AND version > ? AND seq > ? ORDER BY seq LIMIT ?) page"
+    )
+
+    def _face_page(
+        self,
+        db: Cursor,
+        collection: CollectionRecord,
+        since: int,
+        after_seq: int,
+        limit: int | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        db.execute(self._PAGE_SQL, (collection.key, since, after_seq, limit))
+        count, seqs, users, vectors = db.fetchone()
+        if not count:
+            return np.empty(0, np.int64), np.empty(0, np.int64), np.empty((0, 0), np.float32)
+        return (
+            np.frombuffer(seqs, ">i8").astype(np.int64),
+            np.frombuffer(users, ">i8").astype(np.int64),
+            _vectors(vectors, count),
+        )
+
+    def _embedding(self, value: bytes) -> np.ndarray:
+        return _vectors(value, 1)[0]
 
     def _embeddings(self, values: list[bytes]) -> np.ndarray:
         if not values:
             return np.empty((0, 0), np.float32)
-        raw = np.frombuffer(b"".join(values), np.uint8).reshape(len(values), -1)
-        return raw[:, 4:].copy().view(">f4").astype(np.float32)
+        return _vectors(b"".join(values), len(values))
 
     def close(self) -> None:
         self._pool.close()

@@ -12,6 +12,7 @@ back, so every process's search index can catch up with writes made anywhere.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import secrets
 from abc import ABC, abstractmethod
@@ -33,6 +34,7 @@ from facesearch.store.base import (
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 # Stay under SQLite's bound-variable limit in IN (...) lists.
 _CHUNK = 500
+_NO_LIMIT = 2**62
 
 _COLLECTION_SQL = (
     "SELECT c.key, c.account_id, c.collection_id, c.arn, c.face_model_version, c.created_at,"
@@ -40,9 +42,8 @@ _COLLECTION_SQL = (
 )
 _FACE_COLUMNS = (
     "face_id, image_id, external_image_id, bounding_box, confidence, index_model_version,"
-    " embedding, user_id, seq"
+    " {embedding}, user_id, seq"
 )
-_FACE_SQL = f"SELECT {_FACE_COLUMNS} FROM faces"
 # A user's seq from its collection and UserId (NULL for none): what faces.user_seq holds.
 _USER_SEQ = "(SELECT seq FROM users WHERE collection_key = ? AND user_id = ?)"
 _USER_SQL = (
@@ -98,7 +99,7 @@ class SQLStore(ABC):
 
     @abstractmethod
     def _embedding(self, value: Any) -> np.ndarray:
-        """One vector column value as a float32 array."""
+        """One ``_EMBEDDING_COLUMN`` value as a float32 array."""
 
     @abstractmethod
     def _embeddings(self, values: list[Any]) -> np.ndarray:
@@ -106,6 +107,14 @@ class SQLStore(ABC):
 
     @abstractmethod
     def write_lock(self, account_id: str) -> AbstractContextManager[None]: ...
+
+    @functools.cached_property
+    def _face_columns(self) -> str:
+        return _FACE_COLUMNS.format(embedding=self._EMBEDDING_COLUMN)
+
+    @functools.cached_property
+    def _face_sql(self) -> str:
+        return f"SELECT {self._face_columns} FROM faces"
 
     @abstractmethod
     def close(self) -> None: ...
@@ -261,7 +270,7 @@ class SQLStore(ABC):
         self, collection: CollectionRecord, image_id: str, external_image_id: str
     ) -> list[FaceRecord]:
         rows = self._read(
-            _FACE_SQL
+            self._face_sql
             + " WHERE collection_key = ? AND image_id = ? AND external_image_id = ? ORDER BY seq",
             (collection.key, image_id, external_image_id),
         )
@@ -275,7 +284,7 @@ class SQLStore(ABC):
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start : start + _CHUNK]
             rows = self._read(
-                _FACE_SQL + f" WHERE collection_key = ? AND face_id IN {_in(chunk)}",
+                self._face_sql + f" WHERE collection_key = ? AND face_id IN {_in(chunk)}",
                 (collection.key, *chunk),
             )
             found.update((row[0], self._face(row)) for row in rows)
@@ -284,7 +293,7 @@ class SQLStore(ABC):
     def faces_by_seq(
         self, collection: CollectionRecord, seqs: Sequence[int]
     ) -> dict[int, FaceRecord]:
-        rows = self._by_seq(_FACE_COLUMNS, "faces", collection, seqs)
+        rows = self._by_seq(self._face_columns, "faces", collection, seqs)
         return {row[8]: self._face(row) for row in rows}
 
     def list_faces(
@@ -295,7 +304,7 @@ class SQLStore(ABC):
         user_id: str | None = None,
         face_ids: Sequence[str] | None = None,
     ) -> list[FaceRecord]:
-        sql = _FACE_SQL + " WHERE collection_key = ? AND seq > ?"
+        sql = self._face_sql + " WHERE collection_key = ? AND seq > ?"
         args: list[object] = [collection.key, after_seq]
         if user_id is not None:
             sql += " AND user_id = ?"
@@ -327,8 +336,33 @@ class SQLStore(ABC):
                 )
         return [face_id for face_id, _ in deleted]
 
-    # How a vector column is selected for bulk reads (the PostgreSQL store reads raw bytes).
+    # How a vector column is selected (the PostgreSQL store reads raw bytes).
     _EMBEDDING_COLUMN = "embedding"
+    _PAGE_SQL = (
+        "SELECT seq, user_seq, {embedding} FROM faces"
+        " WHERE collection_key = ? AND version > ? AND seq > ? ORDER BY seq LIMIT ?"
+    )
+
+    def _face_page(
+        self,
+        db: Cursor,
+        collection: CollectionRecord,
+        since: int,
+        after_seq: int,
+        limit: int | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Faces changed after version ``since`` and after ``after_seq``, in seq order: their
+        seqs, their users' seqs (-1 for none) and their vectors."""
+        db.execute(
+            self._PAGE_SQL.format(embedding=self._EMBEDDING_COLUMN),
+            (collection.key, since, after_seq, _NO_LIMIT if limit is None else limit),
+        )
+        rows = db.fetchall()
+        return (
+            np.array([r[0] for r in rows], np.int64),
+            np.array([-1 if r[1] is None else r[1] for r in rows], np.int64),
+            self._embeddings([r[2] for r in rows]),
+        )
 
     def face_changes(
         self,
@@ -341,14 +375,10 @@ class SQLStore(ABC):
             db.execute("SELECT version FROM collections WHERE key = ?", (collection.key,))
             row = db.fetchone()
             version = row[0] if row else after_version
-            db.execute(
-                f"SELECT seq, user_seq, {self._EMBEDDING_COLUMN} FROM faces"
-                " WHERE collection_key = ? AND version > ? AND seq > ? ORDER BY seq"
-                + (" LIMIT ?" if limit is not None else ""),
-                (collection.key, after_version, after_seq)
-                + ((limit,) if limit is not None else ()),
+            # Version 0 reads every face: those from before versions were kept have 0 too.
+            seqs, user_seqs, embeddings = self._face_page(
+                db, collection, after_version or -1, after_seq, limit
             )
-            rows = db.fetchall()
             deleted: list[Any] = []
             if after_version:
                 db.execute(
@@ -358,9 +388,9 @@ class SQLStore(ABC):
                 deleted = db.fetchall()
         return FaceChanges(
             version=version,
-            seqs=np.array([r[0] for r in rows], np.int64),
-            user_seqs=np.array([-1 if r[1] is None else r[1] for r in rows], np.int64),
-            embeddings=self._embeddings([r[2] for r in rows]),
+            seqs=seqs,
+            user_seqs=user_seqs,
+            embeddings=embeddings,
             deleted=np.array([r[0] for r in deleted], np.int64),
         )
 

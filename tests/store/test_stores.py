@@ -1,0 +1,74 @@
+"""The search index over each real store: loading, catching up and the compressed path, as
+several processes see one store."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facesearch.store import FaceRecord, open_store
+from facesearch.store import index as index_module
+from facesearch.store.index import SearchIndexes
+
+
+def test_large_collection_on_each_store(
+    store: str | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(index_module, "COMPRESSED_MIN_FACES", 2_000)
+    rng = np.random.default_rng(21)
+    vectors = rng.standard_normal((3_000, 128)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    db = open_store(store, tmp_path / "data")
+    try:
+        collection = db.create_collection("000000000000", "big", "arn:big", "1", {})
+        assert collection is not None
+        users = [f"user-{i}" for i in range(1_500)]
+        db.create_users(collection, users)
+        faces = [
+            FaceRecord(
+                face_id=str(uuid.uuid4()),
+                image_id="image",
+                external_image_id=None,
+                bounding_box={"Width": 0.5},
+                confidence=99.0,
+                index_model_version="1",
+                embedding=vector,
+                user_id=users[i // 2],
+            )
+            for i, vector in enumerate(vectors)
+        ]
+        db.add_faces(collection, faces)
+        collection = db.get_collection("000000000000", "big")
+        first = SearchIndexes(db).get(collection)  # one process
+        assert first.compressed and len(first) == 3_000
+        query = vectors[10] + 0.05 * rng.standard_normal(128).astype(np.float32)
+        query /= np.linalg.norm(query)
+        hits = first.search_faces(query, 0.5, 5)
+        assert hits[0].seq == db.get_faces(collection, [faces[10].face_id])[faces[10].face_id].seq
+        assert hits[0].cosine == pytest.approx(float(vectors[10] @ query), abs=1e-5)
+        best = first.search_users(query, 0.5, 1)[0]
+        assert db.user_ids(collection, [best.user_seq]) == {best.user_seq: "user-5"}
+
+        # Writes through the store reach an index that catches up, and a second process that
+        # loads afterwards, with the model the first one stored: both answer alike.
+        db.delete_user(collection, "user-5")
+        db.delete_faces(collection, [faces[10].face_id, faces[11].face_id])
+        collection = db.get_collection("000000000000", "big")
+        second = SearchIndexes(db).get(collection)  # another process, loading now
+        for index in (first, second):
+            index.catch_up()
+            assert len(index) == 2_998 and index.version == collection.version
+            assert faces[10].face_id not in {
+                f.face_id
+                for f in db.faces_by_seq(
+                    collection, [h.seq for h in index.search_faces(query, 0.0, 50)]
+                ).values()
+            }
+        assert second.compressed
+        assert first.search_users(query, 0.0, 20) == second.search_users(query, 0.0, 20)
+        assert first.search_faces(query, 0.1, 50) == second.search_faces(query, 0.1, 50)
+    finally:
+        db.close()
