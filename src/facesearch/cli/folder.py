@@ -70,9 +70,7 @@ def register(session: Session, transport: Transport) -> None:
         if not event_name.endswith(".index-faces") or folder is None or skeleton:
             return None
         photos = _photos(folder, call_parameters)
-        jobs = parsed_args.jobs if parsed_args.jobs is not None else 1
-        if jobs < 1:
-            raise UsageError("--jobs must be at least 1")
+        jobs = _jobs(parsed_args.jobs)
         show = not parsed_args.no_progress and (parsed_args.progress or sys.stderr.isatty())
         client = transport.client(parsed_globals)
         progress = _Progress(len(photos), show)
@@ -83,6 +81,17 @@ def register(session: Session, transport: Transport) -> None:
     session.register("building-argument-table.rekognition.index-faces", add_arguments)
     # On the same event name as --cli-input-json's handler, and last, so its values are merged.
     session.get_component("event_emitter").register_last("calling-command.*", run)
+
+
+def _jobs(value: str | None) -> int:
+    """``--jobs``: how many calls at once (1 when absent)."""
+    try:
+        jobs = int(value) if value is not None else 1
+    except ValueError:
+        raise UsageError(f"--jobs must be a whole number, not {value!r}") from None
+    if jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    return jobs
 
 
 def external_image_id(path: Path) -> str:
