@@ -3,6 +3,8 @@ several processes see one store."""
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -70,5 +72,46 @@ def test_large_collection_on_each_store(
         assert second.compressed
         assert first.search_users(query, 0.0, 20) == second.search_users(query, 0.0, 20)
         assert first.search_faces(query, 0.1, 50) == second.search_faces(query, 0.1, 50)
+    finally:
+        db.close()
+
+
+class _SlowStore:
+    """A store whose reads of one collection's faces wait for a signal: a large collection
+    still loading."""
+
+    def __init__(self, store, slow_key: int) -> None:
+        self._store = store
+        self._slow_key = slow_key
+        self.release = threading.Event()
+
+    def face_changes(self, collection, *args, **kwargs):
+        if collection.key == self._slow_key:
+            assert self.release.wait(30)
+        return self._store.face_changes(collection, *args, **kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(self._store, name)
+
+
+def test_loading_one_collection_blocks_no_other(tmp_path: Path) -> None:
+    db = open_store(None, tmp_path / "data")
+    try:
+        big = db.create_collection("000000000000", "big", "arn:big", "1", {})
+        small = db.create_collection("000000000000", "small", "arn:small", "1", {})
+        assert big is not None and small is not None
+        slow = _SlowStore(db, big.key)
+        indexes = SearchIndexes(slow)  # type: ignore[arg-type]
+        indexes.preload()  # starts on "big", which hangs
+        time.sleep(0.2)
+        assert indexes.loading
+        started = time.monotonic()
+        assert len(indexes.get(small)) == 0  # served while "big" loads
+        assert time.monotonic() - started < 5
+        slow.release.set()
+        deadline = time.monotonic() + 30
+        while indexes.loading and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not indexes.loading
     finally:
         db.close()

@@ -61,9 +61,10 @@ def user_status(face_count: int) -> str:
 def user_vectors(ctx: Context, collection: CollectionRecord, user_id: str) -> np.ndarray:
     """The stored vectors of a user's faces, (k, d)."""
     faces = ctx.store.list_faces(collection, 0, MAX_FACES_PER_USER, user_id=user_id)
-    if not faces:
+    vectors = ctx.store.embeddings(collection, [face.seq for face in faces])
+    if not vectors:
         return np.empty((0, 0), np.float32)
-    return np.stack([face.embedding for face in faces])
+    return np.stack(list(vectors.values()))
 
 
 def get_user(ctx: Context, collection: CollectionRecord, user_id: str) -> UserRecord:

@@ -148,7 +148,8 @@ class Store(Protocol):
         user_id: str | None = None,
         face_ids: Sequence[str] | None = None,
     ) -> list[FaceRecord]:
-        """Faces in indexing order (``seq``), those after ``after_seq`` only."""
+        """Faces in indexing order (``seq``), those after ``after_seq`` only, without their
+        vectors (``embedding`` is empty; :meth:`embeddings` reads them)."""
         ...
 
     def delete_faces(self, collection: CollectionRecord, face_ids: Sequence[str]) -> list[str]:

@@ -30,6 +30,8 @@ applies every acknowledged write, whichever process made it.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import io
 import logging
 import threading
@@ -440,6 +442,14 @@ def _top(scores: np.ndarray, limit: int) -> np.ndarray:
     return order[np.argsort(-scores[order], kind="stable")]
 
 
+def _release_free_memory() -> None:
+    """Hand the memory a load freed back to the system. glibc keeps freed blocks in each
+    thread's arena (the load reads on a thread of its own): without this, a loaded collection
+    of a million faces holds twice its resident size."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 @dataclass
 class _Entry:
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -477,6 +487,7 @@ class SearchIndexes:
                     )
                 )
                 index.load()
+                _release_free_memory()
                 entry.index = index
             if entry.index.version < collection.version:
                 entry.index.catch_up()

@@ -252,8 +252,8 @@ class PostgresStore(SQLStore):
         "SELECT count(*), string_agg(int8send(seq), '' ORDER BY seq),"
         " string_agg(int8send(coalesce(user_seq, -1)), '' ORDER BY seq),"
         " string_agg(vector_send(embedding), '' ORDER BY seq)"
-        " FROM (SELECT seq, user_seq, embedding FROM faces WHERE collection_key = ?"
-        " AND version > ? AND seq > ? ORDER BY seq LIMIT ?) page"
+        " FROM (SELECT seq, user_seq, embedding FROM faces WHERE collection_key = ?{changed}"
+        " AND seq > ? ORDER BY seq LIMIT ?) page"
     )
 
     def _face_page(
@@ -264,7 +264,10 @@ class PostgresStore(SQLStore):
         after_seq: int,
         limit: int | None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        db.execute(self._PAGE_SQL, (collection.key, since, after_seq, limit))
+        # Walk the seq index in order and stop at the limit, as the plan should be; right after
+        # a bulk load the table's statistics can be stale enough to sort the whole collection.
+        db.execute("SET LOCAL enable_sort = off")
+        db.execute(*self._page_query(collection, since, after_seq, limit))
         count, seqs, users, vectors = db.fetchone()
         if not count:
             return np.empty(0, np.int64), np.empty(0, np.int64), np.empty((0, 0), np.float32)

@@ -35,6 +35,7 @@ IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 # Stay under SQLite's bound-variable limit in IN (...) lists.
 _CHUNK = 500
 _NO_LIMIT = 2**62
+_NO_VECTOR = np.empty(0, np.float32)
 
 _COLLECTION_SQL = (
     "SELECT c.key, c.account_id, c.collection_id, c.arn, c.face_model_version, c.created_at,"
@@ -235,7 +236,7 @@ class SQLStore(ABC):
             bounding_box=json.loads(row[3]),
             confidence=row[4],
             index_model_version=row[5],
-            embedding=self._embedding(row[6]),
+            embedding=_NO_VECTOR if row[6] is None else self._embedding(row[6]),
             user_id=row[7],
             seq=row[8],
         )
@@ -304,7 +305,9 @@ class SQLStore(ABC):
         user_id: str | None = None,
         face_ids: Sequence[str] | None = None,
     ) -> list[FaceRecord]:
-        sql = self._face_sql + " WHERE collection_key = ? AND seq > ?"
+        # Lists never need the vectors: reading them would cost more than the rest together.
+        sql = f"SELECT {_FACE_COLUMNS.format(embedding='NULL')} FROM faces"
+        sql += " WHERE collection_key = ? AND seq > ?"
         args: list[object] = [collection.key, after_seq]
         if user_id is not None:
             sql += " AND user_id = ?"
@@ -340,8 +343,17 @@ class SQLStore(ABC):
     _EMBEDDING_COLUMN = "embedding"
     _PAGE_SQL = (
         "SELECT seq, user_seq, {embedding} FROM faces"
-        " WHERE collection_key = ? AND version > ? AND seq > ? ORDER BY seq LIMIT ?"
+        " WHERE collection_key = ?{changed} AND seq > ? ORDER BY seq LIMIT ?"
     )
+
+    def _page_query(
+        self, collection: CollectionRecord, since: int, after_seq: int, limit: int | None
+    ) -> tuple[str, tuple[Any, ...]]:
+        """``_PAGE_SQL`` and its arguments. A whole load (``since`` < 0) does not filter on
+        versions, so the database walks the seq index whatever its statistics say."""
+        changed, versions = (" AND version > ?", (since,)) if since >= 0 else ("", ())
+        sql = self._PAGE_SQL.format(embedding=self._EMBEDDING_COLUMN, changed=changed)
+        return sql, (collection.key, *versions, after_seq, _NO_LIMIT if limit is None else limit)
 
     def _face_page(
         self,
@@ -353,10 +365,7 @@ class SQLStore(ABC):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Faces changed after version ``since`` and after ``after_seq``, in seq order: their
         seqs, their users' seqs (-1 for none) and their vectors."""
-        db.execute(
-            self._PAGE_SQL.format(embedding=self._EMBEDDING_COLUMN),
-            (collection.key, since, after_seq, _NO_LIMIT if limit is None else limit),
-        )
+        db.execute(*self._page_query(collection, since, after_seq, limit))
         rows = db.fetchall()
         return (
             np.array([r[0] for r in rows], np.int64),
