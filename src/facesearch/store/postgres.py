@@ -247,15 +247,6 @@ class PostgresStore(SQLStore):
     # pgvector's binary form, read as raw bytes: int16 dimensions, int16 unused, then big-endian
     # float32s. Parsing bytes with numpy is far faster than one Vector object per row.
     _EMBEDDING_COLUMN = "vector_send(embedding)"
-    # A page of faces as one row of concatenated binary values: no Python object per face.
-    _PAGE_SQL = (
-        "SELECT count(*), string_agg(int8send(seq), '' ORDER BY seq),"
-        " string_agg(int8send(coalesce(user_seq, -1)), '' ORDER BY seq),"
-        " string_agg(vector_send(embedding), '' ORDER BY seq)"
-        " FROM (SELECT seq, user_seq, embedding FROM faces WHERE collection_key = ?{changed}"
-        " AND seq > ? ORDER BY seq LIMIT ?) page"
-    )
-
     def _face_page(
         self,
         db: Cursor,
@@ -267,15 +258,7 @@ class PostgresStore(SQLStore):
         # Walk the seq index in order and stop at the limit, as the plan should be; right after
         # a bulk load the table's statistics can be stale enough to sort the whole collection.
         db.execute("SET LOCAL enable_sort = off")
-        db.execute(*self._page_query(collection, since, after_seq, limit))
-        count, seqs, users, vectors = db.fetchone()
-        if not count:
-            return np.empty(0, np.int64), np.empty(0, np.int64), np.empty((0, 0), np.float32)
-        return (
-            np.frombuffer(seqs, ">i8").astype(np.int64),
-            np.frombuffer(users, ">i8").astype(np.int64),
-            _vectors(vectors, count),
-        )
+        return super()._face_page(db, collection, since, after_seq, limit)
 
     def _embedding(self, value: bytes) -> np.ndarray:
         return _vectors(value, 1)[0]
