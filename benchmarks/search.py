@@ -22,6 +22,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+from scale import enrol
 
 import facesearch
 from facesearch.store import FaceRecord
@@ -93,17 +94,7 @@ def main() -> int:
         )
         for size in (1_000, 100_000):
             collection_id = f"users-{size}"
-            client.create_collection(CollectionId=collection_id)
-            for name, paths in photos.items():
-                client.create_user(CollectionId=collection_id, UserId=name)
-                face_ids = [
-                    r["Face"]["FaceId"]
-                    for p in paths[:2]
-                    for r in client.index_faces(
-                        CollectionId=collection_id, Image={"Bytes": p.read_bytes()}, MaxFaces=1
-                    )["FaceRecords"]
-                ]
-                client.associate_faces(CollectionId=collection_id, UserId=name, FaceIds=face_ids)
+            enrol(client, collection_id, photos)
             fill(client, collection_id, size - len(photos), dim)
             truth = [name for name, paths in photos.items() for _ in paths[2:]]
 
