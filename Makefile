@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup models run test lint bench
+.PHONY: setup models run test lint bench bench-scale
 
 setup: $(STAMP) models
 
@@ -29,3 +29,9 @@ bench: setup
 	$(BIN)/python benchmarks/vision.py
 	$(BIN)/python benchmarks/search.py
 	$(BIN)/python benchmarks/server.py
+
+# A million faces on each store (about 5 minutes each), and two servers on one database.
+bench-scale: setup
+	$(BIN)/python benchmarks/scale.py --store sqlite --faces 1000000
+	$(BIN)/python benchmarks/scale.py --store postgresql --faces 1000000
+	$(BIN)/python benchmarks/visibility.py

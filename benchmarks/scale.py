@@ -18,6 +18,8 @@ photos of the enrolled people probe it. Figures (written with --json):
   DisassociateFaces and DeleteFaces of one face (each is printed).
 - list_page_ms: the slower p50 of a ListFaces page of 1,000 and a ListUsers page of 100, from
   the middle of the collection.
+- disk_bytes_per_face: the data directory's size (SQLite) or the database's (PostgreSQL), per
+  face.
 
     .venv/bin/python benchmarks/scale.py --store sqlite --faces 1000000 --json out.json
     .venv/bin/python benchmarks/scale.py --store postgresql --faces 1000000   # a throwaway server
@@ -175,6 +177,14 @@ def exact_top_user(client: Any, collection_id: str, queries: np.ndarray) -> list
         after = int(changes.seqs[-1])
     names = store.user_ids(collection, best_user.tolist())
     return [names[int(seq)] for seq in best_user]
+
+
+def disk_bytes(client: Any, data_dir: Path) -> int:
+    """What the store takes on disk: the data directory, or the PostgreSQL database."""
+    store = client.service.state.store
+    if store.__class__.__name__ == "PostgresStore":
+        return store._read("SELECT pg_database_size(current_database())")[0][0]
+    return sum(p.stat().st_size for p in data_dir.rglob("*") if p.is_file())
 
 
 def rss_bytes(pid: int) -> int:
@@ -351,6 +361,7 @@ def main() -> int:
     figures["list_faces_page_ms"] = round(p50_p95(faces_page)[0], 2)
     figures["list_users_page_ms"] = round(p50_p95(users_page)[0], 2)
     figures["list_page_ms"] = max(figures["list_faces_page_ms"], figures["list_users_page_ms"])
+    figures["disk_bytes_per_face"] = round(disk_bytes(client, workdir / "data") / args.faces)
     client.close()  # the embedded store belongs to one process: hand it to the server
 
     # Cold start and memory: a server on this store, against an empty one.
