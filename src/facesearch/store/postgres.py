@@ -200,6 +200,8 @@ class PostgresStore(SQLStore):
             conn.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA}.schema_version (version INT)")
             row = conn.execute(f"SELECT version FROM {SCHEMA}.schema_version").fetchone()
             current = row[0] if row else 0
+            if current >= len(_MIGRATIONS):
+                return  # current (or newer: a later release's schema is left as it is)
             for script in _MIGRATIONS[current:]:
                 for statement in split_statements(script):
                     conn.execute(statement)  # type: ignore[call-overload]
@@ -247,6 +249,7 @@ class PostgresStore(SQLStore):
     # pgvector's binary form, read as raw bytes: int16 dimensions, int16 unused, then big-endian
     # float32s. Parsing bytes with numpy is far faster than one Vector object per row.
     _EMBEDDING_COLUMN = "vector_send(embedding)"
+
     def _face_page(
         self,
         db: Cursor,
