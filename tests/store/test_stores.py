@@ -115,3 +115,20 @@ def test_loading_one_collection_blocks_no_other(tmp_path: Path) -> None:
         assert not indexes.loading
     finally:
         db.close()
+
+
+def test_indexes_of_collections_deleted_elsewhere_are_dropped(tmp_path: Path) -> None:
+    db = open_store(None, tmp_path / "data")
+    try:
+        gone = db.create_collection("000000000000", "gone", "arn:gone", "1", {})
+        kept = db.create_collection("000000000000", "kept", "arn:kept", "1", {})
+        assert gone is not None and kept is not None
+        indexes = SearchIndexes(db)
+        first = indexes.get(gone)
+        kept_index = indexes.get(kept)
+        db.delete_collection("000000000000", "gone")  # as another process would
+        indexes.sweep()
+        assert indexes.get(kept) is kept_index
+        assert indexes.get(gone) is not first  # no longer held: a new one would be loaded
+    finally:
+        db.close()

@@ -35,6 +35,7 @@ import ctypes
 import io
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -460,15 +461,21 @@ class SearchIndexes:
     """One process's search indexes, one per collection, each brought up to the collection's
     version before it is used. Loading one collection never blocks calls on another."""
 
+    # How often the indexes of collections deleted elsewhere are looked for and dropped.
+    SWEEP_SECONDS = 60.0
+
     def __init__(self, store: Store) -> None:
         self._store = store
         self._entries: dict[int, _Entry] = {}
         self._lock = threading.Lock()
         self._preloading = threading.Event()
         self._preloading.set()
+        self._swept = time.monotonic()
 
     def get(self, collection: CollectionRecord) -> CollectionIndex:
         """The collection's index, current to at least ``collection.version``."""
+        if time.monotonic() - self._swept > self.SWEEP_SECONDS:
+            self.sweep()
         with self._lock:
             entry = self._entries.setdefault(collection.key, _Entry())
         index = entry.index
@@ -496,6 +503,14 @@ class SearchIndexes:
     def drop(self, collection: CollectionRecord) -> None:
         with self._lock:
             self._entries.pop(collection.key, None)
+
+    def sweep(self) -> None:
+        """Drop the indexes of collections that no longer exist (deleted by any process)."""
+        self._swept = time.monotonic()
+        live = {collection.key for collection in self._store.all_collections()}
+        with self._lock:
+            for key in [key for key in self._entries if key not in live]:
+                del self._entries[key]
 
     @property
     def loading(self) -> bool:
