@@ -122,38 +122,43 @@ def enrol(client: Any, collection_id: str, people: dict[str, list[Path]]) -> int
     return count
 
 
+def add_synthetic(store: Any, collection: Any, vectors: np.ndarray, users: list[str]) -> None:
+    """Store ``vectors`` as faces of new users (``users[i]`` owns face i), in one transaction
+    each for the users and the faces."""
+    store.create_users(collection, list(dict.fromkeys(users)))
+    box = {"Width": 0.5, "Height": 0.5, "Left": 0.25, "Top": 0.25}
+    store.add_faces(
+        collection,
+        [
+            FaceRecord(
+                face_id=str(uuid.uuid4()),
+                image_id=str(uuid.uuid4()),
+                external_image_id=None,
+                bounding_box=box,
+                confidence=99.9,
+                index_model_version=collection.face_model_version,
+                embedding=vector,
+                user_id=user_id,
+            )
+            for vector, user_id in zip(vectors, users, strict=True)
+        ],
+    )
+
+
 def fill(client: Any, collection_id: str, faces: int, dim: int, seed: int) -> None:
     """Add synthetic users of 2 faces each (a random unit vector and a near copy) in bulk."""
     store = client.service.state.store
     collection = store.get_collection(client.account_id, collection_id)
     rng = np.random.default_rng(seed)
-    box = {"Width": 0.5, "Height": 0.5, "Left": 0.25, "Top": 0.25}
     started = time.perf_counter()
     for start in range(0, faces, CHUNK):
         size = min(CHUNK, faces - start)
-        users = (size + 1) // 2
-        base = rng.standard_normal((users, dim)).astype(np.float32)
+        base = rng.standard_normal(((size + 1) // 2, dim)).astype(np.float32)
         vectors = np.repeat(base, 2, axis=0)[:size]
         vectors += 0.5 * rng.standard_normal(vectors.shape).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        user_ids = [f"synthetic-{seed}-{(start // 2) + i}" for i in range(users)]
-        store.create_users(collection, user_ids)
-        store.add_faces(
-            collection,
-            [
-                FaceRecord(
-                    face_id=str(uuid.uuid4()),
-                    image_id=str(uuid.uuid4()),
-                    external_image_id=None,
-                    bounding_box=box,
-                    confidence=99.9,
-                    index_model_version=collection.face_model_version,
-                    embedding=vector,
-                    user_id=user_ids[i // 2],
-                )
-                for i, vector in enumerate(vectors)
-            ],
-        )
+        users = [f"synthetic-{seed}-{(start + i) // 2}" for i in range(size)]
+        add_synthetic(store, collection, vectors, users)
         if (start // CHUNK) % 10 == 9:
             rate = (start + size) / (time.perf_counter() - started)
             print(f"  {start + size:>10,} faces written ({rate:,.0f}/s)", flush=True)

@@ -17,15 +17,13 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from functools import partial
 from pathlib import Path
 
 import numpy as np
-from scale import enrol
+from scale import add_synthetic, enrol
 
 import facesearch
-from facesearch.store import FaceRecord
 
 REPO = Path(__file__).resolve().parent.parent
 PHOTOS = Path(os.environ.get("FACESEARCH_TEST_PHOTOS", REPO.parent / "shared/datasets/faces"))
@@ -50,29 +48,11 @@ def fill(client, collection_id: str, count: int, dim: int) -> None:
     store = client.service.state.store
     collection = store.get_collection(client.account_id, collection_id)
     rng = np.random.default_rng(7)
-    version = collection.face_model_version
     for start in range(0, count, 10_000):
         size = min(10_000, count - start)
         vectors = rng.standard_normal((size, dim)).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        user_ids = [f"synthetic-{start + i}" for i in range(size)]
-        store.create_users(collection, user_ids)
-        store.add_faces(
-            collection,
-            [
-                FaceRecord(
-                    face_id=str(uuid.uuid4()),
-                    image_id=str(uuid.uuid4()),
-                    external_image_id=None,
-                    bounding_box={"Width": 0.5, "Height": 0.5, "Left": 0.25, "Top": 0.25},
-                    confidence=99.9,
-                    index_model_version=version,
-                    embedding=vector,
-                    user_id=user_id,
-                )
-                for vector, user_id in zip(vectors, user_ids, strict=True)
-            ],
-        )
+        add_synthetic(store, collection, vectors, [f"synthetic-{start + i}" for i in range(size)])
     client.service.state.indexes.drop(collection)  # rebuilt from the store on first search
 
 
