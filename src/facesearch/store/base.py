@@ -166,7 +166,8 @@ class Store(Protocol):
         """What changed in the collection's faces after ``after_version``, read in one snapshot
         together with the version it reaches: the faces with their embeddings and users now
         (those after ``after_seq``, at most ``limit`` of them, in seq order), and the seqs
-        deleted (none when ``after_version`` is 0: that reads every face)."""
+        deleted (with the first page, ``after_seq`` 0, only; none when ``after_version`` is 0:
+        that reads every face)."""
         ...
 
     def embeddings(

@@ -280,16 +280,12 @@ class SQLStore(ABC):
     def get_faces(
         self, collection: CollectionRecord, face_ids: Iterable[str]
     ) -> dict[str, FaceRecord]:
-        ids = list(dict.fromkeys(face_ids))
-        found: dict[str, FaceRecord] = {}
-        for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start : start + _CHUNK]
-            rows = self._read(
-                self._face_sql + f" WHERE collection_key = ? AND face_id IN {_in(chunk)}",
-                (collection.key, *chunk),
-            )
-            found.update((row[0], self._face(row)) for row in rows)
-        return found
+        rows = self._rows_in(
+            self._face_sql + " WHERE collection_key = ? AND face_id",
+            list(dict.fromkeys(face_ids)),
+            (collection.key,),
+        )
+        return {row[0]: self._face(row) for row in rows}
 
     def faces_by_seq(
         self, collection: CollectionRecord, seqs: Sequence[int]
@@ -389,7 +385,7 @@ class SQLStore(ABC):
                 db, collection, after_version or -1, after_seq, limit
             )
             deleted: list[Any] = []
-            if after_version:
+            if after_version and not after_seq:  # every page's deletions come with the first
                 db.execute(
                     "SELECT seq FROM face_tombstones WHERE collection_key = ? AND version > ?",
                     (collection.key, after_version),
@@ -417,14 +413,18 @@ class SQLStore(ABC):
     ) -> list[Any]:
         """Rows of ``table`` by seq (its primary key: unique across collections, so looked up by
         it alone, which both databases do by the key) that belong to the collection."""
+        rows = self._rows_in(
+            f"SELECT collection_key, {columns} FROM {table} WHERE seq", [int(s) for s in seqs]
+        )
+        return [row[1:] for row in rows if row[0] == collection.key]
+
+    def _rows_in(self, sql: str, values: Sequence[Any], args: Sequence[Any] = ()) -> list[Any]:
+        """The rows of ``sql`` (ending in the column to match) ``IN`` ``values``, read a chunk
+        of values at a time; ``args`` are the placeholders before it."""
         found: list[Any] = []
-        wanted = [int(seq) for seq in seqs]
-        for start in range(0, len(wanted), _CHUNK):
-            chunk = wanted[start : start + _CHUNK]
-            rows = self._read(
-                f"SELECT collection_key, {columns} FROM {table} WHERE seq IN {_in(chunk)}", chunk
-            )
-            found.extend(row[1:] for row in rows if row[0] == collection.key)
+        for start in range(0, len(values), _CHUNK):
+            chunk = values[start : start + _CHUNK]
+            found.extend(self._read(f"{sql} IN {_in(chunk)}", (*args, *chunk)))
         return found
 
     def search_model(
