@@ -51,6 +51,7 @@ import facesearch
 from facesearch.server.auth import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
 from facesearch.store import FaceRecord
 from facesearch.store.index import NO_USER
+from facesearch.vision import CURRENT
 from facesearch.vision.image import sniff_format
 
 REPO = Path(__file__).resolve().parent.parent
@@ -76,11 +77,13 @@ class MemoAnalyzer:
         self._analyzer = analyzer
         self._done: dict[tuple[bytes, bool], Any] = {}
 
-    def analyze(self, image: bytes, *, max_bytes: int, attributes: bool = False) -> Any:
-        key = (image, attributes)
+    def analyze(
+        self, image: bytes, *, max_bytes: int, attributes: bool = False, face_model: Any = CURRENT
+    ) -> Any:
+        key = (image, attributes, face_model.version)
         if key not in self._done:
             self._done[key] = self._analyzer.analyze(
-                image, max_bytes=max_bytes, attributes=attributes
+                image, max_bytes=max_bytes, attributes=attributes, face_model=face_model
             )
         return self._done[key]
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from facesearch.vision import get_analyzer, similarity
+from facesearch.vision import CURRENT, FACE_MODELS, get_analyzer
 from facesearch.vision.image import decode_image, sniff_format
 
 DEFAULT_PHOTOS = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "faces"
@@ -59,37 +59,42 @@ def speed(photos: Path) -> None:
     analyzer.check_ready()
     runtime = analyzer._runtime()  # the calling thread's networks, to time stages one by one
     photo = Image.open(photos / PHOTO).convert("RGB")
+    previous = [m for m in FACE_MODELS.values() if m is not CURRENT][-1]
     print(f"one-face photo {PHOTO}; median of {RUNS} runs, ms")
     print(
         f"{'size':>10} {'faces':>5} {'decode':>7} {'detect':>7} {'landmk':>7} {'embed':>7} "
-        f"{'analyze':>8} {'+attrs':>7}"
+        f"{'analyze':>8} {'+attrs':>7} {'prev.model':>10}"
     )
     for size in SIZES:
         data = letterboxed(photo, size)
         rgb = decode_image(data)
         detections = runtime.detector.detect(rgb)
         first = detections[0]
-        aligned = runtime.embedder.align(rgb, first)
+        five = runtime.mesher.mesh(rgb, first).five_points()
+        aligned = runtime.embedder.align(rgb, five)
         row = {
             "decode": median_ms(lambda data=data: decode_image(data)),
             "detect": median_ms(lambda rgb=rgb: runtime.detector.detect(rgb)),
             "landmarks": median_ms(lambda rgb=rgb, d=first: runtime.mesher.mesh(rgb, d)),
             "embed": median_ms(
-                lambda rgb=rgb, d=first, a=aligned: (
-                    runtime.embedder.align(rgb, d),
+                lambda rgb=rgb, five=five, a=aligned: (
+                    runtime.embedder.align(rgb, five),
                     runtime.embedder.embed(a),
                 )
             ),
             "analyze": median_ms(lambda data=data: analyzer.analyze(data)),
             "attrs": median_ms(lambda data=data: analyzer.analyze(data, attributes=True)),
+            # The baseline in the same run: analyze with the previous face model.
+            "previous": median_ms(lambda data=data: analyzer.analyze(data, face_model=previous)),
         }
         label = f"{size[0]}x{size[1]}"
         print(
             f"{label:>10} {len(detections):>5} {row['decode']:7.1f} {row['detect']:7.1f} "
             f"{row['landmarks']:7.1f} {row['embed']:7.1f} {row['analyze']:8.1f} "
-            f"{row['attrs']:7.1f}"
+            f"{row['attrs']:7.1f} {row['previous']:10.1f}"
         )
-    print("(landmarks and embed are per face; the photo has one face, so per image = per face)")
+    print("(landmarks and embed are per face; the photo has one face, so per image = per face;")
+    print(f" prev.model: analyze with {previous.version}, the baseline of {CURRENT.version})")
 
 
 def accuracy(photos: Path) -> None:
@@ -110,7 +115,7 @@ def accuracy(photos: Path) -> None:
             a, b = embedding(row["path_a"]), embedding(row["path_b"])
             if a is None or b is None:
                 continue
-            match = float(similarity(a, b[None])[0]) >= 80
+            match = float(CURRENT.calibration.scores(a, b[None])[0]) >= 80
             correct += match == (row["same_person"] == "1")
             total += 1
     print(

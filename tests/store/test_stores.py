@@ -53,6 +53,15 @@ def test_large_collection_on_each_store(
         assert hits[0].cosine == pytest.approx(float(vectors[10] @ query), abs=1e-5)
         best = first.search_users(query, 0.5, 1)[0]
         assert db.user_ids(collection, [best.user_seq]) == {best.user_seq: "user-5"}
+        # A user's vectors, for scoring it on all its faces; a user without faces is absent.
+        db.create_users(collection, ["no-faces"])
+        mine = db.user_embeddings(collection, ["user-5", "user-7", "no-faces", "unknown"])
+        assert sorted(mine) == ["user-5", "user-7"]
+        assert np.allclose(
+            mine["user-5"][np.argsort(mine["user-5"][:, 0])],
+            vectors[10:12][np.argsort(vectors[10:12, 0])],
+            atol=1e-6,
+        )
 
         # Writes through the store reach an index that catches up, and a second process that
         # loads afterwards, with the model the first one stored: both answer alike.

@@ -11,9 +11,10 @@ import pytest
 from PIL import Image
 
 from facesearch.errors import RekognitionError
-from facesearch.vision import AnalyzedImage, cosine_to_similarity, get_analyzer, similarity
+from facesearch.vision import CURRENT, FACE_MODELS, AnalyzedImage, get_analyzer
 from facesearch.vision.image import MAX_IMAGE_BYTES, sniff_format
 from facesearch.vision.landmarks import REKOGNITION_LANDMARKS
+from facesearch.vision.similarity import fmr_of_similarity
 
 VARIANT_MARKERS = ("variant of", "mirror image of")
 
@@ -235,7 +236,9 @@ def test_verification_on_pairs(analyzed, manifest, photos_dir: Path) -> None:
             a, b = analyzed(row["path_a"]), analyzed(row["path_b"])
             if isinstance(a, RekognitionError) or isinstance(b, RekognitionError):
                 continue
-            score = float(similarity(a.faces[0].embedding, b.faces[0].embedding[None])[0])
+            score = float(
+                CURRENT.calibration.scores(a.faces[0].embedding, b.faces[0].embedding[None])[0]
+            )
             (same if row["same_person"] == "1" else diff).append(score)
     same_a, diff_a = np.array(same), np.array(diff)
     accuracy = ((same_a >= 80).sum() + (diff_a < 80).sum()) / (len(same_a) + len(diff_a))
@@ -249,11 +252,41 @@ def test_verification_on_pairs(analyzed, manifest, photos_dir: Path) -> None:
     assert (diff_a >= 80).mean() <= 0.01  # strict at Rekognition's default threshold
 
 
-def test_similarity_mapping() -> None:
-    cos = np.linspace(-1, 1, 201)
-    sim = cosine_to_similarity(cos)
+@pytest.mark.parametrize("model", FACE_MODELS.values(), ids=list(FACE_MODELS))
+def test_calibration_is_monotone_and_inverts(model) -> None:
+    calibration = model.calibration
+    cos = np.linspace(-1, 1, 401)
+    sim = calibration.similarity(cos)
     assert sim.shape == cos.shape and np.all(np.diff(sim) >= 0)
     assert sim[0] == 0 and sim[-1] == 100
-    assert isinstance(cosine_to_similarity(0.5), float)
+    assert isinstance(calibration.similarity(0.5), float)
+    for threshold in (0.5, 50, 80, 90, 95, 99, 99.9):
+        bar = calibration.min_cosine(threshold)
+        assert calibration.similarity(bar) >= threshold > calibration.similarity(bar - 1e-6)
     q = np.array([1, 0], np.float32)
-    assert similarity(q, np.array([[1, 0], [0, 1]], np.float32)).tolist() == [100.0, 0.0]
+    assert calibration.scores(q, np.array([[1, 0], [-1, 0]], np.float32)).tolist() == [100.0, 0.0]
+
+
+def test_false_match_scale_holds_on_held_out_photos(analyzed, manifest) -> None:
+    """The map was fitted on faces-calib; on faces/ (other people) a similarity must still
+    mean its false-match rate per comparison (similarity.py's scale)."""
+    faces = [
+        (row["identity"], analyzed(row["path"]))
+        for row in manifest("person")
+        if not any(m in row["notes"] for m in VARIANT_MARKERS)
+    ]
+    faces = [(name, a) for name, a in faces if not isinstance(a, RekognitionError) and a.faces]
+    vectors = np.stack([a.faces[0].embedding for _, a in faces])
+    names = np.array([name for name, _ in faces])
+    upper = np.triu_indices(len(faces), 1)
+    different = names[upper[0]] != names[upper[1]]
+    similarities = CURRENT.calibration.similarity((vectors @ vectors.T)[upper])
+    impostors, genuine = similarities[different], similarities[~different]
+    assert len(impostors) > 40_000 and len(genuine) > 2_000
+    for threshold in (40, 50, 60):
+        measured = float((impostors >= threshold).mean())
+        expected = fmr_of_similarity(threshold)
+        print(f"\nFMR at {threshold}: {measured:.2e} (the scale says {expected:.1e})")
+        assert expected / 3 <= measured <= expected * 3
+    assert (impostors >= 80).sum() <= 2  # the scale expects 0.25 of 50,000 pairs
+    assert np.median(genuine) >= 90

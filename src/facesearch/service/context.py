@@ -15,6 +15,7 @@ from facesearch.errors import RekognitionError, not_found
 from facesearch.service.tokens import TokenCodec
 from facesearch.store import CollectionRecord, Store
 from facesearch.store.index import CollectionIndex, SearchIndexes
+from facesearch.vision.face_model import CURRENT, FaceModel
 
 if TYPE_CHECKING:
     from facesearch.vision.analyzer import AnalyzedImage, Analyzer
@@ -38,8 +39,16 @@ class ImageInput:
         """Rekognition's ImageId: the same image always gets the same id."""
         return str(uuid.uuid5(_IMAGE_NAMESPACE, hashlib.sha256(self.data).hexdigest()))
 
-    def analyze(self, analyzer: Analyzer, attributes: bool = False) -> AnalyzedImage:
-        return analyzer.analyze(self.data, max_bytes=self.max_bytes, attributes=attributes)
+    def analyze(
+        self, analyzer: Analyzer, attributes: bool = False, face_model: FaceModel | None = None
+    ) -> AnalyzedImage:
+        """Analyse with ``face_model`` (a collection's), or the current model when None."""
+        return analyzer.analyze(
+            self.data,
+            max_bytes=self.max_bytes,
+            attributes=attributes,
+            face_model=face_model or CURRENT,
+        )
 
 
 @dataclass
@@ -115,7 +124,14 @@ class Context:
         raise RekognitionError("InvalidParameterException", f"{field_name}: Bytes is required")
 
     def analyze(
-        self, image: dict[str, Any], *, attributes: bool = False, field_name: str = "Image"
+        self,
+        image: dict[str, Any],
+        *,
+        attributes: bool = False,
+        field_name: str = "Image",
+        face_model: FaceModel | None = None,
     ) -> AnalyzedImage:
-        """Decode and analyse an image once: faces, details and embeddings."""
-        return self.load_image(image, field_name).analyze(self.state.analyzer, attributes)
+        """Decode and analyse an image once: faces, details and embeddings (``face_model``'s,
+        or the current model's)."""
+        loaded = self.load_image(image, field_name)
+        return loaded.analyze(self.state.analyzer, attributes, face_model)

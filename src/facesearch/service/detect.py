@@ -10,7 +10,7 @@ from facesearch.errors import invalid_parameter
 from facesearch.service.context import Context
 from facesearch.service.details import face_detail, wants_attributes
 from facesearch.service.registry import operation
-from facesearch.vision import similarity
+from facesearch.vision import CURRENT
 
 # "By default, only faces with a similarity score of greater than or equal to 80% are returned."
 COMPARE_THRESHOLD = 80.0
@@ -44,7 +44,9 @@ def compare_faces(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     threshold = params.get("SimilarityThreshold", COMPARE_THRESHOLD)
     matches, unmatched = [], []
     if targets:
-        scores = similarity(source.embedding, np.stack([t.embedding for t in targets]))
+        scores = CURRENT.calibration.scores(
+            source.embedding, np.stack([t.embedding for t in targets])
+        )
         for face, score in zip(targets, scores, strict=True):
             if score >= threshold:
                 matches.append({"Similarity": float(score), "Face": face.compared_face()})

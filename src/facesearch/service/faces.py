@@ -5,35 +5,23 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from facesearch.errors import RekognitionError
 from facesearch.service.context import Context
 from facesearch.service.details import face_detail, stored_face, wants_attributes
 from facesearch.service.registry import operation, paginate
-from facesearch.store import CollectionRecord, FaceRecord
+from facesearch.service.scoring import collection_model
+from facesearch.store import FaceRecord
 
 LIST_FACES_PAGE = 1000
 MAX_FACES_PER_IMAGE = 100
 
 
-def check_model(ctx: Context, collection: CollectionRecord) -> None:
-    """Refuse to mix embeddings of two face models in one collection (they are incomparable)."""
-    running = ctx.state.analyzer.face_model_version
-    if collection.face_model_version != running:
-        raise RekognitionError(
-            "InvalidParameterException",
-            f"Collection {collection.collection_id} uses face model "
-            f"{collection.face_model_version}; this service runs {running}. Create a new "
-            "collection and index the faces again.",
-        )
-
-
 @operation("IndexFaces")
 def index_faces(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     collection = ctx.collection(params["CollectionId"])
-    check_model(ctx, collection)
+    model = collection_model(collection)
     attributes = params.get("DetectionAttributes")
     image = ctx.load_image(params["Image"])
-    analysed = image.analyze(ctx.state.analyzer, wants_attributes(attributes))
+    analysed = image.analyze(ctx.state.analyzer, wants_attributes(attributes), model)
     quality_filter = params.get("QualityFilter", "AUTO")
     max_faces = min(params.get("MaxFaces", MAX_FACES_PER_IMAGE), MAX_FACES_PER_IMAGE)
 

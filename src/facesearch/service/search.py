@@ -9,9 +9,8 @@ import numpy as np
 from facesearch.errors import invalid_parameter, not_found
 from facesearch.service.context import Context
 from facesearch.service.details import face_detail, stored_face
-from facesearch.service.faces import check_model
 from facesearch.service.registry import operation
-from facesearch.service.scoring import min_cosine, similarity
+from facesearch.service.scoring import collection_model, min_cosine, similarity, user_cosines
 from facesearch.service.users import get_user, user_vectors
 from facesearch.store import CollectionRecord
 
@@ -23,6 +22,9 @@ DEFAULT_THRESHOLD = 80.0
 # threshold, so a default search misses nothing that matched.
 DEFAULT_MAX_FACES = 4096
 DEFAULT_MAX_USERS = 500
+# A user whose best face falls this far (in cosine) below the bar is still scored in full: its
+# mean face can lift the user's score (scoring.user_cosines) above the bar.
+USER_CANDIDATE_MARGIN = 0.05
 
 
 def _face_matches(
@@ -34,12 +36,13 @@ def _face_matches(
 ) -> list[dict[str, Any]]:
     """Faces matching ``query``, highest first, but the face whose seq is ``exclude``."""
     threshold = params.get("FaceMatchThreshold", DEFAULT_THRESHOLD)
+    model = collection_model(collection)
     hits = ctx.state.index(collection).search_faces(
-        query, min_cosine(threshold), params.get("MaxFaces", DEFAULT_MAX_FACES), exclude
+        query, min_cosine(threshold, model), params.get("MaxFaces", DEFAULT_MAX_FACES), exclude
     )
     records = ctx.store.faces_by_seq(collection, [h.seq for h in hits])
     return [
-        {"Similarity": similarity(h.cosine), "Face": stored_face(records[h.seq])}
+        {"Similarity": similarity(h.cosine, model), "Face": stored_face(records[h.seq])}
         for h in hits
         if h.seq in records  # deleted between the search and this read
     ]
@@ -47,7 +50,7 @@ def _face_matches(
 
 def _searched_collection(ctx: Context, collection_id: str) -> CollectionRecord:
     collection = ctx.collection(collection_id)
-    check_model(ctx, collection)
+    collection_model(collection)  # a version this build knows, or a clear error
     return collection
 
 
@@ -65,16 +68,19 @@ def search_faces(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _largest_face(ctx: Context, params: dict[str, Any]) -> tuple[Face | None, list[Face]]:
-    """The largest face of the request's image and the others, largest first."""
-    faces = ctx.analyze(params["Image"]).faces
+def _largest_face(
+    ctx: Context, collection: CollectionRecord, params: dict[str, Any]
+) -> tuple[Face | None, list[Face]]:
+    """The largest face of the request's image and the others, largest first, embedded with the
+    collection's face model."""
+    faces = ctx.analyze(params["Image"], face_model=collection_model(collection)).faces
     return (faces[0], faces[1:]) if faces else (None, [])
 
 
 @operation("SearchFacesByImage")
 def search_faces_by_image(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     collection = _searched_collection(ctx, params["CollectionId"])
-    face, _ = _largest_face(ctx, params)
+    face, _ = _largest_face(ctx, collection, params)
     if face is None:
         raise invalid_parameter("There are no faces in the image. Should be at least 1.")
     reasons = face.quality_reasons(params.get("QualityFilter", "NONE"))
@@ -97,25 +103,29 @@ def _search_users(
     params: dict[str, Any],
     exclude: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Users matching any of ``queries`` (k, d), best match per user, highest first, but the
-    user whose seq is ``exclude``."""
+    """Users matching any of ``queries`` (k, d), highest first, but the user whose seq is
+    ``exclude``. The index finds the ``limit`` best candidates by their best face; each is then
+    scored on all its faces (scoring.user_cosines). So where more than ``limit`` users pass, the
+    last places come from the best-face ranking's top ``limit``, re-ranked."""
     threshold = params.get("UserMatchThreshold", DEFAULT_THRESHOLD)
     limit = params.get("MaxUsers", DEFAULT_MAX_USERS)
+    model = collection_model(collection)
+    bar = min_cosine(threshold, model)
     index = ctx.state.index(collection)
-    best: dict[int, float] = {}
+    candidates: set[int] = set()
     for query in queries:
-        for hit in index.search_users(query, min_cosine(threshold), limit, exclude):
-            best[hit.user_seq] = max(best.get(hit.user_seq, -1.0), hit.cosine)
-    ranked = sorted(best.items(), key=lambda item: -item[1])[:limit]
-    names = ctx.store.user_ids(collection, [user_seq for user_seq, _ in ranked])
+        hits = index.search_users(query, bar - USER_CANDIDATE_MARGIN, limit, exclude)
+        candidates.update(hit.user_seq for hit in hits)
+    names = ctx.store.user_ids(collection, sorted(candidates))  # deleted ones drop out here
+    faces = ctx.store.user_embeddings(collection, list(names.values()))
+    user_ids = list(faces)
+    scores = user_cosines(queries, [faces[user_id] for user_id in user_ids])
+    order = [i for i in np.argsort(-scores, kind="stable") if scores[i] >= bar][:limit]
+    similarities = model.calibration.similarity(scores[order])
     # Only users with a face can match, so every match is ACTIVE.
     return [
-        {
-            "Similarity": similarity(cosine),
-            "User": {"UserId": names[user_seq], "UserStatus": "ACTIVE"},
-        }
-        for user_seq, cosine in ranked
-        if user_seq in names  # deleted between the search and this read
+        {"Similarity": float(s), "User": {"UserId": user_ids[i], "UserStatus": "ACTIVE"}}
+        for i, s in zip(order, np.atleast_1d(similarities), strict=True)
     ]
 
 
@@ -143,7 +153,7 @@ def search_users(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
 @operation("SearchUsersByImage")
 def search_users_by_image(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     collection = _searched_collection(ctx, params["CollectionId"])
-    face, others = _largest_face(ctx, params)
+    face, others = _largest_face(ctx, collection, params)
     quality_filter = params.get("QualityFilter", "NONE")
     response: dict[str, Any] = {
         "UserMatches": [],

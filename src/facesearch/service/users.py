@@ -13,7 +13,7 @@ import numpy as np
 from facesearch.errors import RekognitionError, not_found
 from facesearch.service.context import Context
 from facesearch.service.registry import Handler, operation, paginate
-from facesearch.service.scoring import similarity
+from facesearch.service.scoring import collection_model, similarity, user_cosines
 from facesearch.store import CollectionRecord, FaceRecord, IdempotencyRecord, UserRecord
 
 LIST_USERS_PAGE = 100
@@ -163,14 +163,15 @@ def associate_faces(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     change = _sort_out(ctx, params)
     user = change.user
     vectors = user_vectors(ctx, change.collection, user.user_id)
+    model = collection_model(change.collection)
     threshold = params.get("UserMatchThreshold", ASSOCIATE_THRESHOLD)
     accepted: list[str] = []
     for record in change.candidates:
         if record.user_id == user.user_id:
             continue  # already this user's: in neither list, as Rekognition does
         if len(vectors):
-            # The bar applies once the user has a face: match against its best face.
-            score = similarity(float((vectors @ record.embedding).max()))
+            # The bar applies once the user has a face: the face's score against the user.
+            score = similarity(float(user_cosines(record.embedding[None], [vectors])[0]), model)
             if score < threshold:
                 change.fail(record.face_id, "LOW_MATCH_CONFIDENCE", Confidence=score)
                 continue

@@ -176,6 +176,12 @@ class Store(Protocol):
         """The stored vectors of faces by seq (those still there)."""
         ...
 
+    def user_embeddings(
+        self, collection: CollectionRecord, user_ids: Sequence[str]
+    ) -> dict[str, np.ndarray]:
+        """The stored vectors of each user's faces, (k, d) per user id (users with faces only)."""
+        ...
+
     def search_model(
         self, collection: CollectionRecord, model: bytes | None = None
     ) -> bytes | None:

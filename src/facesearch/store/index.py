@@ -399,8 +399,8 @@ class CollectionIndex:
     def search_users(
         self, query: np.ndarray, min_cosine: float, limit: int, exclude: int | None = None
     ) -> list[UserHit]:
-        """Users ranked by their best-matching face (the rule measured in docs/service.md),
-        but the user whose seq is ``exclude``."""
+        """Users ranked by their best-matching face, but the user whose seq is ``exclude``: the
+        candidates that the service then scores on all their faces (scoring.user_cosines)."""
         snap = self._snap
         if not len(snap.seqs):
             return []

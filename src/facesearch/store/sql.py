@@ -408,6 +408,20 @@ class SQLStore(ABC):
         vectors = self._embeddings([row[1] for row in rows])
         return {row[0]: vector for row, vector in zip(rows, vectors, strict=True)}
 
+    def user_embeddings(
+        self, collection: CollectionRecord, user_ids: Sequence[str]
+    ) -> dict[str, np.ndarray]:
+        rows = self._rows_in(
+            f"SELECT user_id, {self._EMBEDDING_COLUMN} FROM faces"
+            " WHERE collection_key = ? AND user_id",
+            list(user_ids),
+            (collection.key,),
+        )
+        grouped: dict[str, list[Any]] = {}
+        for user_id, value in rows:
+            grouped.setdefault(user_id, []).append(value)
+        return {user_id: self._embeddings(values) for user_id, values in grouped.items()}
+
     def _by_seq(
         self, columns: str, table: str, collection: CollectionRecord, seqs: Sequence[int]
     ) -> list[Any]:

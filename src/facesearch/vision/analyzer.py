@@ -13,6 +13,7 @@ import numpy as np
 from facesearch.vision import attributes, models
 from facesearch.vision.detector import Detection, YuNetDetector
 from facesearch.vision.embedder import Embedder, SFaceEmbedder
+from facesearch.vision.face_model import CURRENT, FaceModel
 from facesearch.vision.image import MAX_IMAGE_BYTES, decode_image
 from facesearch.vision.landmarks import FaceMesher, Mesh
 from facesearch.vision.pose import head_pose
@@ -21,9 +22,6 @@ from facesearch.vision.quality import brightness, quality_reasons, sharpness
 # OpenCV 5's dnn warns on stderr, at every start, that its new engine ignores target settings:
 # noise on every CLI call. Errors still show.
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-
-# Bump the suffix whenever a change to the pipeline changes the embeddings.
-FACE_MODEL_VERSION = "facesearch-sface-2021dec-int8bq/1"
 
 
 @dataclass
@@ -102,7 +100,7 @@ class _Runtime:
 class Analyzer:
     """Thread-safe face analyser; models are read and verified once, runners built per thread."""
 
-    face_model_version = FACE_MODEL_VERSION
+    face_model_version = CURRENT.version
 
     def __init__(self, models_dir: str | None = None) -> None:
         self._models_dir = models_dir
@@ -128,25 +126,37 @@ class Analyzer:
         return runtime
 
     def analyze(
-        self, image_bytes: bytes, *, max_bytes: int = MAX_IMAGE_BYTES, attributes: bool = False
+        self,
+        image_bytes: bytes,
+        *,
+        max_bytes: int = MAX_IMAGE_BYTES,
+        attributes: bool = False,
+        face_model: FaceModel = CURRENT,
     ) -> AnalyzedImage:
-        """Decode and analyse an image once; Rekognition errors for bad input (see image.py)."""
+        """Decode and analyse an image once; Rekognition errors for bad input (see image.py).
+        Embeddings are ``face_model``'s: a collection's own version, for its faces to compare."""
         rgb = decode_image(image_bytes, max_bytes=max_bytes)
         runtime = self._runtime()
         height, width = rgb.shape[:2]
         faces = [
-            self._face(runtime, rgb, detection, attributes)
+            self._face(runtime, rgb, detection, attributes, face_model)
             for detection in runtime.detector.detect(rgb)
         ]
         return AnalyzedImage(width=width, height=height, faces=faces)
 
     def _face(
-        self, runtime: _Runtime, rgb: np.ndarray, detection: Detection, with_attributes: bool
+        self,
+        runtime: _Runtime,
+        rgb: np.ndarray,
+        detection: Detection,
+        with_attributes: bool,
+        face_model: FaceModel,
     ) -> Face:
         height, width = rgb.shape[:2]
         x, y, w, h = (float(v) for v in detection.box)
         mesh: Mesh = runtime.mesher.mesh(rgb, detection)
-        aligned = runtime.embedder.align(rgb, detection)
+        five = mesh.five_points() if face_model.alignment == "mesh" else detection.points
+        aligned = runtime.embedder.align(rgb, five)
         aligned_grey = cv2.cvtColor(aligned, cv2.COLOR_BGR2GRAY)
         # Brightness over the box only (clipped to the image), in grey.
         x0, y0 = max(0, int(x)), max(0, int(y))

@@ -25,10 +25,6 @@ class Detection:
     points: np.ndarray
     score: float  # 0..1
 
-    def as_yunet_row(self) -> np.ndarray:
-        """The 15-float row that cv2.FaceRecognizerSF.alignCrop expects."""
-        return np.concatenate([self.box, self.points.ravel(), [self.score]]).astype(np.float32)
-
 
 class YuNetDetector:
     """Not thread-safe (FaceDetectorYN keeps the input size as state): one per thread."""

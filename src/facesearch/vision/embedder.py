@@ -8,8 +8,6 @@ import cv2
 import numpy as np
 import onnx
 
-from facesearch.vision.detector import Detection
-
 
 class Embedder(Protocol):
     """A face embedding model. ``version`` names it (vectors of different versions never mix)."""
@@ -17,8 +15,9 @@ class Embedder(Protocol):
     version: str
     dim: int
 
-    def align(self, rgb: np.ndarray, detection: Detection) -> np.ndarray:
-        """The model's aligned crop of a face detected in an RGB image."""
+    def align(self, rgb: np.ndarray, five_points: np.ndarray) -> np.ndarray:
+        """The model's aligned crop of a face in an RGB image, given its (5, 2) eye centres,
+        nose tip and mouth corners (image-left first)."""
         ...
 
     def embed(self, aligned_crop: np.ndarray) -> np.ndarray:
@@ -52,10 +51,13 @@ class SFaceEmbedder:
         stripped = np.frombuffer(strip_unused_inputs(model), np.uint8)
         self._net = cv2.FaceRecognizerSF.create("onnx", stripped, np.zeros(0, np.uint8))
 
-    def align(self, rgb: np.ndarray, detection: Detection) -> np.ndarray:
-        """112x112 BGR crop, similarity-aligned on YuNet's five points (OpenCV's alignCrop)."""
+    def align(self, rgb: np.ndarray, five_points: np.ndarray) -> np.ndarray:
+        """112x112 BGR crop, similarity-aligned on five points (OpenCV's alignCrop)."""
+        # alignCrop reads only the points of YuNet's 15-float row (box, points, score).
+        row = np.zeros(15, np.float32)
+        row[4:14] = np.asarray(five_points, np.float32).ravel()
         # The warp ignores channel order, so only the small crop is converted to BGR.
-        crop = self._net.alignCrop(rgb, detection.as_yunet_row())
+        crop = self._net.alignCrop(rgb, row)
         return cv2.cvtColor(crop, cv2.COLOR_RGB2BGR)
 
     def embed(self, aligned_crop: np.ndarray) -> np.ndarray:

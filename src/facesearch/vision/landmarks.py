@@ -93,6 +93,21 @@ class Mesh:
     points: np.ndarray  # (478, 3) float64
     presence: float
 
+    def five_points(self) -> np.ndarray:
+        """(5, 2) eye centres, nose tip and mouth corners in the detector's order (image-left
+        first). Placed by the 478-point mesh, they align faces better than the detector's own
+        five points (docs/accuracy.md)."""
+        points = self.points[:, :2]
+        return np.array(
+            [
+                points[list(REKOGNITION_LANDMARKS["eyeLeft"])].mean(axis=0),
+                points[list(REKOGNITION_LANDMARKS["eyeRight"])].mean(axis=0),
+                points[REKOGNITION_LANDMARKS["nose"][0]],
+                points[REKOGNITION_LANDMARKS["mouthLeft"][0]],
+                points[REKOGNITION_LANDMARKS["mouthRight"][0]],
+            ]
+        )
+
     def rekognition_landmarks(self, width: int, height: int) -> list[dict[str, object]]:
         """The 30 Rekognition landmarks as ratios of the image size (origin top-left)."""
         out: list[dict[str, object]] = []

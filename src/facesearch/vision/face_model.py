@@ -1,0 +1,61 @@
+"""Face model versions: how a face becomes a vector, and what the cosine of two such vectors means.
+
+A collection keeps the FaceModelVersion it was created with, as Rekognition's do: its faces are
+indexed and searched with that version's alignment and calibration, so upgrading facesearch never
+mixes incomparable vectors. New collections get ``CURRENT``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from facesearch.errors import RekognitionError
+from facesearch.vision.similarity import KNOT_SIMILARITIES, Calibration
+
+
+@dataclass(frozen=True)
+class FaceModel:
+    """One FaceModelVersion: the embedding network, the alignment and the similarity scale."""
+
+    version: str
+    # Which five points align the crop: the detector's, or the landmark mesh's.
+    alignment: Literal["detector", "mesh"]
+    calibration: Calibration
+
+
+# From benchmarks/calibrate.py on faces-calib: the cosines at the similarities of KNOT_SIMILARITIES,
+# i.e. where the false-match rate per comparison is 0.5 .. 6.3e-8 (similarity 30 .. 99).
+DETECTOR_ALIGNED_COSINES = (
+    -1.0, 0.0996, 0.1764, 0.2298, 0.2734, 0.311, 0.3447, 0.3755, 0.404,
+    0.4306, 0.4558, 0.4798, 0.5038, 0.5277, 0.5516, 0.5708, 1.0,
+)  # fmt: skip
+MESH_ALIGNED_COSINES = (
+    -1.0, 0.0804, 0.1858, 0.242, 0.2857, 0.3227, 0.3554, 0.385, 0.4122,
+    0.4376, 0.4614, 0.4842, 0.5069, 0.5295, 0.5522, 0.5703, 1.0,
+)  # fmt: skip
+
+SFACE_DETECTOR_ALIGNED = FaceModel(
+    version="facesearch-sface-2021dec-int8bq/1",
+    alignment="detector",
+    calibration=Calibration(DETECTOR_ALIGNED_COSINES, KNOT_SIMILARITIES),
+)
+SFACE_MESH_ALIGNED = FaceModel(
+    version="facesearch-sface-2021dec-int8bq/2",
+    alignment="mesh",
+    calibration=Calibration(MESH_ALIGNED_COSINES, KNOT_SIMILARITIES),
+)
+CURRENT = SFACE_MESH_ALIGNED
+FACE_MODELS = {model.version: model for model in (SFACE_DETECTOR_ALIGNED, SFACE_MESH_ALIGNED)}
+
+
+def face_model(version: str) -> FaceModel:
+    """The FaceModel of a version, or InvalidParameterException for one this build lacks."""
+    model = FACE_MODELS.get(version)
+    if model is None:
+        raise RekognitionError(
+            "InvalidParameterException",
+            f"Face model version {version} is unknown to this facesearch, which runs "
+            f"{', '.join(FACE_MODELS)}. Upgrade facesearch to use this collection.",
+        )
+    return model
