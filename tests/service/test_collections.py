@@ -143,15 +143,29 @@ def test_data_survives_reopen(tmp_path) -> None:
     second.close()
 
 
-def test_one_process_per_data_directory(tmp_path) -> None:
+def test_several_clients_share_a_data_directory(tmp_path, monkeypatch, photo) -> None:
+    """Two stores open on one data directory (as two processes would): each sees the other's
+    writes at once, and a writer waits its turn, then gives up with ThrottlingException."""
     import facesearch
-    from facesearch.store.sqlite import StoreInUseError
+    from facesearch.store import sqlite
 
-    owner = facesearch.client(data_dir=tmp_path)
-    owner.create_collection(CollectionId="mine")
-    with pytest.raises(StoreInUseError, match="in use by another facesearch process"):
-        facesearch.client(data_dir=tmp_path)
-    owner.close()
-    successor = facesearch.client(data_dir=tmp_path)
-    assert successor.list_collections()["CollectionIds"] == ["mine"]
-    successor.close()
+    first = facesearch.client(data_dir=tmp_path)
+    second = facesearch.client(data_dir=tmp_path)
+    first.create_collection(CollectionId="shared")
+    face = first.index_faces(
+        CollectionId="shared", Image={"Bytes": photo("people/barack_obama/1.jpg")}
+    )["FaceRecords"][0]["Face"]["FaceId"]
+    probe = {"Bytes": photo("people/barack_obama/2.jpg")}
+    matches = second.search_faces_by_image(CollectionId="shared", Image=probe)["FaceMatches"]
+    assert [m["Face"]["FaceId"] for m in matches] == [face]
+    second.delete_faces(CollectionId="shared", FaceIds=[face])
+    assert first.search_faces_by_image(CollectionId="shared", Image=probe)["FaceMatches"] == []
+
+    monkeypatch.setattr(sqlite, "WRITE_WAIT_S", 0.2)
+    busy = pytest.raises(second.exceptions.ThrottlingException, match="busy")
+    with first.service.state.store.write_lock("000000000000"), busy:
+        second.create_collection(CollectionId="blocked")
+    second.create_collection(CollectionId="after")
+    assert first.list_collections()["CollectionIds"] == ["after", "shared"]
+    first.close()
+    second.close()

@@ -47,6 +47,7 @@ from facesearch.cli.caller import FacesearchCaller
 from facesearch.cli.embedded import Transport, warn_ineffective
 from facesearch.cli.output import OUTPUT_FORMATS
 from facesearch.contract import OPERATIONS, SERVICE_NAME
+from facesearch.errors import ModelsMissingError
 
 LOG = logging.getLogger("facesearch.cli")
 
@@ -71,6 +72,10 @@ _USAGE_ERRORS = (
     ParamValidationError,
     PaginationError,
     arguments.UsageError,
+)
+# A server refusing the request's signature or key: worth saying where the key came from.
+_AUTH_ERRORS = frozenset(
+    {"UnrecognizedClientException", "InvalidSignatureException", "AccessDeniedException"}
 )
 # Errors in the environment: AWS CLI v2 exits 253.
 _CONFIG_ERRORS = (NoRegionError, NoCredentialsError, ProfileNotFound)
@@ -144,6 +149,37 @@ class FacesearchOperation(ServiceOperation):
         if arguments.auto_prompt_enabled(parsed_globals):
             args = arguments.prompt_missing(self._operation_model, self.arg_table, args)
         return super().__call__(args, parsed_globals)
+
+    def _build_call_parameters(
+        self, args: Namespace, arg_table: dict[str, Any], parsed_globals: Namespace
+    ) -> dict[str, Any]:
+        # awscli's loop, but a bad scalar ("--max-users 1.5") is a usage error naming the
+        # option, where awscli lets Python's own ValueError text escape with status 255.
+        params: dict[str, Any] = {}
+        given = vars(args)
+        for argument in arg_table.values():
+            if argument.py_name not in given:
+                continue
+            raw = given[argument.py_name]
+            value = self._unpack_arg(argument, raw, parsed_globals)
+            try:
+                argument.add_to_params(params, value)
+            except ValueError:
+                kind = getattr(argument, "cli_type_name", "") or "value"
+                raise arguments.UsageError(
+                    f"argument --{argument.name}: expected {'an' if kind[0] in 'aeiou' else 'a'}"
+                    f" {kind}, got {raw!r}"
+                ) from None
+            except TypeError:
+                if not (isinstance(raw, str) and raw.startswith("fileb://")):
+                    raise
+                # "--image fileb://photo.jpg": a structure given a file's bytes (aws fails alike).
+                raise arguments.UsageError(
+                    f"argument --{argument.name} takes a structure, not a file's bytes: use "
+                    f"--{argument.name}-bytes {raw}, or --{argument.name} Bytes=<base64> or "
+                    "S3Object={Bucket=...,Name=...}"
+                ) from None
+        return params
 
     def _create_operation_parser(self, arg_table: dict[str, Any]) -> ArgTableArgParser:
         return _renamed(_OperationParser(arg_table))
@@ -270,7 +306,11 @@ class FacesearchDriver(CLIDriver):
                 # The embedded store reads no AWS configuration: a --profile there must not fail
                 # for want of a config file (the warning above already said it has no effect).
                 parsed_args.profile = None
-            self._handle_top_level_args(parsed_args, remaining)
+            _check_timeouts(parsed_args)
+            try:
+                self._handle_top_level_args(parsed_args, remaining)
+            except ValueError as error:  # e.g. "Bad value for --query ...": what the user typed
+                raise arguments.UsageError(str(error)) from None
             self._emit_session_event(parsed_args)
             return command_table[parsed_args.command](remaining, parsed_args)
         except _USAGE_ERRORS as error:
@@ -278,8 +318,18 @@ class FacesearchDriver(CLIDriver):
             return _fail(error, EXIT_USAGE, usage=usage)
         except _CONFIG_ERRORS as error:
             return _fail(error, EXIT_CONFIG)
+        except ModelsMissingError as error:
+            get_stderr_text_writer().write(f"{PROG}: {error}\n")
+            return EXIT_CONFIG
         except ClientError as error:
-            return _fail(error, EXIT_SERVICE)
+            status = _fail(error, EXIT_SERVICE)
+            if error.response["Error"].get("Code") in _AUTH_ERRORS and self._transport.signed_with:
+                get_stderr_text_writer().write(
+                    f"{PROG}: the request was signed with {self._transport.signed_with}. Give "
+                    "the server's keys as AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, in "
+                    "~/.aws/credentials, or with --profile.\n"
+                )
+            return status
         except KeyboardInterrupt:
             sys.stdout.write("\n")
             return 128 + signal.SIGINT
@@ -288,6 +338,20 @@ class FacesearchDriver(CLIDriver):
             return _fail(error, EXIT_OTHER)
         finally:
             self._transport.close()
+
+
+def _check_timeouts(parsed_args: Namespace) -> None:
+    """--cli-read-timeout and --cli-connect-timeout are whole seconds (awscli would fail on
+    int() with Python's own words)."""
+    for dest, flag in (
+        ("read_timeout", "--cli-read-timeout"),
+        ("connect_timeout", "--cli-connect-timeout"),
+    ):
+        value = getattr(parsed_args, dest, None)
+        if value is not None and not str(value).strip().isdigit():
+            raise arguments.UsageError(
+                f"argument {flag}: expected a whole number of seconds, got {value!r}"
+            )
 
 
 def _fail(error: Exception, status: int, *, usage: bool = False) -> int:

@@ -79,6 +79,8 @@ class Transport:
     def __init__(self, session: Session) -> None:
         self._session = session
         self._service: RekognitionService | None = None
+        # Where a server's requests took their keys from, to explain an authentication error.
+        self.signed_with: str | None = None
 
     def client(self, parsed_globals: Namespace) -> BaseClient:
         """A Rekognition client for this command line's target."""
@@ -106,17 +108,19 @@ class Transport:
         region = parsed_globals.region or self._session.get_config_variable("region")
         endpoint = parsed_globals.endpoint_url
         credentials: dict[str, str] = {}
-        if (
-            parsed_globals.sign_request
-            and is_loopback(urlsplit(endpoint).hostname or "")
-            and self._session.get_credentials() is None
-        ):
+        found = self._session.get_credentials() if parsed_globals.sign_request else None
+        if found is not None:
+            self.signed_with = f"the AWS credentials found by botocore ({found.method})"
+        elif parsed_globals.sign_request and is_loopback(urlsplit(endpoint).hostname or ""):
             # No AWS credentials anywhere: a loopback server without configured keys accepts
             # its documented local ones, so use those rather than fail.
             credentials = {
                 "aws_access_key_id": LOCAL_ACCESS_KEY_ID,
                 "aws_secret_access_key": LOCAL_SECRET_ACCESS_KEY,
             }
+            self.signed_with = (
+                f"facesearch's local key {LOCAL_ACCESS_KEY_ID}, as no AWS credentials were found"
+            )
         return create_nested_client(
             self._session,
             "rekognition",

@@ -1,15 +1,19 @@
 """``facesearch index-faces --image-folder DIR``: enroll every photo of a folder in one command.
 
-Each ``.jpg``/``.jpeg``/``.png`` file directly in the folder is indexed with one IndexFaces call,
-its file name (sanitized to the model's ExternalImageId pattern) as ExternalImageId. The results
-are merged into one IndexFaces-shaped response, so ``--output`` and ``--query`` work as usual; a
-photo the service rejects is reported on stderr, the others go on, and the exit status is 254.
+Each ``.jpg``/``.jpeg``/``.png`` file in the folder (and its subfolders with ``--recursive``) is
+indexed with one IndexFaces call, its path in the folder (sanitized to the model's
+ExternalImageId pattern, folders joined by ``:``) as ExternalImageId. Photos whose
+ExternalImageId the collection already holds are skipped, so a run that was interrupted resumes
+where it stopped. The results are merged into one IndexFaces-shaped response, so ``--output`` and
+``--query`` work as usual; a photo the service rejects is reported on stderr, the others go on,
+and the exit status is 254. With the progress bar, a summary ends the run.
 """
 
 from __future__ import annotations
 
 import re
 import sys
+import time
 from argparse import Namespace
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -51,7 +55,12 @@ def register(session: Session, transport: Transport) -> None:
             cli_type_name="integer",
         ).add_to_arg_table(argument_table)
         for name, text in (
-            ("progress", "Show a progress bar on stderr (default: when stderr is a terminal)."),
+            ("recursive", "Also index the photos in the folder's subfolders."),
+            (
+                "progress",
+                "Show a progress bar and a closing summary on stderr (default: when stderr is a "
+                "terminal).",
+            ),
             ("no-progress", "Never show the progress bar."),
         ):
             CustomArgument(
@@ -69,14 +78,23 @@ def register(session: Session, transport: Transport) -> None:
         skeleton = getattr(parsed_args, "generate_cli_skeleton", None)
         if not event_name.endswith(".index-faces") or folder is None or skeleton:
             return None
-        photos = _photos(folder, call_parameters)
+        started = time.monotonic()
+        photos = _photos(folder, call_parameters, parsed_args.recursive)
         jobs = _jobs(parsed_args.jobs)
         show = not parsed_args.no_progress and (parsed_args.progress or sys.stderr.isatty())
         client = transport.client(parsed_globals)
-        progress = _Progress(len(photos), show)
-        merged, failures = _index_all(client, call_parameters, photos, progress, jobs)
+        known = _indexed_ids(client, call_parameters["CollectionId"])
+        todo = {name: path for name, path in photos.items() if name not in known}
+        progress = _Progress(len(todo), show)
+        merged, tally = _index_all(client, call_parameters, todo, progress, jobs)
+        tally["already indexed"] = len(photos) - len(todo)
         display(session, parsed_globals, "IndexFaces", merged)
-        return EXIT_SERVICE if failures else 0
+        if show:
+            counts = ", ".join(f"{count} {what}" for what, count in tally.items())
+            sys.stderr.write(
+                f"{len(photos)} photos: {counts}; {time.monotonic() - started:.1f} s\n"
+            )
+        return EXIT_SERVICE if tally["errors"] else 0
 
     session.register("building-argument-table.rekognition.index-faces", add_arguments)
     # On the same event name as --cli-input-json's handler, and last, so its values are merged.
@@ -94,55 +112,83 @@ def _jobs(value: str | None) -> int:
     return jobs
 
 
-def external_image_id(path: Path) -> str:
-    """The ExternalImageId for a photo: its file name, fitted to the model's pattern and length."""
+def external_image_id(relative: Path) -> str:
+    """The ExternalImageId for a photo: its path in the folder (folders joined by ``:``), fitted
+    to the model's pattern and length."""
     shape = operation_model("IndexFaces").input_shape.members["ExternalImageId"]
-    return re.sub(r"[^a-zA-Z0-9_.\-:]", "_", path.name)[: shape.metadata["max"]]
+    name = ":".join(relative.parts)
+    return re.sub(r"[^a-zA-Z0-9_.\-:]", "_", name)[: shape.metadata["max"]]
 
 
-def _photos(folder: str, call_parameters: dict[str, Any]) -> list[Path]:
+def _photos(folder: str, call_parameters: dict[str, Any], recursive: bool) -> dict[str, Path]:
+    """The folder's photos by ExternalImageId, in path order."""
     for member in ("Image", "ExternalImageId"):
         if member in call_parameters:
             raise UsageError(f"--image-folder cannot be used with --{xform_name(member, '-')}")
-    path = Path(folder).expanduser()
-    if not path.is_dir():
+    root = Path(folder).expanduser()
+    if not root.is_dir():
         raise UsageError(f"--image-folder: not a folder: {folder}")
-    photos = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES)
-    if not photos:
+    found = sorted(
+        p
+        for p in (root.rglob("*") if recursive else root.iterdir())
+        if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES
+    )
+    if not found:
         raise UsageError(f"--image-folder: no .jpg, .jpeg or .png photos in {folder}")
+    photos: dict[str, Path] = {}
+    for path in found:
+        name = external_image_id(path.relative_to(root))
+        if name in photos:
+            raise UsageError(f"--image-folder: {photos[name]} and {path} would share the "
+                             f"ExternalImageId {name}; rename one")  # fmt: skip
+        photos[name] = path
     return photos
 
 
-def _index_all(
-    client: Any, params: dict[str, Any], photos: list[Path], progress: _Progress, jobs: int
-) -> tuple[dict[str, Any], int]:
-    """IndexFaces for each photo, ``jobs`` at a time; merged in the photos' order."""
+def _indexed_ids(client: Any, collection_id: str) -> set[str]:
+    """The ExternalImageIds the collection already holds (to resume an interrupted run)."""
+    pages = client.get_paginator("list_faces").paginate(CollectionId=collection_id)
+    return {
+        face["ExternalImageId"]
+        for page in pages
+        for face in page["Faces"]
+        if "ExternalImageId" in face
+    }
 
-    def index(photo: Path) -> dict[str, Any]:
+
+def _index_all(
+    client: Any, params: dict[str, Any], photos: dict[str, Path], progress: _Progress, jobs: int
+) -> tuple[dict[str, Any], dict[str, int]]:
+    """IndexFaces for each photo, ``jobs`` at a time; merged in the photos' order, with a tally
+    of what became of the photos."""
+
+    def index(name: str, photo: Path) -> dict[str, Any]:
         return client.index_faces(
-            **params, Image={"Bytes": photo.read_bytes()}, ExternalImageId=external_image_id(photo)
+            **params, Image={"Bytes": photo.read_bytes()}, ExternalImageId=name
         )
 
     merged: dict[str, Any] = {"FaceRecords": [], "UnindexedFaces": []}
-    failures = 0
+    tally = {"indexed": 0, "with no face indexed": 0, "errors": 0}
     with ThreadPoolExecutor(jobs) as pool:  # botocore clients are safe to share across threads
-        calls = [pool.submit(index, photo) for photo in photos]
-        for done, (photo, call) in enumerate(zip(photos, calls, strict=True)):
+        calls = [pool.submit(index, name, photo) for name, photo in photos.items()]
+        for done, (photo, call) in enumerate(zip(photos.values(), calls, strict=True)):
             progress.show(done, photo.name)
             try:
                 result = call.result()
             except (ClientError, OSError) as error:
-                failures += 1
+                tally["errors"] += 1
                 progress.clear()
                 sys.stderr.write(f"{photo}: {error}\n")
                 continue
-            merged["FaceRecords"] += result.get("FaceRecords", [])
+            records = result.get("FaceRecords", [])
+            tally["indexed" if records else "with no face indexed"] += 1
+            merged["FaceRecords"] += records
             merged["UnindexedFaces"] += result.get("UnindexedFaces", [])
             if "FaceModelVersion" in result:
                 merged["FaceModelVersion"] = result["FaceModelVersion"]
     progress.show(len(photos), "")
     progress.finish()
-    return merged, failures
+    return merged, tally
 
 
 class _Progress:
@@ -158,7 +204,7 @@ class _Progress:
     def show(self, done: int, name: str) -> None:
         if not self._enabled:
             return
-        filled = self.WIDTH * done // self._total
+        filled = self.WIDTH * done // max(self._total, 1)
         bar = "#" * filled + "." * (self.WIDTH - filled)
         self._stream.write(f"\r\x1b[K[{bar}] {done}/{self._total} {name}")
         self._stream.flush()

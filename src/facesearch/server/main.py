@@ -83,7 +83,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if args.workers > 1 and not args.store:
         parser.error(
             "--workers N needs a store the processes share: --store postgresql://... "
-            "(the embedded store belongs to one process)"
+            "(the embedded store takes one writer at a time)"
         )
     return args
 
@@ -150,7 +150,15 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
+    from facesearch.errors import ModelsMissingError
     from facesearch.store import StoreUnavailableError
+    from facesearch.vision.models import check_installed
+
+    try:
+        check_installed()  # here, not in each worker: one clear message, no restart loop
+    except ModelsMissingError as error:
+        print(f"facesearch serve: {error}", file=sys.stderr)
+        return 2
 
     settings = {
         "store": args.store,

@@ -19,7 +19,7 @@ from facesearch.service import collections, detect, faces, search, users  # noqa
 from facesearch.service.context import Context, State
 from facesearch.service.registry import HANDLERS
 from facesearch.service.s3 import S3ImageFetcher
-from facesearch.store import Store, StoreUnavailableError, open_store
+from facesearch.store import Store, StoreBusyError, StoreUnavailableError, open_store
 
 if TYPE_CHECKING:
     from facesearch.vision.analyzer import Analyzer
@@ -82,6 +82,9 @@ class RekognitionService:
             region = self.state.region
         try:
             return handler(Context(self.state, account_id, operation, region), dict(params))
+        except StoreBusyError as error:
+            # Nothing was written; Rekognition's answer to "too many at once": retry later.
+            raise RekognitionError("ThrottlingException", str(error)) from None
         except StoreUnavailableError as error:
             # Nothing was written (each store write is one transaction): the caller may retry.
             raise RekognitionError("InternalServerError", str(error)) from None

@@ -17,6 +17,7 @@ from facesearch.store.base import (
     FaceRecord,
     IdempotencyRecord,
     Store,
+    StoreBusyError,
     StoreUnavailableError,
     UserRecord,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "IdempotencyRecord",
     "SQLiteStore",
     "Store",
+    "StoreBusyError",
     "StoreUnavailableError",
     "UserRecord",
     "open_store",

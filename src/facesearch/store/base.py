@@ -67,6 +67,10 @@ class StoreUnavailableError(RuntimeError):
     """The store cannot be reached (e.g. the database is down); the call may be retried."""
 
 
+class StoreBusyError(StoreUnavailableError):
+    """Another process held the store's write lock for longer than a writer waits."""
+
+
 @dataclass(frozen=True)
 class IdempotencyRecord:
     request_hash: str

@@ -40,7 +40,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import faiss
 import numpy as np
 
 from facesearch.store.base import CollectionRecord, FaceChanges, Store
@@ -115,6 +114,8 @@ class VectorSource:
 def _train(sample: np.ndarray) -> bytes:
     """Trained, empty codes for vectors like ``sample``: the fast-scan PQ (faiss's own
     serialisation) and the 8-bit codes' per-dimension ranges, in one blob."""
+    import faiss  # only collections past COMPRESSED_MIN_FACES pay for loading it
+
     sample = np.ascontiguousarray(sample, np.float32)
     pq = faiss.IndexPQFastScan(sample.shape[1], PQ_SUBVECTORS, 4, faiss.METRIC_INNER_PRODUCT)
     pq.train(sample)
@@ -134,6 +135,8 @@ class _Codes:
     deleted face's entry stays until the codes are rebuilt."""
 
     def __init__(self, model: bytes, dim: int) -> None:
+        import faiss
+
         with np.load(io.BytesIO(model)) as parts:
             self._pq = faiss.deserialize_index(parts["pq"])
             low, high = parts["low"], parts["high"]

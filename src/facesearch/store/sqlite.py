@@ -10,6 +10,7 @@ import fcntl
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from facesearch.store.base import StoreBusyError
 from facesearch.store.sql import Cursor, SQLStore, split_statements
+
+# How long a writer waits for another process's write (and SQLite for its database lock).
+WRITE_WAIT_S = 30.0
 
 # Migration N brings a database from user_version N to N + 1; a database is never rolled back.
 _MIGRATIONS = (
@@ -101,34 +106,28 @@ _MIGRATIONS = (
 )
 
 
-class StoreInUseError(RuntimeError):
-    """Another process (or another open store in this one) holds the data directory."""
-
-
 class SQLiteStore(SQLStore):
-    """The embedded :class:`~facesearch.store.base.Store`: ``<data_dir>/facesearch.db``."""
+    """The embedded :class:`~facesearch.store.base.Store`: ``<data_dir>/facesearch.db``.
+
+    Several processes may open one data directory (a server and CLI commands, or CLI commands
+    at once): SQLite's WAL lets readers run beside a writer, each process's search index catches
+    up from the store's change feed like a PostgreSQL one, and writers take turns on a file lock
+    (``write_lock``), waiting up to WRITE_WAIT_S.
+    """
 
     def __init__(self, data_dir: str | os.PathLike[str]) -> None:
         path = Path(data_dir)
         path.mkdir(parents=True, exist_ok=True)
-        # One process per data directory: the search index lives in that process's memory and
-        # catches up only with writes it is told of, so a second writer here is refused.
-        self._owner = open(path / "facesearch.lock", "a+")  # noqa: SIM115 (held until close)
-        try:
-            fcntl.flock(self._owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._owner.close()
-            raise StoreInUseError(
-                f"the data directory {path} is in use by another facesearch process (a server?); "
-                "talk to that process (e.g. --endpoint-url) or use another data directory; "
-                "several processes share a PostgreSQL store (--store postgresql://...)"
-            ) from None
+        self._write_file = open(path / "facesearch.lock", "a+")  # noqa: SIM115 (held until close)
         self.path = path / "facesearch.db"
         # One connection shared by every thread, serialised by a lock: SQLite writes one at a time
         # anyway, and the hot path (search) runs on the in-memory index, not here.
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db = sqlite3.connect(
+            self.path, timeout=WRITE_WAIT_S, check_same_thread=False, isolation_level=None
+        )
         self._lock = threading.RLock()
         self._writes = threading.RLock()
+        self._write_depth = 0  # how deep this process's write lock is held
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
@@ -149,7 +148,15 @@ class SQLiteStore(SQLStore):
     def _tx(self, snapshot: bool = False) -> Iterator[Cursor]:
         # One connection under one lock: every transaction is already a consistent snapshot.
         with self._lock:
-            self._db.execute("BEGIN" if snapshot else "BEGIN IMMEDIATE")
+            try:
+                self._db.execute("BEGIN" if snapshot else "BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error):
+                    raise
+                raise StoreBusyError(
+                    f"the data directory {self.path.parent} is busy: another process has held "
+                    f"its database for over {WRITE_WAIT_S:.0f} s; try again"
+                ) from None
             try:
                 yield self._db.cursor()
             except BaseException:
@@ -163,9 +170,33 @@ class SQLiteStore(SQLStore):
 
     @contextmanager
     def write_lock(self, account_id: str) -> Iterator[None]:
-        # The directory lock keeps other processes out, so a lock in this process suffices.
+        # Threads queue on the process's lock, then processes on the data directory's file lock.
         with self._writes:
-            yield
+            if self._write_depth:
+                self._write_depth += 1
+                try:
+                    yield
+                finally:
+                    self._write_depth -= 1
+                return
+            deadline = time.monotonic() + WRITE_WAIT_S
+            while True:
+                try:
+                    fcntl.flock(self._write_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise StoreBusyError(
+                            f"the data directory {self.path.parent} is busy: another process "
+                            f"has been writing to it for over {WRITE_WAIT_S:.0f} s; try again"
+                        ) from None
+                    time.sleep(0.005)
+            self._write_depth = 1
+            try:
+                yield
+            finally:
+                self._write_depth = 0
+                fcntl.flock(self._write_file, fcntl.LOCK_UN)
 
     def _vector(self, embedding: np.ndarray) -> Any:
         return np.ascontiguousarray(embedding, dtype=np.float32).tobytes()
@@ -181,4 +212,4 @@ class SQLiteStore(SQLStore):
     def close(self) -> None:
         with self._lock:
             self._db.close()
-            self._owner.close()  # releases the directory
+            self._write_file.close()

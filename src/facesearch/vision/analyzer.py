@@ -116,7 +116,7 @@ class Analyzer:
             return self._blobs
 
     def check_ready(self) -> None:
-        """Raise RekognitionError (naming the setup command) if a model is missing or corrupt."""
+        """Raise ModelsMissingError (naming the setup command) if a model is missing or corrupt."""
         self._runtime()
 
     def _runtime(self) -> _Runtime:

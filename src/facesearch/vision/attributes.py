@@ -10,9 +10,9 @@ import math
 
 import cv2
 import numpy as np
-from ai_edge_litert.interpreter import Interpreter
 
 from facesearch.vision.pose import head_pose
+from facesearch.vision.tflite import interpreter
 
 # fer's mini-Xception classes in output order, as Rekognition emotion types. It has no CONFUSED
 # (nor UNKNOWN); "neutral" is reported as CALM.
@@ -32,8 +32,7 @@ class EmotionClassifier:
     """fer's 7-class mini-Xception (64x64 grey). Not thread-safe: one per thread."""
 
     def __init__(self, model: bytes) -> None:
-        self._net = Interpreter(model_content=model, num_threads=1)
-        self._net.allocate_tensors()
+        self._net = interpreter(model)
         self._in = self._net.get_input_details()[0]["index"]
         self._out = self._net.get_output_details()[0]["index"]
 

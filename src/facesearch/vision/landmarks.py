@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from ai_edge_litert.interpreter import Interpreter
 
 from facesearch.vision.detector import Detection
+from facesearch.vision.tflite import interpreter
 
 INPUT_SIZE = 256
 # Side of the square crop as a multiple of the YuNet box's longer side: MediaPipe enlarges its
@@ -117,14 +117,6 @@ class Mesh:
         return out
 
 
-def _interpreter(content: bytes) -> Interpreter:
-    # One thread per network: requests run in parallel threads already, and the 2-core machine
-    # gains nothing from splitting these small graphs.
-    interpreter = Interpreter(model_content=content, num_threads=1)
-    interpreter.allocate_tensors()
-    return interpreter
-
-
 class FaceMesher:
     """Landmark and blendshape networks. Not thread-safe (TFLite interpreters): one per thread."""
 
@@ -132,12 +124,12 @@ class FaceMesher:
         with zipfile.ZipFile(io.BytesIO(task)) as bundle:
             landmarks = bundle.read("face_landmarks_detector.tflite")
             blendshapes = bundle.read("face_blendshapes.tflite")
-        self._mesh = _interpreter(landmarks)
+        self._mesh = interpreter(landmarks)
         self._mesh_in = self._mesh.get_input_details()[0]["index"]
         outputs = self._mesh.get_output_details()
         self._mesh_points = outputs[0]["index"]
         self._mesh_presence = outputs[1]["index"]
-        self._blend = _interpreter(blendshapes)
+        self._blend = interpreter(blendshapes)
         self._blend_in = self._blend.get_input_details()[0]["index"]
         self._blend_out = self._blend.get_output_details()[0]["index"]
 

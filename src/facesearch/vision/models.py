@@ -17,9 +17,12 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from facesearch.errors import RekognitionError
+from facesearch.errors import ModelsMissingError
 
-SETUP_HINT = "run `make setup` or `facesearch setup-models`"
+SETUP_HINT = (
+    "run `facesearch setup-models` (it installs them in $FACESEARCH_MODELS_DIR, default "
+    "~/.cache/facesearch/models)"
+)
 
 
 @dataclass(frozen=True)
@@ -80,13 +83,14 @@ ARTIFACTS: tuple[Artifact, ...] = (YUNET, SFACE, FACE_LANDMARKER, EMOTION)
 
 
 def models_dir() -> Path:
-    """``$FACESEARCH_MODELS_DIR``, else ``<data dir>/models`` (data dir: ``$FACESEARCH_DATA_DIR``
-    or ``~/.local/share/facesearch``)."""
+    """``$FACESEARCH_MODELS_DIR``, else the user's cache directory (``$XDG_CACHE_HOME`` or
+    ``~/.cache``) ``/facesearch/models``. Models are program files, not data: a new data
+    directory (``--data-dir``, ``$FACESEARCH_DATA_DIR``) must not lose them."""
     explicit = os.environ.get("FACESEARCH_MODELS_DIR")
     if explicit:
         return Path(explicit).expanduser()
-    data = os.environ.get("FACESEARCH_DATA_DIR") or "~/.local/share/facesearch"
-    return Path(data).expanduser() / "models"
+    cache = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
+    return Path(cache).expanduser() / "facesearch" / "models"
 
 
 def _sha256_bytes(data: bytes) -> str:
@@ -102,19 +106,23 @@ def _sha256_file(path: Path) -> str:
 
 
 def read_model(artifact: Artifact, directory: Path | None = None) -> bytes:
-    """The verified bytes of ``artifact``; raises InternalServerError naming the setup step."""
+    """The verified bytes of ``artifact``; raises ModelsMissingError naming the setup step."""
     path = (directory or models_dir()) / artifact.name
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise RekognitionError(
-            "InternalServerError", f"model file {path} is missing ({exc.strerror}); {SETUP_HINT}"
+        raise ModelsMissingError(
+            f"the face models are not installed: {path} is missing ({exc.strerror}); {SETUP_HINT}"
         ) from None
     if _sha256_bytes(data) != artifact.sha256:
-        raise RekognitionError(
-            "InternalServerError", f"model file {path} is corrupt (sha256 mismatch); {SETUP_HINT}"
-        )
+        raise ModelsMissingError(f"model file {path} is corrupt (sha256 mismatch); {SETUP_HINT}")
     return data
+
+
+def check_installed(directory: Path | None = None) -> None:
+    """Raise ModelsMissingError unless every model file is in place and intact."""
+    for artifact in ARTIFACTS:
+        read_model(artifact, directory)
 
 
 def _is_installed(artifact: Artifact, directory: Path) -> bool:

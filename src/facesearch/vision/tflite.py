@@ -1,0 +1,41 @@
+"""TFLite interpreters (ai-edge-litert) that keep quiet on stderr."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import threading
+
+from ai_edge_litert.interpreter import Interpreter
+
+# Logged on stderr by the runtime for every interpreter it gives the XNNPACK delegate; TFLite's
+# minimal logger reads no setting that turns it off (TF_CPP_MIN_LOG_LEVEL is TensorFlow's).
+_NOISE = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+_stderr_lock = threading.Lock()
+
+
+def interpreter(content: bytes) -> Interpreter:
+    """A one-thread interpreter of a .tflite model, tensors allocated.
+
+    stderr (the file descriptor the runtime writes to) is captured while the interpreter is
+    built and written back without the delegate's INFO line, so a command that succeeds prints
+    nothing, as ``aws`` does; anything else written meanwhile still comes out.
+    """
+    with _stderr_lock, tempfile.TemporaryFile() as capture:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(capture.fileno(), 2)
+        try:
+            # One thread per network: requests already run in parallel threads, and the 2-core
+            # machine gains nothing from splitting these small graphs.
+            built = Interpreter(model_content=content, num_threads=1)
+            built.allocate_tensors()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        capture.seek(0)
+        kept = [line for line in capture.read().splitlines(True) if not line.startswith(_NOISE)]
+        if kept:
+            os.write(2, b"".join(kept))
+    return built
