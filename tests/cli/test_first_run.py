@@ -175,3 +175,19 @@ def test_folder_enrolment_recurses_resumes_and_sums_up(
     )
     listed = run(env, "list-faces", "--collection-id", "c", *data)
     assert len(json.loads(listed.stdout)["Faces"]) == 2
+
+
+def test_help_describes_facesearch(env: dict[str, str]) -> None:
+    top = run(env, "help", "--no-cli-pager")
+    assert top.returncode == 0
+    for text in ("facesearch serve", "facesearch setup-models", "--data-dir", "--store",
+                 "Global Options", "search-users-by-image", "never has"):  # fmt: skip
+        assert text in top.stdout, text
+    for text in ("Custom Labels", "DetectLabels", "Stored Video"):
+        assert text not in top.stdout, text
+    detect = run(env, "detect-faces", "help", "--no-cli-pager")
+    notes = detect.stdout.split("In facesearch")[1].split("Synopsis")[0]
+    assert "never returns AgeRange, Gender" in " ".join(notes.split())
+    search = run(env, "search-users-by-image", "help", "--no-cli-pager")
+    assert "Similarity is calibrated" in search.stdout
+    assert "In facesearch" not in run(env, "list-collections", "help", "--no-cli-pager").stdout

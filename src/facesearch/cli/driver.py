@@ -26,7 +26,6 @@ from awscli.argprocess import ParamError
 from awscli.arguments import CustomArgument, UnknownArgumentError
 from awscli.clidriver import CLIDriver, ServiceCommand, ServiceOperation
 from awscli.compat import get_stderr_text_writer
-from awscli.help import ServiceHelpCommand
 from awscli.paramfile import ResourceLoadingError
 from awscli.plugin import load_plugins
 from awscli.utils import write_exception
@@ -235,7 +234,8 @@ class RekognitionCommand(ServiceCommand):
     def create_help_command(self) -> Any:
         """The ``facesearch help`` page: the service and its operations."""
         return help.renamed(
-            ServiceHelpCommand(
+            help.ServiceHelp(
+                self._global_arguments(),
                 session=self.session,
                 obj=self._get_service_model(),
                 command_table=self._get_command_table(),

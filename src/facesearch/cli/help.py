@@ -14,10 +14,40 @@ from argparse import Namespace
 from typing import Any
 
 from awscli.bcdoc.textwriter import TextWriter
-from awscli.clidocs import GlobalOptionsDocumenter, OperationDocumentEventHandler
-from awscli.help import HelpCommand, OperationHelpCommand, PagingHelpRenderer
+from awscli.clidocs import (
+    GlobalOptionsDocumenter,
+    OperationDocumentEventHandler,
+    ServiceDocumentEventHandler,
+)
+from awscli.help import HelpCommand, OperationHelpCommand, PagingHelpRenderer, ServiceHelpCommand
 from awscli.utils import ignore_ctrl_c
+from botocore.model import OperationModel, Shape
 from docutils.core import publish_string
+
+from facesearch.contract import FACE_DETAIL_NOT_RETURNED
+
+# The top of ``facesearch help``, in place of Rekognition's introduction (Custom Labels, video...).
+SERVICE_DESCRIPTION = f"""
+<p>facesearch runs Amazon Rekognition's face-collection operations on your own machine. The
+commands below are the AWS CLI's Rekognition commands of the same names, with its options and
+output: on the embedded store in a data directory (<code>--data-dir</code>,
+default <code>$FACESEARCH_DATA_DIR</code> or <code>~/.local/share/facesearch</code>), on a
+PostgreSQL store (<code>--store postgresql://...</code>), or against a facesearch server
+(<code>--endpoint-url http://HOST:9777</code>). <code>facesearch COMMAND help</code> documents
+one command.</p>
+<p>facesearch's own commands:</p>
+<ul>
+<li><code>facesearch serve</code>: run the HTTP server that boto3 and the AWS CLI talk to
+(<code>facesearch serve --help</code>).</li>
+<li><code>facesearch setup-models</code>: install the face models (in
+<code>$FACESEARCH_MODELS_DIR</code>, default <code>~/.cache/facesearch/models</code>).</li>
+<li><code>facesearch index-faces --image-folder DIR</code>: index every photo of a folder.</li>
+</ul>
+<p>Where facesearch differs from Rekognition: FaceDetail never has
+{", ".join(FACE_DETAIL_NOT_RETURNED)}, and no CONFUSED emotion (no model that installs from PyPI
+provides them); Similarity is calibrated so that 80 means a false-match rate of 5 in a million
+per comparison, and every 10 points ten times fewer (docs/accuracy.md).</p>
+"""
 
 
 class TextHelpRenderer(PagingHelpRenderer):
@@ -53,6 +83,14 @@ class _OperationDocs(OperationDocumentEventHandler):
     awscli copies them from files generated for ``aws``, which lack facesearch's own options.
     """
 
+    def doc_description(self, help_command: OperationHelp, **kwargs: Any) -> None:
+        """Rekognition's description, then where facesearch differs."""
+        super().doc_description(help_command, **kwargs)
+        notes = operation_notes(help_command.obj)
+        if notes:
+            help_command.doc.style.h2("In facesearch")
+            help_command.doc.include_doc_string("".join(notes))
+
     def doc_synopsis_end(self, help_command: OperationHelp, **kwargs: Any) -> None:
         """End the synopsis with the global options."""
         doc = help_command.doc
@@ -67,6 +105,65 @@ class _OperationDocs(OperationDocumentEventHandler):
         help_command.doc.style.h2("Global Options")
         target = Namespace(doc=help_command.doc, arg_table=help_command.global_arguments)
         GlobalOptionsDocumenter(target).doc_global_options()
+
+
+def _reaches(shape: Shape | None, name: str, seen: set[str] | None = None) -> bool:
+    """Whether ``shape`` holds, at any depth, a shape called ``name``."""
+    seen = set() if seen is None else seen
+    if shape is None or shape.name in seen:
+        return False
+    seen.add(shape.name)
+    if shape.name == name:
+        return True
+    children = [*getattr(shape, "members", {}).values()]
+    children += [getattr(shape, attr) for attr in ("member", "value") if hasattr(shape, attr)]
+    return any(_reaches(child, name, seen) for child in children)
+
+
+def operation_notes(operation: OperationModel) -> list[str]:
+    """Where this operation in facesearch differs from Rekognition's, as HTML paragraphs."""
+    notes = []
+    if _reaches(operation.output_shape, "FaceDetail"):
+        notes.append(
+            f"<p>facesearch never returns {', '.join(FACE_DETAIL_NOT_RETURNED)} or the CONFUSED "
+            "emotion (no model that installs from PyPI provides them); with ALL attributes a "
+            "FaceDetail adds Emotions, Smile, EyesOpen, MouthOpen and EyeDirection.</p>"
+        )
+    if any(
+        _reaches(operation.output_shape, name)
+        for name in ("FaceMatch", "UserMatch", "CompareFacesMatch")
+    ):
+        notes.append(
+            "<p>Similarity is calibrated: 80 means a false-match rate of 5 in a million per "
+            "comparison, and every 10 points ten times fewer; a search of N faces false-matches "
+            "about N times as often (docs/accuracy.md in facesearch).</p>"
+        )
+    return notes
+
+
+class _ServiceDocs(ServiceDocumentEventHandler):
+    """facesearch's own introduction and global options on the ``facesearch help`` page."""
+
+    def doc_description(self, help_command: ServiceHelp, **kwargs: Any) -> None:
+        """What facesearch is, its own commands and its differences from Rekognition."""
+        help_command.doc.style.h2("Description")
+        help_command.doc.include_doc_string(SERVICE_DESCRIPTION)
+
+    def doc_global_option(self, help_command: ServiceHelp, **kwargs: Any) -> None:
+        """The Global Options section."""
+        help_command.doc.style.h2("Global Options")
+        target = Namespace(doc=help_command.doc, arg_table=help_command.global_arguments)
+        GlobalOptionsDocumenter(target).doc_global_options()
+
+
+class ServiceHelp(ServiceHelpCommand):
+    """The ``facesearch help`` page: facesearch, its commands and global options."""
+
+    EventHandlerClass = _ServiceDocs
+
+    def __init__(self, global_arguments: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.global_arguments = global_arguments
 
 
 class OperationHelp(OperationHelpCommand):

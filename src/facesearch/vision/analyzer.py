@@ -93,7 +93,7 @@ class _Runtime:
     def __init__(self, blobs: dict[str, bytes]) -> None:
         self.detector = YuNetDetector(blobs[models.YUNET.name])
         self.mesher = FaceMesher(blobs[models.FACE_LANDMARKER.name])
-        self.embedder: Embedder = SFaceEmbedder(blobs[models.SFACE.name])
+        self.embedder: Embedder = SFaceEmbedder(blobs[models.SFACE_STRIPPED.name])
         self.emotions = attributes.EmotionClassifier(blobs[models.EMOTION.name])
 
 
@@ -112,7 +112,9 @@ class Analyzer:
         with self._lock:
             if self._blobs is None:
                 directory = None if self._models_dir is None else models.Path(self._models_dir)
-                self._blobs = {a.name: models.read_model(a, directory) for a in models.ARTIFACTS}
+                self._blobs = {
+                    a.name: models.read_model(a, directory) for a in models.RUNTIME_MODELS
+                }
             return self._blobs
 
     def check_ready(self) -> None:

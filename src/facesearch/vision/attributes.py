@@ -1,7 +1,7 @@
 """Face attributes that real models can support: emotions, smile, eyes and mouth open, gaze.
 
-AgeRange, Gender, Eyeglasses, Sunglasses, Beard, Mustache and FaceOccluded are never produced:
-no installable model carries them (docs/vision.md), and made-up values would mislead callers.
+The FaceDetail members of contract.FACE_DETAIL_NOT_RETURNED are never produced: no installable
+model carries them (docs/vision.md), and made-up values would mislead callers.
 """
 
 from __future__ import annotations

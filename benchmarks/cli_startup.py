@@ -1,0 +1,93 @@
+"""Wall time of one ``facesearch`` command, and where it goes.
+
+Runs each command REPEAT times as a fresh process (as a user's shell does) and prints the median
+wall time: ``facesearch --version`` (start-up alone), ``list-collections`` and
+``search-users-by-image`` on the embedded store, and, as the baseline of the same run, the real
+AWS CLI's ``aws --version``.
+Then, in fresh processes, the embedded search's parts: importing the CLI, the service and the
+analyser; reading and verifying the models and building the networks; one analysis.
+
+    .venv/bin/python benchmarks/cli_startup.py [--repeat 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from photoset import FACES
+
+BIN = Path(sys.executable).parent
+PHOTO = FACES / "people" / "barack_obama" / "2.jpg"
+PARTS = """
+import time
+t0 = time.perf_counter()
+import facesearch.cli.driver
+t1 = time.perf_counter()
+import facesearch.service
+t2 = time.perf_counter()
+from facesearch.vision.analyzer import Analyzer
+t3 = time.perf_counter()
+analyzer = Analyzer()
+analyzer.check_ready()
+t4 = time.perf_counter()
+analyzer.analyze(open({photo!r}, "rb").read())
+t5 = time.perf_counter()
+print(t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)
+"""
+
+
+def wall(command: list[str], env: dict[str, str], repeat: int) -> float:
+    """Median wall seconds of ``command`` run ``repeat`` times (it must succeed)."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        subprocess.run(command, env=env, check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    """Print the wall times and the parts of an embedded search."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=7)
+    repeat = parser.parse_args().repeat
+    env = dict(os.environ)
+    print(f"load average {os.getloadavg()[0]:.2f}; median of {repeat} runs, seconds")
+    with tempfile.TemporaryDirectory() as data:
+        facesearch = [str(BIN / "facesearch")]
+        embedded = ["--data-dir", data]
+        subprocess.run([*facesearch, "create-collection", "--collection-id", "c", *embedded],
+                       env=env, check=True, capture_output=True)  # fmt: skip
+        rows = {
+            "facesearch --version": [*facesearch, "--version"],
+            "facesearch list-collections (embedded)": [
+                *facesearch, "list-collections", *embedded],
+            "facesearch search-users-by-image (embedded)": [
+                *facesearch, "search-users-by-image", "--collection-id", "c",
+                "--image-bytes", f"fileb://{PHOTO}", *embedded],
+            "aws --version (baseline)": [str(BIN / "aws"), "--version"],
+        }  # fmt: skip
+        for label, command in rows.items():
+            print(f"  {label:48} {wall(command, env, repeat):6.2f}")
+    parts = [
+        [float(v) for v in subprocess.run(
+            [sys.executable, "-c", PARTS.format(photo=str(PHOTO))], env=env, check=True,
+            capture_output=True, text=True).stdout.split()]
+        for _ in range(repeat)
+    ]  # fmt: skip
+    names = ("import CLI (awscli, botocore)", "import service", "import analyser (cv2...)",
+             "read models, build networks", "one analysis")  # fmt: skip
+    print("parts of an embedded search, medians:")
+    for i, name in enumerate(names):
+        print(f"  {name:48} {statistics.median(p[i] for p in parts):6.3f}")
+
+
+if __name__ == "__main__":
+    main()
