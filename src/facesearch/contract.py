@@ -49,8 +49,6 @@ OPERATIONS: tuple[str, ...] = (
 # FaceDetail members the model declares that facesearch never returns: no model that installs from
 # PyPI provides them (docs/vision.md), and invented values would mislead. Help pages say so.
 FACE_DETAIL_NOT_RETURNED: tuple[str, ...] = (
-    "AgeRange",
-    "Gender",
     "Beard",
     "Mustache",
     "Eyeglasses",

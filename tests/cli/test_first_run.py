@@ -187,7 +187,8 @@ def test_help_describes_facesearch(env: dict[str, str]) -> None:
         assert text not in top.stdout, text
     detect = run(env, "detect-faces", "help", "--no-cli-pager")
     notes = detect.stdout.split("In facesearch")[1].split("Synopsis")[0]
-    assert "never returns AgeRange, Gender" in " ".join(notes.split())
+    assert "never returns Beard, Mustache" in " ".join(notes.split())
+    assert "adds AgeRange, Gender" in " ".join(notes.split())
     search = run(env, "search-users-by-image", "help", "--no-cli-pager")
     assert "Similarity is calibrated" in search.stdout
     assert "In facesearch" not in run(env, "list-collections", "help", "--no-cli-pager").stdout

