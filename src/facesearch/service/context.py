@@ -40,14 +40,20 @@ class ImageInput:
         return str(uuid.uuid5(_IMAGE_NAMESPACE, hashlib.sha256(self.data).hexdigest()))
 
     def analyze(
-        self, analyzer: Analyzer, attributes: bool = False, face_model: FaceModel | None = None
+        self,
+        analyzer: Analyzer,
+        attributes: bool = False,
+        face_model: FaceModel | None = None,
+        max_faces: int | None = None,
     ) -> AnalyzedImage:
-        """Analyse with ``face_model`` (a collection's), or the current model when None."""
+        """Analyse with ``face_model`` (a collection's), or the current model when None; the
+        ``max_faces`` largest faces, or every one."""
         return analyzer.analyze(
             self.data,
             max_bytes=self.max_bytes,
             attributes=attributes,
             face_model=face_model or CURRENT,
+            max_faces=max_faces,
         )
 
 
@@ -130,8 +136,9 @@ class Context:
         attributes: bool = False,
         field_name: str = "Image",
         face_model: FaceModel | None = None,
+        max_faces: int | None = None,
     ) -> AnalyzedImage:
         """Decode and analyse an image once: faces, details and embeddings (``face_model``'s,
-        or the current model's)."""
+        or the current model's), of the ``max_faces`` largest faces or of every one."""
         loaded = self.load_image(image, field_name)
-        return loaded.analyze(self.state.analyzer, attributes, face_model)
+        return loaded.analyze(self.state.analyzer, attributes, face_model, max_faces)

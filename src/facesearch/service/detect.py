@@ -9,6 +9,7 @@ import numpy as np
 from facesearch.errors import invalid_parameter
 from facesearch.service.context import Context
 from facesearch.service.details import face_detail, wants_attributes
+from facesearch.service.faces import MAX_FACES_PER_IMAGE
 from facesearch.service.registry import operation
 from facesearch.vision import CURRENT
 
@@ -19,14 +20,17 @@ COMPARE_THRESHOLD = 80.0
 @operation("DetectFaces")
 def detect_faces(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     attributes = params.get("Attributes")
-    analysed = ctx.analyze(params["Image"], attributes=wants_attributes(attributes))
+    # "DetectFaces detects the 100 largest faces in the image."
+    analysed = ctx.analyze(
+        params["Image"], attributes=wants_attributes(attributes), max_faces=MAX_FACES_PER_IMAGE
+    )
     return {"FaceDetails": [face_detail(face, attributes) for face in analysed.faces]}
 
 
 @operation("CompareFaces")
 def compare_faces(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     quality_filter = params.get("QualityFilter", "NONE")
-    source_faces = ctx.analyze(params["SourceImage"], field_name="SourceImage").faces
+    source_faces = ctx.analyze(params["SourceImage"], field_name="SourceImage", max_faces=1).faces
     if not source_faces:
         raise invalid_parameter("There are no faces in the source image. Should be at least 1.")
     source = source_faces[0]
@@ -36,8 +40,12 @@ def compare_faces(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
         )
     targets = [
         face
+        # "CompareFaces ... up to 100 largest faces detected in the target image."
         for face in ctx.analyze(
-            params["TargetImage"], attributes=True, field_name="TargetImage"
+            params["TargetImage"],
+            attributes=True,
+            field_name="TargetImage",
+            max_faces=MAX_FACES_PER_IMAGE,
         ).faces
         if not face.quality_reasons(quality_filter)
     ]

@@ -39,6 +39,8 @@ def index_faces(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     external_id = params.get("ExternalImageId")
     image_id = image.image_id
     version = collection.face_model_version
+    # The embedding network runs here, not under the write lock where other writers wait.
+    vectors = [face.embedding for face in accepted]
     with ctx.write_lock():
         collection = ctx.collection(collection.collection_id)  # still there?
         existing = (
@@ -56,9 +58,9 @@ def index_faces(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
                     bounding_box=face.bounding_box,
                     confidence=face.confidence,
                     index_model_version=version,
-                    embedding=face.embedding,
+                    embedding=vector,
                 )
-                for face in accepted
+                for face, vector in zip(accepted, vectors, strict=True)
             ]
             if records:
                 ctx.store.add_faces(collection, records)

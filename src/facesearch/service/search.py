@@ -69,18 +69,22 @@ def search_faces(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _largest_face(
-    ctx: Context, collection: CollectionRecord, params: dict[str, Any]
+    ctx: Context, collection: CollectionRecord, params: dict[str, Any], others: bool = True
 ) -> tuple[Face | None, list[Face]]:
-    """The largest face of the request's image and the others, largest first, embedded with the
-    collection's face model."""
-    faces = ctx.analyze(params["Image"], face_model=collection_model(collection)).faces
+    """The largest face of the request's image and (if ``others``) every other, largest first,
+    analysed with the collection's face model (only the largest is embedded)."""
+    faces = ctx.analyze(
+        params["Image"],
+        face_model=collection_model(collection),
+        max_faces=None if others else 1,
+    ).faces
     return (faces[0], faces[1:]) if faces else (None, [])
 
 
 @operation("SearchFacesByImage")
 def search_faces_by_image(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     collection = _searched_collection(ctx, params["CollectionId"])
-    face, _ = _largest_face(ctx, collection, params)
+    face, _ = _largest_face(ctx, collection, params, others=False)
     if face is None:
         raise invalid_parameter("There are no faces in the image. Should be at least 1.")
     reasons = face.quality_reasons(params.get("QualityFilter", "NONE"))

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,13 +34,23 @@ class Face:
 
     bounding_box: dict[str, float]
     confidence: float
-    embedding: np.ndarray
     landmarks: list[dict[str, Any]]
     pose: dict[str, float]
     quality: dict[str, float]
     box_pixels: tuple[float, float, float, float]  # x, y, width, height
     presence: float
+    # Runs the embedding network on first use of ``embedding``: a group photo pays it only for
+    # the faces an operation compares (SearchUsersByImage: the largest; DetectFaces: none).
+    embed: Callable[[], np.ndarray] = field(repr=False)
     attributes: dict[str, Any] | None = field(default=None, repr=False)
+    _embedding: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def embedding(self) -> np.ndarray:
+        """The face's unit-norm vector (of the face model it was analysed with)."""
+        if self._embedding is None:
+            self._embedding = self.embed()
+        return self._embedding
 
     def detail(self, all_attributes: bool = False) -> dict[str, Any]:
         """Rekognition FaceDetail: the DEFAULT attributes, or ALL (needs analyze(attributes=True)).
@@ -137,15 +148,17 @@ class Analyzer:
         max_bytes: int = MAX_IMAGE_BYTES,
         attributes: bool = False,
         face_model: FaceModel = CURRENT,
+        max_faces: int | None = None,
     ) -> AnalyzedImage:
         """Decode and analyse an image once; Rekognition errors for bad input (see image.py).
-        Embeddings are ``face_model``'s: a collection's own version, for its faces to compare."""
+        Embeddings are ``face_model``'s: a collection's own version, for its faces to compare.
+        ``max_faces`` keeps the largest faces only (else every face the detector found)."""
         rgb = decode_image(image_bytes, max_bytes=max_bytes)
         runtime = self._runtime()
         height, width = rgb.shape[:2]
         faces = [
             self._face(runtime, rgb, detection, attributes, face_model)
-            for detection in runtime.detector.detect(rgb)
+            for detection in runtime.detector.detect(rgb)[:max_faces]
         ]
         return AnalyzedImage(width=width, height=height, faces=faces)
 
@@ -186,12 +199,13 @@ class Analyzer:
                 "Top": y / height,
             },
             confidence=detection.score * 100.0,
-            embedding=runtime.embedder.embed(aligned),
             landmarks=mesh.rekognition_landmarks(width, height),
             pose=head_pose(mesh.points),
             quality={"Brightness": brightness(box_grey), "Sharpness": sharpness(aligned_grey)},
             box_pixels=(x, y, w, h),
             presence=mesh.presence,
+            # The calling thread's networks, when asked: a runtime is not thread-safe.
+            embed=lambda: self._runtime().embedder.embed(aligned),
             attributes=face_attributes,
         )
 

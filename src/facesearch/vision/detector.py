@@ -13,7 +13,9 @@ import numpy as np
 DETECT_MAX_PIXELS = 640 * 480
 SCORE_THRESHOLD = 0.6  # the people/ set scores >= 0.8; the hard negatives of noface/ score <= 0.57
 NMS_THRESHOLD = 0.3
-MAX_FACES = 100
+# A bound on the work one image can cause, far above what Rekognition reports on (100 faces):
+# each operation caps its own answer and accounts for the rest (EXCEEDS_MAX_FACES...).
+MAX_DETECTIONS = 1000
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,7 @@ class YuNetDetector:
         )
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
-        """Faces in an RGB image, largest box first, at most MAX_FACES."""
+        """Faces in an RGB image, largest box first, at most MAX_DETECTIONS."""
         height, width = rgb.shape[:2]
         scale = min(1.0, (DETECT_MAX_PIXELS / (width * height)) ** 0.5)
         small = rgb
@@ -67,4 +69,4 @@ class YuNetDetector:
             for row in rows
         ]
         detections.sort(key=lambda d: float(d.box[2] * d.box[3]), reverse=True)
-        return detections[:MAX_FACES]
+        return detections[:MAX_DETECTIONS]
