@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from facesearch.contract import FACE_DETAIL_NOT_RETURNED
 from facesearch.errors import RekognitionError
@@ -293,3 +293,36 @@ def test_false_match_scale_holds_on_held_out_photos(analyzed, manifest) -> None:
         assert expected / 3 <= measured <= expected * 3
     assert (impostors >= 80).sum() <= 2  # the scale expects 0.25 of 50,000 pairs
     assert np.median(genuine) >= 90
+
+
+def test_every_face_has_a_head_pose(analyzed, manifest) -> None:
+    """Faces cut by the image edge get a mesh that is not a head's; their Pose must still be
+    one (they fall back to the detector's five points)."""
+    for row in manifest("person") + manifest("group"):
+        result = analyzed(row["path"])
+        if isinstance(result, RekognitionError):
+            continue
+        for face in result.faces:
+            assert abs(face.pose["Yaw"]) <= 90 and abs(face.pose["Pitch"]) <= 90, (
+                row["path"],
+                face.pose,
+            )
+    cut = analyzed("people/jerry_seinfeld/13.jpg").faces[1]  # half a face at the right edge
+    assert abs(cut.pose["Roll"]) < 45
+
+
+def test_sharpness_of_a_face_cut_by_the_edge(analyzer, photos_dir: Path) -> None:
+    """The black fill beyond the image edge is not detail: a blurred face cut in two scores as
+    the whole blurred face does."""
+    image = Image.open(photos_dir / "people/barack_obama/1.jpg").convert("RGB")
+    image = image.filter(ImageFilter.GaussianBlur(3))
+    x, _, w, _ = analyzer.analyze(_jpeg(image)).faces[0].box_pixels
+    whole = analyzer.analyze(_jpeg(image)).faces[0].quality["Sharpness"]
+    cut = analyzer.analyze(_jpeg(image.crop((0, 0, int(x + 0.7 * w), image.height))))
+    assert abs(cut.faces[0].quality["Sharpness"] - whole) <= 10, (whole, cut.faces[0].quality)
+
+
+def _jpeg(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=95)
+    return out.getvalue()

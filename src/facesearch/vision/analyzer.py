@@ -18,7 +18,7 @@ from facesearch.vision.embedder import Embedder, SFaceEmbedder
 from facesearch.vision.face_model import CURRENT, FaceModel
 from facesearch.vision.image import MAX_IMAGE_BYTES, decode_image
 from facesearch.vision.landmarks import FaceMesher, Mesh
-from facesearch.vision.pose import head_pose
+from facesearch.vision.pose import believable, head_pose, pose_from_five_points
 from facesearch.vision.quality import brightness, quality_reasons, sharpness
 
 # OpenCV 5's dnn warns on stderr, at every start, that its new engine ignores target settings:
@@ -173,9 +173,22 @@ class Analyzer:
         height, width = rgb.shape[:2]
         x, y, w, h = (float(v) for v in detection.box)
         mesh: Mesh = runtime.mesher.mesh(rgb, detection)
-        five = mesh.five_points() if face_model.alignment == "mesh" else detection.points
+        pose = head_pose(mesh.points)
+        believed = believable(pose, detection.points)
+        if not believed:
+            # A mesh fitted to half a face (cut by the image edge): its angles and points are
+            # not a head's; the detector's five points give a coarse, plausible pose instead.
+            pose = pose_from_five_points(detection.points)
+        five = (
+            mesh.five_points() if face_model.alignment == "mesh" and believed else detection.points
+        )
         aligned = runtime.embedder.align(rgb, five)
         aligned_grey = cv2.cvtColor(aligned, cv2.COLOR_BGR2GRAY)
+        inside = None
+        if x - w / 4 < 0 or y - h / 4 < 0 or x + w * 1.25 > width or y + h * 1.25 > height:
+            # Near the edge the crop may reach past the image: mark what came from inside it.
+            white = np.full((height, width, 3), 255, np.uint8)
+            inside = runtime.embedder.align(white, five)[..., 0] > 0
         # Brightness over the box only (clipped to the image), in grey.
         x0, y0 = max(0, int(x)), max(0, int(y))
         x1, y1 = min(width, int(np.ceil(x + w))), min(height, int(np.ceil(y + h)))
@@ -200,8 +213,11 @@ class Analyzer:
             },
             confidence=detection.score * 100.0,
             landmarks=mesh.rekognition_landmarks(width, height),
-            pose=head_pose(mesh.points),
-            quality={"Brightness": brightness(box_grey), "Sharpness": sharpness(aligned_grey)},
+            pose=pose,
+            quality={
+                "Brightness": brightness(box_grey),
+                "Sharpness": sharpness(aligned_grey, inside),
+            },
             box_pixels=(x, y, w, h),
             presence=mesh.presence,
             # The calling thread's networks, when asked: a runtime is not thread-safe.

@@ -29,3 +29,34 @@ def head_pose(points: np.ndarray) -> dict[str, float]:
     pitch = math.degrees(math.atan2(forward[1], math.hypot(forward[0], forward[2])))
     roll = math.degrees(math.atan2(across[1], across[0]))
     return {"Roll": roll, "Yaw": yaw, "Pitch": pitch}
+
+
+def pose_from_five_points(points: np.ndarray) -> dict[str, float]:
+    """A coarse Pose from the detector's five points (eyes, nose tip, mouth corners; image-left
+    first), for faces whose mesh is not believable (a face cut by the image edge): Roll from the
+    eye line, Yaw and Pitch from where the nose sits between the eyes and the mouth."""
+    left_eye, right_eye, nose, left_mouth, right_mouth = (np.asarray(p, float) for p in points)
+    across = right_eye - left_eye
+    eye_gap = float(np.linalg.norm(across)) or 1.0
+    roll = math.degrees(math.atan2(-across[1], across[0]))
+    # Into the face's own frame (undo the roll), in eye gaps.
+    cos, sin = across / eye_gap
+
+    def level(p: np.ndarray) -> np.ndarray:
+        q = p - (left_eye + right_eye) / 2
+        return np.array([q[0] * cos + q[1] * sin, -q[0] * sin + q[1] * cos]) / eye_gap
+
+    nose_x, nose_y = level(nose)
+    mouth_y = float(level((left_mouth + right_mouth) / 2)[1]) or 1.0
+    yaw = math.degrees(math.asin(float(np.clip(2 * nose_x, -1.0, 1.0))))
+    # A frontal nose tip sits about 55 % of the way from the eyes to the mouth; higher is up.
+    pitch = float(np.clip((0.55 - nose_y / mouth_y) * 180, -90.0, 90.0))
+    return {"Roll": roll, "Yaw": yaw, "Pitch": pitch}
+
+
+def believable(pose: dict[str, float], points: np.ndarray) -> bool:
+    """Whether a mesh pose can be a head's: facing the camera (|Yaw| under 90) and leaning as
+    the detector's eye line does (within 45 degrees)."""
+    eye_roll = pose_from_five_points(points)["Roll"]
+    lean = abs((pose["Roll"] - eye_roll + 180) % 360 - 180)
+    return abs(pose["Yaw"]) < 90 and lean < 45
