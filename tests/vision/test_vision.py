@@ -326,3 +326,39 @@ def _jpeg(image: Image.Image) -> bytes:
     out = io.BytesIO()
     image.save(out, "JPEG", quality=95)
     return out.getvalue()
+
+
+@pytest.mark.parametrize("angle", [90, 270, 180])
+def test_a_photo_turned_without_exif_is_looked_at_again(analyzer, photos_dir, angle) -> None:
+    """A photo turned on its side (no EXIF orientation) is analysed turned back: the same
+    face, its Roll the turn, its box and landmarks in the photo's own frame."""
+    path = photos_dir / "people/bill_gates/1.jpg"
+    upright = analyzer.analyze(path.read_bytes()).faces[0]
+    image = Image.open(path).convert("RGB")
+    width, height = image.size
+    turned = analyzer.analyze(_jpeg(image.rotate(angle, expand=True))).faces
+    assert len(turned) == 1
+    face = turned[0]
+    assert float(face.embedding @ upright.embedding) > 0.9
+    expected_roll = {90: 90, 270: -90, 180: 180}[angle]
+    assert abs((face.pose["Roll"] - expected_roll + 180) % 360 - 180) < 25, face.pose
+    # PIL turns counter-clockwise: where the upright box's corners went.
+    x, y, w, h = upright.box_pixels
+    corners = {
+        90: (y, width - x - w, h, w),
+        270: (height - y - h, x, h, w),
+        180: (width - x - w, height - y - h, w, h),
+    }[angle]
+    size = (width, height) if angle == 180 else (height, width)
+    box = face.bounding_box
+    got = (
+        box["Left"] * size[0],
+        box["Top"] * size[1],
+        box["Width"] * size[0],
+        box["Height"] * size[1],
+    )
+    assert all(abs(g - e) < 0.03 * max(size) for g, e in zip(got, corners, strict=True)), got
+    eyes = {m["Type"]: m for m in face.landmarks}
+    box_x, box_y = box["Left"], box["Top"]
+    assert box_x <= eyes["nose"]["X"] <= box_x + box["Width"]
+    assert box_y <= eyes["nose"]["Y"] <= box_y + box["Height"]
