@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -102,14 +103,22 @@ class AnalyzedImage:
 
 
 class _Runtime:
-    """The networks of one thread: none of OpenCV's or TFLite's runners may be shared."""
+    """The networks of one thread: none of OpenCV's or TFLite's runners may be shared. Those of
+    the ALL attributes are built on first use: most calls never need them."""
 
-    def __init__(self, blobs: dict[str, bytes]) -> None:
-        self.detector = YuNetDetector(blobs[models.YUNET.name])
-        self.mesher = FaceMesher(blobs[models.FACE_LANDMARKER.name])
-        self.embedder: Embedder = SFaceEmbedder(blobs[models.SFACE_STRIPPED.name])
-        self.emotions = attributes.EmotionClassifier(blobs[models.EMOTION.name])
-        self.age_gender = AgeGenderEstimator(blobs[models.AGE.name], blobs[models.GENDER.name])
+    def __init__(self, blob: Callable[[models.Artifact | models.Derived], bytes]) -> None:
+        self._blob = blob
+        self.detector = YuNetDetector(blob(models.YUNET))
+        self.mesher = FaceMesher(blob(models.FACE_LANDMARKER))
+        self.embedder: Embedder = SFaceEmbedder(blob(models.SFACE_STRIPPED))
+
+    @functools.cached_property
+    def emotions(self) -> attributes.EmotionClassifier:
+        return attributes.EmotionClassifier(self._blob(models.EMOTION))
+
+    @functools.cached_property
+    def age_gender(self) -> AgeGenderEstimator:
+        return AgeGenderEstimator(self._blob(models.AGE), self._blob(models.GENDER))
 
 
 class Analyzer:
@@ -120,26 +129,27 @@ class Analyzer:
     def __init__(self, models_dir: str | None = None) -> None:
         self._models_dir = models_dir
         self._lock = threading.Lock()
-        self._blobs: dict[str, bytes] | None = None
+        self._blobs: dict[str, bytes] = {}
         self._local = threading.local()
 
-    def _load(self) -> dict[str, bytes]:
+    def _blob(self, artifact: models.Artifact | models.Derived) -> bytes:
+        """A model file's verified bytes, read once per process (when first needed)."""
         with self._lock:
-            if self._blobs is None:
+            if artifact.name not in self._blobs:
                 directory = None if self._models_dir is None else models.Path(self._models_dir)
-                self._blobs = {
-                    a.name: models.read_model(a, directory) for a in models.RUNTIME_MODELS
-                }
-            return self._blobs
+                self._blobs[artifact.name] = models.read_model(artifact, directory)
+            return self._blobs[artifact.name]
 
     def check_ready(self) -> None:
         """Raise ModelsMissingError (naming the setup command) if a model is missing or corrupt."""
+        for artifact in models.RUNTIME_MODELS:
+            self._blob(artifact)
         self._runtime()
 
     def _runtime(self) -> _Runtime:
         runtime = getattr(self._local, "runtime", None)
         if runtime is None:
-            runtime = self._local.runtime = _Runtime(self._load())
+            runtime = self._local.runtime = _Runtime(self._blob)
         return runtime
 
     def analyze(
