@@ -13,6 +13,14 @@ from typing import Any
 
 import uvicorn
 
+# Manifest notes of the deliberate near-copies (resized, cropped, mirrored): not independent photos.
+NEAR_COPY_MARKERS = ("variant of", "mirror image of")
+
+
+def is_near_copy(row: dict[str, str]) -> bool:
+    """Whether a manifest row is a deliberate near-copy of another photo."""
+    return any(marker in row["notes"] for marker in NEAR_COPY_MARKERS)
+
 
 def free_port() -> int:
     """A TCP port on loopback that nothing listens on right now."""

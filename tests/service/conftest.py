@@ -7,6 +7,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from support import is_near_copy
 
 import facesearch
 from facesearch.vision.image import sniff_format
@@ -30,11 +31,10 @@ def people(photos_dir: Path) -> dict[str, list[Path]]:
     found: dict[str, list[Path]] = defaultdict(list)
     with open(photos_dir / "manifest.csv", newline="") as f:
         for row in csv.DictReader(f):
-            notes = row["notes"]
             path = photos_dir / row["path"]
             if (
                 row["kind"] == "person"
-                and not notes.startswith(("variant", "horizontal mirror"))
+                and not is_near_copy(row)
                 and sniff_format(path.read_bytes()[:16]) is not None
             ):
                 found[row["identity"]].append(path)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image, ImageFilter
+from support import is_near_copy
 
 from facesearch.contract import FACE_DETAIL_NOT_RETURNED
 from facesearch.errors import RekognitionError
@@ -16,8 +17,6 @@ from facesearch.vision import CURRENT, FACE_MODELS, AnalyzedImage, get_analyzer
 from facesearch.vision.image import MAX_IMAGE_BYTES, sniff_format
 from facesearch.vision.landmarks import REKOGNITION_LANDMARKS
 from facesearch.vision.similarity import fmr_of_similarity
-
-VARIANT_MARKERS = ("variant of", "mirror image of")
 
 
 @pytest.fixture(scope="session")
@@ -228,9 +227,7 @@ def test_quality_filter_reasons(analyzer, photos_dir: Path) -> None:
 
 
 def test_verification_on_pairs(analyzed, manifest, photos_dir: Path) -> None:
-    variants = {
-        row["path"] for row in manifest() if any(m in row["notes"] for m in VARIANT_MARKERS)
-    }
+    variants = {row["path"] for row in manifest() if is_near_copy(row)}
     same, diff = [], []
     with open(photos_dir / "pairs.csv", newline="") as f:
         for row in csv.DictReader(f):
@@ -276,7 +273,7 @@ def test_false_match_scale_holds_on_held_out_photos(analyzed, manifest) -> None:
     faces = [
         (row["identity"], analyzed(row["path"]))
         for row in manifest("person")
-        if not any(m in row["notes"] for m in VARIANT_MARKERS)
+        if not is_near_copy(row)
     ]
     faces = [(name, a) for name, a in faces if not isinstance(a, RekognitionError) and a.faces]
     vectors = np.stack([a.faces[0].embedding for _, a in faces])
