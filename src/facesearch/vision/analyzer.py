@@ -202,8 +202,7 @@ class Analyzer:
         inside = None
         if x - w / 4 < 0 or y - h / 4 < 0 or x + w * 1.25 > width or y + h * 1.25 > height:
             # Near the edge the crop may reach past the image: mark what came from inside it.
-            white = np.full((height, width, 3), 255, np.uint8)
-            inside = runtime.embedder.align(white, five)[..., 0] > 0
+            inside = runtime.embedder.align(view.white, five)[..., 0] > 0
         # Brightness over the box only (clipped to the image), in grey.
         x0, y0 = max(0, int(x)), max(0, int(y))
         x1, y1 = min(width, int(np.ceil(x + w))), min(height, int(np.ceil(y + h)))
@@ -248,6 +247,12 @@ class View:
     def __init__(self, rgb: np.ndarray, turn: int | None = None) -> None:
         self.rgb = rgb
         self.turn = turn  # the cv2.ROTATE_* that made rgb from the decoded image, if any
+
+    @functools.cached_property
+    def white(self) -> np.ndarray:
+        """An all-white image of this view's size: aligned like a face, it shows which pixels
+        of the crop came from inside the image (made once, for every face near an edge)."""
+        return np.full(self.rgb.shape, 255, np.uint8)
 
     def _point(self, u: float, v: float) -> tuple[float, float]:
         """A point of this view (pixels) in the decoded image's frame."""

@@ -118,6 +118,7 @@ SFACE_STRIPPED = Derived(
     SFACE,
     "487a139eb85ccd5ff30aef7d0add7f12d2bb7abb90c5f08a7f481b452a660e00",
 )
+DERIVED: tuple[Derived, ...] = (SFACE_STRIPPED,)
 # What the analyser loads.
 RUNTIME_MODELS: tuple[Artifact | Derived, ...] = (
     YUNET,
@@ -208,7 +209,7 @@ def install(directory: Path, *, log=print) -> None:
     make the derived files."""
     directory.mkdir(parents=True, exist_ok=True)
     _fetch(directory, log)
-    for derived in (SFACE_STRIPPED,):
+    for derived in DERIVED:
         if _is_installed(derived, directory):
             log(f"ok       {derived.name}")
             continue
