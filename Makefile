@@ -6,6 +6,9 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup models run test lint bench bench-scale
 
+# The console's browser tests drive Debian's Chromium (Playwright downloads no browser here).
+CHROMIUM := /usr/bin/chromium
+
 setup: $(STAMP) models
 
 $(STAMP): pyproject.toml
@@ -21,7 +24,11 @@ models: $(STAMP)
 run: setup
 	$(BIN)/facesearch serve
 
-test: setup
+$(CHROMIUM):
+	apt-get install -y -q chromium >/dev/null || \
+	  (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)
+
+test: setup $(CHROMIUM)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/pytest
 

@@ -19,9 +19,10 @@ from typing import Any, Protocol
 
 from botocore.model import Shape
 
+from facesearch.console import Console
 from facesearch.contract import operation_model
 from facesearch.errors import RekognitionError
-from facesearch.server.auth import AuthError, Verifier
+from facesearch.server.auth import AuthError, Caller, Verifier
 from facesearch.server.protocol import (
     CONTENT_TYPE,
     ProtocolError,
@@ -42,6 +43,8 @@ _DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
 Scope = dict[str, Any]
 Receive = Callable[[], Any]
 Send = Callable[[dict[str, Any]], Any]
+# What one call comes to: HTTP status, JSON 1.1 body, error code (None on success).
+Outcome = tuple[int, bytes, str | None]
 
 
 class Service(Protocol):
@@ -56,7 +59,9 @@ class Service(Protocol):
     def close(self) -> None: ...
 
 
-class _TooLarge(Exception):
+class BodyTooLarge(Exception):
+    """A request body over the limit; ``drained`` if it was read to its end (else close)."""
+
     def __init__(self, drained: bool) -> None:
         self.drained = drained
 
@@ -77,6 +82,7 @@ class App:
         self.max_body_bytes = max_body_bytes
         self._image_pool = ThreadPoolExecutor(threads, thread_name_prefix="facesearch-image")
         self._light_pool = ThreadPoolExecutor(threads, thread_name_prefix="facesearch-call")
+        self.console = Console(self)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -108,6 +114,9 @@ class App:
         if path == "/health" and method in ("GET", "HEAD"):
             await self._health(request_id, send)
             return
+        if path == "/console" or path.startswith("/console/"):
+            await self.console(scope, receive, send)
+            return
         if path != "/" or method != "POST":
             await _send_error(
                 send,
@@ -118,8 +127,8 @@ class App:
             )
             return
         try:
-            body = await self._read_body(scope, receive)
-        except _TooLarge as error:
+            body = await self.read_body(scope, receive)
+        except BodyTooLarge as error:
             await _send_error(
                 send,
                 request_id,
@@ -133,31 +142,37 @@ class App:
             (name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]
         ]
         target = next((value for name, value in headers if name.lower() == "x-amz-target"), None)
+        raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+        query = scope["query_string"].decode("latin-1")
+
+        def signer() -> Caller:
+            return self.verifier.verify(method, raw_path, query, headers, body)
+
+        outcome = await self.call(request_id, signer, target, body)
+        await _send(send, request_id, *outcome)
+
+    async def call(
+        self, request_id: str, authenticate: Callable[[], Caller], target: str | None, body: bytes
+    ) -> Outcome:
+        """Run one JSON 1.1 request in a worker thread: (status, body, error code or None).
+
+        ``authenticate`` says who is calling (SigV4 for the API, the session for the console)
+        and raises :class:`AuthError` otherwise; everything after it is the same for both.
+        """
         pool = self._image_pool if _takes_image(target) else self._light_pool
-        status, payload, error_code = await asyncio.get_running_loop().run_in_executor(
-            pool, self._handle, request_id, method, scope, headers, target, body
+        return await asyncio.get_running_loop().run_in_executor(
+            pool, self._handle, request_id, authenticate, target, body
         )
-        await _send(send, request_id, status, payload, error_code)
 
     def _handle(
         self,
         request_id: str,
-        method: str,
-        scope: Scope,
-        headers: list[tuple[str, str]],
+        authenticate: Callable[[], Caller],
         target: str | None,
         body: bytes,
-    ) -> tuple[int, bytes, str | None]:
-        """One request, start to end, in a worker thread: (status, body, error code or None)."""
+    ) -> Outcome:
         try:
-            raw_path = scope.get("raw_path") or scope["path"].encode()
-            caller = self.verifier.verify(
-                method,
-                raw_path.decode("latin-1"),
-                scope["query_string"].decode("latin-1"),
-                headers,
-                body,
-            )
+            caller = authenticate()
             operation = operation_from_target(target)
             params = decode_request(operation, body)
             result = self.service.call(
@@ -189,7 +204,8 @@ class App:
         payload = json.dumps({"status": "ready" if ready else "not ready", **report}).encode()
         await _send(send, request_id, 200 if ready else 503, payload, None, "application/json")
 
-    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+    async def read_body(self, scope: Scope, receive: Receive) -> bytes:
+        """The request body, or :class:`BodyTooLarge` past ``max_body_bytes``."""
         declared = next((v for k, v in scope["headers"] if k.lower() == b"content-length"), None)
         too_large = (
             declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes
@@ -209,11 +225,11 @@ class App:
             if too_large:
                 chunks.clear()
                 if size > _DRAIN_LIMIT_BYTES:
-                    raise _TooLarge(drained=False)
+                    raise BodyTooLarge(drained=False)
             else:
                 chunks.append(chunk)
         if too_large:
-            raise _TooLarge(drained=True)
+            raise BodyTooLarge(drained=True)
         return b"".join(chunks)
 
 

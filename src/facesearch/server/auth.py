@@ -161,6 +161,10 @@ class Verifier:
         self._keys = dict(keys)
         self._clock = clock
 
+    def key(self, access_key_id: str) -> AccessKey | None:
+        """The configured key with this id, if any."""
+        return self._keys.get(access_key_id)
+
     def verify(
         self,
         method: str,
