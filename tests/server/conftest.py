@@ -61,19 +61,31 @@ class FakeService:
     def health(self) -> dict[str, Any]:
         return dict(self.health_report)
 
+    def collection_sizes(self) -> list[tuple[str, str, int, int]]:
+        return [(account, collection, 0, 0) for account, collection in sorted(self.collections)]
+
     def close(self) -> None:
         self.closed = True
 
 
-def rekognition(endpoint: str, key: AccessKey = ALICE, region: str = "us-east-1", **config: Any):
-    """A real boto3 Rekognition client for ``endpoint``, without retries."""
+def rekognition(
+    endpoint: str,
+    key: AccessKey = ALICE,
+    region: str = "us-east-1",
+    verify: str | None = None,
+    **config: Any,
+):
+    """A real boto3 Rekognition client for ``endpoint``, without retries unless ``config`` says
+    (``verify``: a CA bundle for HTTPS)."""
+    config.setdefault("retries", {"max_attempts": 1, "mode": "standard"})
     return boto3.client(
         "rekognition",
         endpoint_url=endpoint,
         region_name=region,
         aws_access_key_id=key.access_key_id,
         aws_secret_access_key=key.secret_access_key,
-        config=Config(retries={"max_attempts": 1, "mode": "standard"}, **config),
+        verify=verify,
+        config=Config(**config),
     )
 
 

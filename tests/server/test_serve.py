@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -111,22 +112,40 @@ def test_serve_with_local_credentials_survives_sigterm_and_restart(tmp_path: Pat
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [str(FACESEARCH), "serve", "--port", str(port), "--data-dir", str(tmp_path)]
+    command += ["--shutdown-timeout", "2"]
     local = AccessKey(LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY)
     image = (photos / "people/barack_obama/1.jpg").read_bytes()
     for round_ in range(2):
-        process = subprocess.Popen(command, env=clean_env(), stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            command, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         try:
             wait_ready(url, process)
             client = rekognition(url, local)
             if round_ == 0:
                 client.create_collection(CollectionId="kept")
                 client.index_faces(CollectionId="kept", Image={"Bytes": image}, MaxFaces=1)
+                process.send_signal(signal.SIGTERM)
+                assert process.wait(60) == 0
             else:
                 assert client.describe_collection(CollectionId="kept")["FaceCount"] == 1
-            process.send_signal(signal.SIGTERM)
-            assert process.wait(60) == 0
+                # An upload that stalls half-way does not hold the shutdown past its deadline
+                # (the body's own idle timeout is 10 s).
+                with socket.create_connection(("127.0.0.1", port)) as stalled:
+                    stalled.sendall(
+                        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10485760\r\n\r\n{"
+                    )
+                    time.sleep(0.5)
+                    stopping = time.monotonic()
+                    process.send_signal(signal.SIGTERM)
+                    assert process.wait(60) == 0
+                    assert time.monotonic() - stopping < 8
         finally:
             if process.poll() is None:
                 process.kill()
                 process.wait()
         assert f"AWS_ACCESS_KEY_ID={LOCAL_ACCESS_KEY_ID}" in (process.stderr.read() or "")
+        # One JSON access-log line per call on standard output.
+        logged = [json.loads(line) for line in (process.stdout.read() or "").splitlines()]
+        expected = ["CreateCollection", "IndexFaces"] if round_ == 0 else ["DescribeCollection"]
+        assert [line["operation"] for line in logged] == expected

@@ -14,6 +14,7 @@ from support import is_near_copy
 from facesearch.contract import FACE_DETAIL_NOT_RETURNED
 from facesearch.errors import RekognitionError
 from facesearch.vision import CURRENT, FACE_MODELS, AnalyzedImage, get_analyzer
+from facesearch.vision import image as image_module
 from facesearch.vision.image import MAX_IMAGE_BYTES, sniff_format
 from facesearch.vision.landmarks import REKOGNITION_LANDMARKS
 from facesearch.vision.similarity import fmr_of_similarity
@@ -107,6 +108,25 @@ def test_input_limits(analyzer, photos_dir: Path) -> None:
     bomb = io.BytesIO()
     Image.new("1", (12_000, 8_000)).save(bomb, "PNG")  # 96 Mpx in a few kB
     assert _error(lambda: analyzer.analyze(bomb.getvalue())).code == "ImageTooLargeException"
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_large_images_are_analysed_reduced_with_the_same_box(
+    analyzer, analyzed, photos_dir, fmt, monkeypatch
+):
+    path = "people/barack_obama/1.jpg"
+    original = analyzed(path)
+    enlarged = Image.open(photos_dir / path).convert("RGB")
+    enlarged = enlarged.resize((enlarged.width * 3, enlarged.height * 3), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    enlarged.save(buf, fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+    # As if this were a 9000x9000 photo over the real 25 MP bar.
+    monkeypatch.setattr(image_module, "MAX_ANALYSIS_PIXELS", enlarged.width * enlarged.height // 4)
+    reduced = analyzer.analyze(buf.getvalue(), max_bytes=15 << 20)
+    assert reduced.width * reduced.height <= enlarged.width * enlarged.height // 4
+    a, b = original.faces[0].bounding_box, reduced.faces[0].bounding_box
+    for key in ("Left", "Top", "Width", "Height"):
+        assert abs(a[key] - b[key]) < 0.02, (key, a, b)
 
 
 @pytest.mark.parametrize("transpose,orientation", [

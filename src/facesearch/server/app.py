@@ -9,11 +9,14 @@ queue of IndexFaces calls never holds up a DescribeCollection.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import cache
 from typing import Any, Protocol
 
@@ -23,6 +26,8 @@ from facesearch.console import Console
 from facesearch.contract import operation_model
 from facesearch.errors import RekognitionError
 from facesearch.server.auth import AuthError, Caller, Verifier
+from facesearch.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from facesearch.server.metrics import Metrics
 from facesearch.server.protocol import (
     CONTENT_TYPE,
     ProtocolError,
@@ -31,14 +36,21 @@ from facesearch.server.protocol import (
     encode_response,
     operation_from_target,
 )
+from facesearch.server.throttle import DEFAULT_MAX_QUEUE, RateLimiter
 
 log = logging.getLogger("facesearch.server")
+# One JSON line per request; ``facesearch serve`` writes it to standard output.
+access_log = logging.getLogger("facesearch.access")
 
 # Fits CompareFaces, the largest request: two 5 MiB images, base64-encoded (4/3), plus JSON.
 MAX_BODY_BYTES = 16 * 1024 * 1024
 # An oversized body is read and dropped up to this size so that the client, still sending, gets
 # the 413 answer instead of a reset connection; past it the connection is closed.
 _DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
+# A client that stops sending its body mid-way is cut off after this many seconds of silence,
+# and any body must arrive within BODY_TIMEOUT (16 MiB in 60 s is 280 kB/s: a slow phone link).
+BODY_IDLE_TIMEOUT = 10.0
+BODY_TIMEOUT = 60.0
 
 Scope = dict[str, Any]
 Receive = Callable[[], Any]
@@ -56,18 +68,47 @@ class Service(Protocol):
 
     def health(self) -> dict[str, Any]: ...
 
+    def collection_sizes(self) -> list[tuple[str, str, int, int]]: ...
+
     def close(self) -> None: ...
 
 
-class BodyTooLarge(Exception):
-    """A request body over the limit; ``drained`` if it was read to its end (else close)."""
+class BodyRefused(Exception):
+    """A request body not read: the error to answer with, and whether to close the connection
+    (when the rest of the body was not read, the connection cannot carry another request)."""
 
-    def __init__(self, drained: bool) -> None:
-        self.drained = drained
+    status, code = 400, "SerializationException"
+
+    def __init__(self, message: str, *, close: bool) -> None:
+        super().__init__(message)
+        self.message = message
+        self.close = close
+
+
+class BodyTooLarge(BodyRefused):
+    """A request body over ``max_body_bytes``."""
+
+    status, code = 413, "RequestEntityTooLargeException"
+
+
+class BodyTimeout(BodyRefused):
+    """A request body that stalled (``BODY_IDLE_TIMEOUT``) or took too long (``BODY_TIMEOUT``)."""
+
+    status, code = 408, "RequestTimeoutException"
+
+
+@dataclass
+class _Exchange:
+    """What the access log and the metrics learn of one call as it runs."""
+
+    operation: str = "-"
+    access_key_id: str | None = None
 
 
 class App:
-    """The ASGI app. ``threads`` sizes each of the two thread pools."""
+    """The ASGI app. ``threads`` sizes each of the two thread pools; image operations beyond
+    ``threads + max_queue`` at once are refused with ThrottlingException; ``max_tps`` is each
+    access key's request rate unless the key sets its own (None: unlimited)."""
 
     def __init__(
         self,
@@ -76,12 +117,19 @@ class App:
         *,
         threads: int = 4,
         max_body_bytes: int = MAX_BODY_BYTES,
+        max_queue: int = DEFAULT_MAX_QUEUE,
+        max_tps: float | None = None,
     ) -> None:
         self.service = service
         self.verifier = verifier
         self.max_body_bytes = max_body_bytes
         self._image_pool = ThreadPoolExecutor(threads, thread_name_prefix="facesearch-image")
         self._light_pool = ThreadPoolExecutor(threads, thread_name_prefix="facesearch-call")
+        # Counted on the event loop's thread only: no lock needed.
+        self._image_calls = 0
+        self._image_capacity = threads + max_queue
+        self.rates = RateLimiter(max_tps)
+        self.metrics = Metrics(service.collection_sizes, lambda: self._image_calls)
         self.console = Console(self)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -94,6 +142,7 @@ class App:
         """Wait for running calls to finish, then close the service."""
         self._image_pool.shutdown(wait=True)
         self._light_pool.shutdown(wait=True)
+        self.metrics.close()
         self.service.close()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -114,6 +163,12 @@ class App:
         if path == "/health" and method in ("GET", "HEAD"):
             await self._health(request_id, send)
             return
+        if path == "/metrics" and method in ("GET", "HEAD"):
+            payload = await asyncio.get_running_loop().run_in_executor(
+                self._light_pool, self.metrics.render
+            )
+            await _send(send, request_id, 200, payload, None, METRICS_CONTENT_TYPE)
+            return
         if path == "/console" or path.startswith("/console/"):
             await self.console(scope, receive, send)
             return
@@ -126,17 +181,14 @@ class App:
                 "Operations are served by POST / with an X-Amz-Target header.",
             )
             return
+        started = time.perf_counter()
         try:
             body = await self.read_body(scope, receive)
-        except BodyTooLarge as error:
+        except BodyRefused as error:
             await _send_error(
-                send,
-                request_id,
-                413,
-                "RequestEntityTooLargeException",
-                f"Request body is larger than {self.max_body_bytes} bytes.",
-                close=not error.drained,
+                send, request_id, error.status, error.code, error.message, close=error.close
             )
+            _access_log(request_id, _Exchange(), error.status, error.code, started)
             return
         headers = [
             (name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]
@@ -159,24 +211,57 @@ class App:
         ``authenticate`` says who is calling (SigV4 for the API, the session for the console)
         and raises :class:`AuthError` otherwise; everything after it is the same for both.
         """
-        pool = self._image_pool if _takes_image(target) else self._light_pool
-        return await asyncio.get_running_loop().run_in_executor(
-            pool, self._handle, request_id, authenticate, target, body
-        )
+        started = time.perf_counter()
+        exchange = _Exchange()
+        if not _takes_image(target):
+            outcome = await asyncio.get_running_loop().run_in_executor(
+                self._light_pool, self._handle, request_id, exchange, authenticate, target, body
+            )
+        elif self._image_calls >= self._image_capacity:
+            # Refused before any work: a flood of image calls never queues without bound.
+            self.metrics.rejections.labels("queue_full").inc()
+            exchange.operation = operation_from_target(target)
+            error = RekognitionError(
+                "ThrottlingException", "Slow down; sudden increase in rate of requests."
+            )
+            outcome = error.http_status, encode_error(error.code, error.message), error.code
+        else:
+            self._image_calls += 1
+            try:
+                outcome = await asyncio.get_running_loop().run_in_executor(
+                    self._image_pool, self._handle, request_id, exchange, authenticate, target, body
+                )
+            finally:
+                self._image_calls -= 1
+        status, _, code = outcome
+        if exchange.operation != "-":
+            self.metrics.observe(exchange.operation, code, time.perf_counter() - started)
+        _access_log(request_id, exchange, status, code, started)
+        return outcome
 
     def _handle(
         self,
         request_id: str,
+        exchange: _Exchange,
         authenticate: Callable[[], Caller],
         target: str | None,
         body: bytes,
     ) -> Outcome:
         try:
             caller = authenticate()
+            key = caller.key
+            exchange.access_key_id = key.access_key_id
             operation = operation_from_target(target)
+            exchange.operation = operation
+            try:
+                self.rates.admit(key)
+            except RekognitionError:
+                self.metrics.rejections.labels("rate").inc()
+                raise
             params = decode_request(operation, body)
+            key.authorize(operation, params, _resource(caller, params))
             result = self.service.call(
-                operation, params, account_id=caller.key.account_id, region=caller.region
+                operation, params, account_id=key.account_id, region=caller.region
             )
             return 200, encode_response(operation, result), None
         except (AuthError, ProtocolError, RekognitionError) as error:
@@ -205,7 +290,8 @@ class App:
         await _send(send, request_id, 200 if ready else 503, payload, None, "application/json")
 
     async def read_body(self, scope: Scope, receive: Receive) -> bytes:
-        """The request body, or :class:`BodyTooLarge` past ``max_body_bytes``."""
+        """The request body; :class:`BodyRefused` past ``max_body_bytes``, or when the client
+        stalls for ``BODY_IDLE_TIMEOUT`` seconds or takes over ``BODY_TIMEOUT`` in all."""
         declared = next((v for k, v in scope["headers"] if k.lower() == b"content-length"), None)
         too_large = (
             declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes
@@ -213,8 +299,14 @@ class App:
         chunks: list[bytes] = []
         size = 0
         more = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + BODY_TIMEOUT
         while more:
-            message = await receive()
+            try:
+                async with asyncio.timeout(min(BODY_IDLE_TIMEOUT, deadline - loop.time())):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyTimeout("Request body took too long to send.", close=True) from None
             if message["type"] == "http.disconnect":
                 break
             chunk = message.get("body", b"")
@@ -225,12 +317,44 @@ class App:
             if too_large:
                 chunks.clear()
                 if size > _DRAIN_LIMIT_BYTES:
-                    raise BodyTooLarge(drained=False)
+                    raise BodyTooLarge(self._too_large_message, close=True)
             else:
                 chunks.append(chunk)
         if too_large:
-            raise BodyTooLarge(drained=True)
+            raise BodyTooLarge(self._too_large_message, close=False)
         return b"".join(chunks)
+
+    @property
+    def _too_large_message(self) -> str:
+        return f"Request body is larger than {self.max_body_bytes} bytes."
+
+
+def _resource(caller: Caller, params: dict[str, Any]) -> str:
+    """The ARN an AccessDeniedException names: the collection, or ``*`` as IAM's is."""
+    collection_id = params.get("CollectionId")
+    if not isinstance(collection_id, str):
+        return "*"
+    return f"arn:aws:rekognition:{caller.region}:{caller.key.account_id}:collection/{collection_id}"
+
+
+def _access_log(
+    request_id: str, exchange: _Exchange, status: int, code: str | None, started: float
+) -> None:
+    """One JSON line per call: never a secret, a parameter or image data."""
+    if access_log.isEnabledFor(logging.INFO):
+        access_log.info(
+            json.dumps(
+                {
+                    "time": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+                    "request_id": request_id,
+                    "access_key_id": exchange.access_key_id,
+                    "operation": exchange.operation,
+                    "status": status,
+                    "error_code": code,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                }
+            )
+        )
 
 
 @cache

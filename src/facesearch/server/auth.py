@@ -13,12 +13,26 @@ Keys come from ``FACESEARCH_ACCESS_KEY_ID`` / ``FACESEARCH_SECRET_ACCESS_KEY`` (
     aws_access_key_id = AKIDALICE
     aws_secret_access_key = alice-secret
     account_id = 111111111111
+
+A key may be scoped and rate-limited, as an IAM policy and a service quota would::
+
+    [door-camera]
+    aws_access_key_id = AKIDDOOR
+    aws_secret_access_key = door-secret
+    operations = SearchUsersByImage, SearchFacesByImage
+    collection_ids = door-*, staff
+    max_tps = 5
+
+``operations`` lists the operations the key may call, ``collection_ids`` the collections it may
+name (shell-style patterns); anything else gets AccessDeniedException. ``max_tps`` is its
+request rate (else the server's ``--max-tps``).
 """
 
 from __future__ import annotations
 
 import configparser
 import datetime as dt
+import fnmatch
 import hmac
 import os
 import re
@@ -27,10 +41,13 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from hashlib import sha256
 from pathlib import Path
+from typing import Any
 
 from botocore.auth import SIGV4_TIMESTAMP, SigV4Auth
 from botocore.awsrequest import AWSRequest, HTTPHeaders
 from botocore.credentials import Credentials
+
+from facesearch.errors import RekognitionError
 
 SERVICE = "rekognition"
 DEFAULT_ACCOUNT_ID = "000000000000"
@@ -67,6 +84,10 @@ class AccessKey:
     access_key_id: str
     secret_access_key: str
     account_id: str = DEFAULT_ACCOUNT_ID
+    # None: every operation, every collection, the server's rate.
+    operations: frozenset[str] | None = None
+    collection_ids: tuple[str, ...] | None = None
+    max_tps: float | None = None
 
     def __post_init__(self) -> None:
         if not self.access_key_id or not self.secret_access_key:
@@ -74,6 +95,29 @@ class AccessKey:
         if not _ACCOUNT_ID.fullmatch(self.account_id):
             raise ValueError(
                 f"account id {self.account_id!r} of {self.access_key_id} is not 12 digits"
+            )
+        from facesearch.contract import OPERATIONS
+
+        unknown = sorted((self.operations or frozenset()) - set(OPERATIONS))
+        if unknown:
+            raise ValueError(f"{self.access_key_id}: unknown operations {', '.join(unknown)}")
+        if self.max_tps is not None and not self.max_tps > 0:
+            raise ValueError(f"{self.access_key_id}: max_tps must be a positive number")
+
+    def authorize(self, operation: str, params: Mapping[str, object], resource: str) -> None:
+        """Raise AccessDeniedException unless this key may call ``operation`` with ``params``
+        (``resource`` is the ARN named in the message, as IAM's denials do)."""
+        collection_id = params.get("CollectionId")
+        allowed = (self.operations is None or operation in self.operations) and (
+            self.collection_ids is None
+            or not isinstance(collection_id, str)
+            or any(fnmatch.fnmatchcase(collection_id, p) for p in self.collection_ids)
+        )
+        if not allowed:
+            raise RekognitionError(
+                "AccessDeniedException",
+                f"User: {self.access_key_id} is not authorized to perform: "
+                f"rekognition:{operation} on resource: {resource}",
             )
 
     def __repr__(self) -> str:
@@ -126,9 +170,25 @@ def _read_credentials_file(path: Path) -> Iterable[AccessKey]:
                 section["aws_access_key_id"],
                 section["aws_secret_access_key"],
                 section.get("account_id", DEFAULT_ACCOUNT_ID),
+                operations=_optional(frozenset, _names(section.get("operations"))),
+                collection_ids=_optional(tuple, _names(section.get("collection_ids"))),
+                max_tps=float(section["max_tps"]) if "max_tps" in section else None,
             )
         except KeyError as missing:
             raise ValueError(f"{path} [{name}] lacks {missing}") from None
+        except ValueError as error:
+            raise ValueError(f"{path} [{name}]: {error}") from None
+
+
+def _names(value: str | None) -> list[str] | None:
+    """A comma-separated list from the credentials file, or None when absent."""
+    if value is None:
+        return None
+    return [name.strip() for name in value.split(",") if name.strip()]
+
+
+def _optional(kind: Callable[[list[str]], Any], names: list[str] | None) -> Any:
+    return None if names is None else kind(names)
 
 
 class _ReceivedSigV4(SigV4Auth):

@@ -54,6 +54,9 @@ def decode_request(operation: str, body: bytes) -> dict[str, Any]:
         document = json.loads(body) if body.strip() else {}
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise _serialization(f"Request body is not valid JSON: {error}") from None
+    except RecursionError:
+        # No Rekognition request nests more than a few levels; a deep one is hostile.
+        raise _serialization("Request body is nested too deeply.") from None
     shape = operation_model(operation).input_shape
     if shape is None:
         if not isinstance(document, dict):

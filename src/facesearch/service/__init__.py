@@ -110,6 +110,11 @@ class RekognitionService:
         status["indexes"] = "loading" if self.state.indexes.loading else "ready"
         return status
 
+    def collection_sizes(self) -> list[tuple[str, str, int, int]]:
+        """(account id, collection id, faces, users) of every collection, for monitoring."""
+        store = self.state.store
+        return [(c.account_id, c.collection_id, *store.count(c)) for c in store.all_collections()]
+
     def close(self) -> None:
         """Close the store; acknowledged writes are already on disk."""
         self.state.store.close()

@@ -12,6 +12,7 @@ from facesearch.service.details import face_detail, stored_face
 from facesearch.service.registry import operation
 from facesearch.service.scoring import collection_model, min_cosine, similarity, user_cosines
 from facesearch.service.users import get_user, user_vectors
+from facesearch.stages import stage
 from facesearch.store import CollectionRecord
 
 if TYPE_CHECKING:
@@ -37,9 +38,11 @@ def _face_matches(
     """Faces matching ``query``, highest first, but the face whose seq is ``exclude``."""
     threshold = params.get("FaceMatchThreshold", DEFAULT_THRESHOLD)
     model = collection_model(collection)
-    hits = ctx.state.index(collection).search_faces(
-        query, min_cosine(threshold, model), params.get("MaxFaces", DEFAULT_MAX_FACES), exclude
-    )
+    index = ctx.state.index(collection)
+    with stage("search"):
+        hits = index.search_faces(
+            query, min_cosine(threshold, model), params.get("MaxFaces", DEFAULT_MAX_FACES), exclude
+        )
     records = ctx.store.faces_by_seq(collection, [h.seq for h in hits])
     return [
         {"Similarity": similarity(h.cosine, model), "Face": stored_face(records[h.seq])}
@@ -117,13 +120,14 @@ def _search_users(
     bar = min_cosine(threshold, model)
     index = ctx.state.index(collection)
     candidates: set[int] = set()
-    for query in queries:
-        hits = index.search_users(query, bar - USER_CANDIDATE_MARGIN, limit, exclude)
-        candidates.update(hit.user_seq for hit in hits)
-    names = ctx.store.user_ids(collection, sorted(candidates))  # deleted ones drop out here
-    faces = ctx.store.user_embeddings(collection, list(names.values()))
-    user_ids = list(faces)
-    scores = user_cosines(queries, [faces[user_id] for user_id in user_ids])
+    with stage("search"):
+        for query in queries:
+            hits = index.search_users(query, bar - USER_CANDIDATE_MARGIN, limit, exclude)
+            candidates.update(hit.user_seq for hit in hits)
+        names = ctx.store.user_ids(collection, sorted(candidates))  # deleted ones drop out here
+        faces = ctx.store.user_embeddings(collection, list(names.values()))
+        user_ids = list(faces)
+        scores = user_cosines(queries, [faces[user_id] for user_id in user_ids])
     order = [i for i in np.argsort(-scores, kind="stable") if scores[i] >= bar][:limit]
     similarities = model.calibration.similarity(scores[order])
     # Only users with a face can match, so every match is ACTIVE.

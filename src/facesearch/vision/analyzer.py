@@ -13,6 +13,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from facesearch.stages import stage
 from facesearch.vision import attributes, models
 from facesearch.vision.age_gender import AgeGenderEstimator
 from facesearch.vision.detector import Detection, YuNetDetector
@@ -164,12 +165,14 @@ class Analyzer:
         """Decode and analyse an image once; Rekognition errors for bad input (see image.py).
         Embeddings are ``face_model``'s: a collection's own version, for its faces to compare.
         ``max_faces`` keeps the largest faces only (else every face the detector found)."""
-        rgb = decode_image(image_bytes, max_bytes=max_bytes)
+        with stage("decode"):
+            rgb = decode_image(image_bytes, max_bytes=max_bytes)
         runtime = self._runtime()
         height, width = rgb.shape[:2]
-        view, detections = View(rgb), runtime.detector.detect(rgb)
-        if max((d.score for d in detections), default=0.0) < SURE_SCORE:
-            view, detections = _second_look(runtime.detector, view, detections)
+        with stage("detect"):
+            view, detections = View(rgb), runtime.detector.detect(rgb)
+            if max((d.score for d in detections), default=0.0) < SURE_SCORE:
+                view, detections = _second_look(runtime.detector, view, detections)
         faces = [
             view.to_original(self._face(runtime, view, detection, attributes, face_model))
             for detection in detections[:max_faces]
@@ -187,7 +190,8 @@ class Analyzer:
         rgb = view.rgb
         height, width = rgb.shape[:2]
         x, y, w, h = (float(v) for v in detection.box)
-        mesh: Mesh = runtime.mesher.mesh(rgb, detection)
+        with stage("landmarks"):
+            mesh: Mesh = runtime.mesher.mesh(rgb, detection)
         pose = head_pose(mesh.points)
         believed = believable(pose, detection.points)
         if not believed:
@@ -209,15 +213,18 @@ class Analyzer:
         box_grey = cv2.cvtColor(np.ascontiguousarray(rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY)
         face_attributes = None
         if with_attributes:
-            shapes = runtime.mesher.blendshapes(mesh)
-            face_attributes = {
-                "Smile": attributes.smile(shapes),
-                "EyesOpen": attributes.eyes_open(shapes),
-                "MouthOpen": attributes.mouth_open(mesh.points),
-                "Emotions": runtime.emotions.emotions(box_grey, np.array([x - x0, y - y0, w, h])),
-                "EyeDirection": attributes.eye_direction(mesh.points, shapes),
-                **runtime.age_gender.attributes(rgb, mesh.points),
-            }
+            with stage("attributes"):
+                shapes = runtime.mesher.blendshapes(mesh)
+                face_attributes = {
+                    "Smile": attributes.smile(shapes),
+                    "EyesOpen": attributes.eyes_open(shapes),
+                    "MouthOpen": attributes.mouth_open(mesh.points),
+                    "Emotions": runtime.emotions.emotions(
+                        box_grey, np.array([x - x0, y - y0, w, h])
+                    ),
+                    "EyeDirection": attributes.eye_direction(mesh.points, shapes),
+                    **runtime.age_gender.attributes(rgb, mesh.points),
+                }
         return Face(
             bounding_box={
                 "Width": w / width,
@@ -235,9 +242,14 @@ class Analyzer:
             box_pixels=(x, y, w, h),
             presence=mesh.presence,
             # The calling thread's networks, when asked: a runtime is not thread-safe.
-            embed=lambda: self._runtime().embedder.embed(aligned),
+            embed=lambda: self._embed(aligned),
             attributes=face_attributes,
         )
+
+    def _embed(self, aligned: np.ndarray) -> np.ndarray:
+        # The calling thread's embedder: the Face may be embedded on another thread than made it.
+        with stage("embed"):
+            return self._runtime().embedder.embed(aligned)
 
 
 class View:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import io
+import math
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -15,6 +19,12 @@ MAX_S3_IMAGE_BYTES = 15 * 1024 * 1024  # S3Object images
 MIN_IMAGE_SIDE = 80  # px, both width and height
 # Pillow's own decompression-bomb bar (about 89 megapixels), enforced as an error before decoding.
 MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+# Larger images are analysed reduced by a whole factor (a JPEG already while decoding): a face
+# that matters is still hundreds of pixels wide, and 81 MP of RGB would be 243 MB per request.
+MAX_ANALYSIS_PIXELS = 25_000_000
+# Pixels being decoded at once in this process, all threads together: a flood of large images
+# waits its turn here rather than multiplying the memory one decode takes.
+DECODE_BUDGET_PIXELS = 100_000_000
 
 # decode_image refuses such images with an error itself; Pillow's warning would only be noise.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
@@ -42,8 +52,35 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
+class _Budget:
+    """A count of pixels shared by the decoding threads; each takes its image's share (at most
+    the whole budget, so any image may go alone) and waits while the others leave too little."""
+
+    def __init__(self, total: int) -> None:
+        self._total = total
+        self._free = total
+        self._ready = threading.Condition()
+
+    @contextmanager
+    def hold(self, amount: int) -> Iterator[None]:
+        amount = min(amount, self._total)
+        with self._ready:
+            self._ready.wait_for(lambda: self._free >= amount)
+            self._free -= amount
+        try:
+            yield
+        finally:
+            with self._ready:
+                self._free += amount
+                self._ready.notify_all()
+
+
+_decode_budget = _Budget(DECODE_BUDGET_PIXELS)
+
+
 def decode_image(data: bytes, *, max_bytes: int = MAX_IMAGE_BYTES) -> np.ndarray:
-    """Decode JPEG/PNG bytes into an RGB uint8 array (H, W, 3) in the EXIF-corrected frame.
+    """Decode JPEG/PNG bytes into an RGB uint8 array (H, W, 3) in the EXIF-corrected frame,
+    reduced by a whole factor when over ``MAX_ANALYSIS_PIXELS`` (boxes are ratios: unchanged).
 
     Raises RekognitionError: ImageTooLargeException (bytes over ``max_bytes`` or pixels over
     Pillow's bomb limit), InvalidImageFormatException (not JPEG/PNG, empty, undecodable,
@@ -58,18 +95,25 @@ def decode_image(data: bytes, *, max_bytes: int = MAX_IMAGE_BYTES) -> np.ndarray
         with Image.open(io.BytesIO(data), formats=[fmt]) as img:
             # The header gives the size before any pixel is decoded: refuse bombs up front
             # instead of relying on Pillow's warning (which is only an error at twice the limit).
-            if img.width * img.height > MAX_IMAGE_PIXELS:
+            pixels, shortest = img.width * img.height, min(img.size)
+            if pixels > MAX_IMAGE_PIXELS:
                 raise too_large()
-            img.load()
-            img = ImageOps.exif_transpose(img)
-            rgb = img.convert("RGB")
+            factor = math.ceil(math.sqrt(pixels / MAX_ANALYSIS_PIXELS))
+            with _decode_budget.hold(pixels):
+                if factor > 1:
+                    # JPEG's decoder scales by 1/2, 1/4 or 1/8 as it goes; PNG's cannot.
+                    img.draft("RGB", (img.width // factor, img.height // factor))
+                img.load()
+                factor = math.ceil(math.sqrt(img.width * img.height / MAX_ANALYSIS_PIXELS))
+                reduced = img.reduce(factor) if factor > 1 else img
+            rgb = ImageOps.exif_transpose(reduced).convert("RGB")
     except RekognitionError:
         raise
     except Image.DecompressionBombError:
         raise too_large() from None
     except (OSError, SyntaxError, ValueError, EOFError, Image.UnidentifiedImageError):
         raise invalid_format() from None
-    if rgb.width < MIN_IMAGE_SIDE or rgb.height < MIN_IMAGE_SIDE:
+    if shortest < MIN_IMAGE_SIDE:
         raise invalid_parameter(
             f"Image dimensions {rgb.width}x{rgb.height} are below the minimum of "
             f"{MIN_IMAGE_SIDE} pixels per side."
