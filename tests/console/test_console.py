@@ -27,6 +27,7 @@ from botocore.exceptions import ClientError
 from PIL import Image
 from support import serve_app
 
+from facesearch.console import IDLE_SECONDS, Console
 from facesearch.server.app import App
 from facesearch.server.auth import AccessKey, Verifier
 from facesearch.service import RekognitionService
@@ -190,12 +191,16 @@ def sign_in_with_urllib(live: Live, key: AccessKey) -> tuple[str, str]:
 
 
 def test_a_wrong_secret_is_refused_and_shown(page: Any) -> None:
-    page.get_by_label("Access key ID").fill(ALICE.access_key_id)
-    page.get_by_label("Secret access key").fill("not-the-secret")
-    page.get_by_role("button", name="Sign in").click()
+    # With the keyboard only: the form starts focused, Tab moves on, Enter submits.
+    page.get_by_label("Access key ID").wait_for()
+    page.keyboard.type(ALICE.access_key_id)
+    page.keyboard.press("Tab")
+    page.keyboard.type("not-the-secret")
+    page.keyboard.press("Enter")
     page.wait_for_function("() => document.querySelector('#alert').textContent.length > 0")
     assert "UnrecognizedClientException" in alert(page)
     assert page.locator("#nav").is_hidden()
+    assert page.get_by_label("Access key ID").input_value() == ALICE.access_key_id
     screenshot(page, "sign-in")
 
 
@@ -452,17 +457,17 @@ def test_static_files_carry_security_headers(live: Live) -> None:
     assert missing.value.code == 404
 
 
-def test_the_cookie_is_secure_under_tls(live: Live) -> None:
+def asgi(
+    console: Console, method: str, path: str, body: bytes = b"", headers: list | None = None
+) -> tuple[int, dict[bytes, bytes], bytes]:
+    """One request straight to the console's ASGI handler, over HTTPS: (status, headers, body)."""
     scope = {
         "type": "http",
-        "method": "POST",
-        "path": "/console/api/session",
+        "method": method,
+        "path": path,
         "scheme": "https",
-        "headers": [(b"host", b"faces.example")],
+        "headers": [(b"host", b"faces.example"), *(headers or [])],
     }
-    body = json.dumps(
-        {"AccessKeyId": ALICE.access_key_id, "SecretAccessKey": ALICE.secret_access_key}
-    ).encode()
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
@@ -473,7 +478,25 @@ def test_the_cookie_is_secure_under_tls(live: Live) -> None:
 
     # In a thread of its own: Playwright's sync API keeps an event loop running in this one.
     with ThreadPoolExecutor(1) as thread:
-        thread.submit(asyncio.run, live.app.console(scope, receive, send)).result()
-    assert sent[0]["status"] == 200
-    cookie = dict(sent[0]["headers"])[b"set-cookie"].decode()
+        thread.submit(asyncio.run, console(scope, receive, send)).result()
+    return sent[0]["status"], dict(sent[0]["headers"]), sent[1]["body"]
+
+
+def test_the_cookie_is_secure_under_tls_and_the_session_lapses_when_idle(live: Live) -> None:
+    now = [1000.0]
+    console = Console(live.app, clock=lambda: now[0])
+    credentials = {"AccessKeyId": ALICE.access_key_id, "SecretAccessKey": ALICE.secret_access_key}
+    status, headers, _ = asgi(
+        console, "POST", "/console/api/session", json.dumps(credentials).encode()
+    )
+    assert status == 200
+    cookie = headers[b"set-cookie"].decode()
     assert "; Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    session = [(b"cookie", cookie.split(";")[0].encode())]
+    now[0] += IDLE_SECONDS - 1
+    assert asgi(console, "GET", "/console/api/session", headers=session)[0] == 200
+    now[0] += IDLE_SECONDS - 1  # used a moment ago, so still alive
+    assert asgi(console, "GET", "/console/api/session", headers=session)[0] == 200
+    now[0] += IDLE_SECONDS + 1
+    status, _, body = asgi(console, "GET", "/console/api/session", headers=session)
+    assert status == 403 and json.loads(body)["__type"] == "MissingAuthenticationTokenException"
