@@ -483,7 +483,7 @@ def raw_bodies(target: FuzzTarget) -> st.SearchStrategy[bytes]:
         st.binary(max_size=200),
         st.integers(1, 50_000).map(lambda depth: b'{"a":' * depth),
         st.integers(1, 50_000).map(lambda depth: b"[" * depth + b"]" * depth),
-        st.integers(1, 4300).map(lambda digits: b'{"MaxResults": -' + b"7" * digits + b"}"),
+        st.integers(1, 6000).map(lambda digits: b'{"MaxResults": -' + b"7" * digits + b"}"),
         st.tuples(valid, st.integers(0, 200)).map(lambda pair: pair[0][: pair[1]]),
         st.tuples(valid, st.integers(0, 200), st.binary(min_size=1, max_size=8)).map(
             lambda triple: triple[0][: triple[1]] + triple[2] + triple[0][triple[1] :]

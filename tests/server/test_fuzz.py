@@ -66,39 +66,9 @@ def target(server: FuzzTarget) -> FuzzTarget:
     return server
 
 
-# Server bugs these tests found and that are not fixed yet (each reproducer in the reason).
-_HUGE_INTEGER = (
-    "json.loads raises ValueError (not JSONDecodeError) for an integer literal over 4300 digits; "
-    "decode_request lets it through: HTTP 500. Repro: ListFaces, body "
-    '{"MaxResults": 999...9} with 5000 nines'
-)
-_SURROGATE_S3_NAME = (
-    "a lone surrogate in Image.S3Object.Name (or Version) reaches botocore's S3 request, whose "
-    "UnicodeEncodeError the S3 fetcher does not catch: HTTP 500. Repro: SearchFacesByImage, body "
-    '{"CollectionId": "fuzz", "Image": {"S3Object": {"Name": "\\ud800", "Bucket": "000"}}}'
-)
-# By test id: the well-typed test of an operation, or a nasty body sent to an operation.
-KNOWN_BUGS = {
-    "SearchFacesByImage": _SURROGATE_S3_NAME,
-    "ListFaces-integer of 5000 digits": _HUGE_INTEGER,
-    "SearchFacesByImage-integer of 5000 digits": _HUGE_INTEGER,
-    "SearchFacesByImage-lone surrogate in S3Object.Name": _SURROGATE_S3_NAME,
-}
-
-
 def cases(*rows: tuple[str, ...]) -> list[Any]:
-    """Test parameters; those of a known bug are expected to fail (strictly: once it is fixed
-    they fail, and the entry above goes)."""
-    return [
-        pytest.param(
-            *row,
-            id="-".join(row),
-            marks=[pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[key])]
-            if (key := "-".join(row)) in KNOWN_BUGS
-            else [],
-        )
-        for row in rows
-    ]
+    """Test parameters, each with its id."""
+    return [pytest.param(*row, id="-".join(row)) for row in rows]
 
 
 def check(response: HttpResponse, request: str, method: str = "POST") -> None:

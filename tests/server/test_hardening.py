@@ -24,6 +24,7 @@ from facesearch.server import app as app_module
 from facesearch.server import http as http_module
 from facesearch.server.app import App
 from facesearch.server.auth import AccessKey, Verifier, load_keys
+from facesearch.server.throttle import RateLimiter
 
 from .conftest import ALICE, BOB, FakeService, error_type, rekognition, serve, signed_post
 
@@ -176,23 +177,35 @@ def test_image_calls_past_the_queue_are_throttled_at_once() -> None:
 
 def test_a_key_over_its_rate_is_refused_and_boto3_retries_through() -> None:
     app = App(FakeService(), Verifier({ALICE.access_key_id: ALICE}), max_tps=5)
+    app.rates = RateLimiter(5, clock=lambda: 100.0)  # time stands still: no refill
     with serve(app) as endpoint:
         plain = rekognition(endpoint)
         codes = []
-        for _ in range(12):
+        for _ in range(8):
             try:
                 plain.list_collections()
                 codes.append("OK")
             except botocore.exceptions.ClientError as error:
                 assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 400
                 codes.append(error.response["Error"]["Code"])
-        assert "ProvisionedThroughputExceededException" in codes
-        assert set(codes) == {"OK", "ProvisionedThroughputExceededException"}
-        time.sleep(1.0)
+        assert codes == ["OK"] * 5 + ["ProvisionedThroughputExceededException"] * 3
+
+        app.rates = RateLimiter(2)
         for mode in ("legacy", "standard", "adaptive"):
             retrying = rekognition(endpoint, retries={"mode": mode, "max_attempts": 10})
-            for _ in range(10):  # twice the rate: only retries get these through
-                assert retrying.list_collections()["CollectionIds"] == []
+            calls = [
+                threading.Thread(target=lambda c=retrying: [c.list_collections() for _ in range(3)])
+                for _ in range(2)
+            ]
+            for call in calls:
+                call.start()
+            for call in calls:
+                call.join()
+        requests = _metrics(endpoint)["facesearch_requests_total"]
+        refused = _metrics(endpoint)["facesearch_rejected_requests_total"]
+    # 18 calls at 2 a second from two threads: some were refused, and retried until they passed.
+    assert requests[(("code", "OK"), ("operation", "ListCollections"))] == 5 + 18
+    assert refused[(("reason", "rate"),)] > 3
 
 
 def test_scoped_keys_are_denied_what_they_may_not_do(tmp_path: Path) -> None:

@@ -54,6 +54,30 @@ def test_refuses_a_public_address_without_keys() -> None:
     assert "refusing to listen on 0.0.0.0 without access keys" in result.stderr
 
 
+def test_refuses_a_certificate_it_cannot_use(tmp_path: Path) -> None:
+    cert = tmp_path / "cert.pem"
+    cert.write_text("not a certificate")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "facesearch.cli.main",
+            "serve",
+            "--tls-cert",
+            str(cert),
+            "--tls-key",
+            str(cert),
+        ],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert f"cannot use --tls-cert {cert}" in result.stderr
+
+
 class SlowService(FakeService):
     """A service whose CreateCollection blocks until released, to test shutdown mid-call."""
 

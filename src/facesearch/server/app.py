@@ -1,15 +1,19 @@
 """The ASGI application: Rekognition's JSON 1.1 API over HTTP, in front of the service layer.
 
 ``POST /`` carries every operation (``X-Amz-Target`` names it); ``GET /health`` reports whether
-the models and the store are ready. Service calls are blocking, so they run in thread pools: one
-for operations that take an image (CPU-heavy: detection and embedding) and one for the rest, so a
-queue of IndexFaces calls never holds up a DescribeCollection.
+the models and the store are ready, ``GET /metrics`` the server's figures, ``/console`` the web
+console. Service calls are blocking, so they run on threads: operations that take an image
+(CPU-heavy: detection and embedding) in their own lane, small requests first (lanes.py), bounded
+in depth; the rest in a pool of their own, so IndexFaces calls never hold up a
+DescribeCollection. Every call, from the API or the console, goes through :meth:`App.call`:
+authentication, the key's rate and scope, the service, metrics and one access-log line.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import json
 import logging
 import time
@@ -26,6 +30,7 @@ from facesearch.console import Console
 from facesearch.contract import operation_model
 from facesearch.errors import RekognitionError
 from facesearch.server.auth import AuthError, Caller, Verifier
+from facesearch.server.lanes import ImageLane
 from facesearch.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from facesearch.server.metrics import Metrics
 from facesearch.server.protocol import (
@@ -123,7 +128,7 @@ class App:
         self.service = service
         self.verifier = verifier
         self.max_body_bytes = max_body_bytes
-        self._image_pool = ThreadPoolExecutor(threads, thread_name_prefix="facesearch-image")
+        self._image_lane = ImageLane(threads)
         self._light_pool = ThreadPoolExecutor(threads, thread_name_prefix="facesearch-call")
         # Counted on the event loop's thread only: no lock needed.
         self._image_calls = 0
@@ -140,7 +145,7 @@ class App:
 
     def close(self) -> None:
         """Wait for running calls to finish, then close the service."""
-        self._image_pool.shutdown(wait=True)
+        self._image_lane.shutdown()
         self._light_pool.shutdown(wait=True)
         self.metrics.close()
         self.service.close()
@@ -228,8 +233,13 @@ class App:
         else:
             self._image_calls += 1
             try:
-                outcome = await asyncio.get_running_loop().run_in_executor(
-                    self._image_pool, self._handle, request_id, exchange, authenticate, target, body
+                outcome = await asyncio.wrap_future(
+                    self._image_lane.submit(
+                        len(body),
+                        functools.partial(
+                            self._handle, request_id, exchange, authenticate, target, body
+                        ),
+                    )
                 )
             finally:
                 self._image_calls -= 1

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import signal
+import ssl
 import sys
 import time
 from typing import TYPE_CHECKING
@@ -180,6 +181,14 @@ def worker_app() -> App:
     return make_app(**json.loads(os.environ[_WORKER_SETTINGS]))
 
 
+def _check_tls(cert: str, key: str) -> None:
+    """ValueError naming the problem if the certificate and key cannot serve HTTPS."""
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as error:
+        raise ValueError(f"cannot use --tls-cert {cert} with --tls-key {key}: {error}") from None
+
+
 def _set_up_access_log(enabled: bool) -> None:
     """The access log's JSON lines go to standard output as they are, or nowhere."""
     logger = logging.getLogger("facesearch.access")
@@ -207,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     _set_up_access_log(args.access_log)
     try:
         configured = load_keys(args.credentials_file)
+        if args.tls_cert:
+            _check_tls(args.tls_cert, args.tls_key)
     except ValueError as error:
         print(f"facesearch serve: {error}", file=sys.stderr)
         return 2

@@ -54,6 +54,9 @@ def decode_request(operation: str, body: bytes) -> dict[str, Any]:
         document = json.loads(body) if body.strip() else {}
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise _serialization(f"Request body is not valid JSON: {error}") from None
+    except ValueError:
+        # Python's own bound on integer digits (4,300): no Rekognition value comes near it.
+        raise _serialization("Request body has a number too long to read.") from None
     except RecursionError:
         # No Rekognition request nests more than a few levels; a deep one is hostile.
         raise _serialization("Request body is nested too deeply.") from None
@@ -123,6 +126,12 @@ def _decode(shape: Shape, value: Any, path: str) -> Any:
     if kind == "string":
         if not isinstance(value, str):
             raise _wrong_type(path, "a string")
+        if not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                # JSON's \ud800 escapes decode to lone surrogates, which no UTF-8 text holds.
+                raise _serialization(f"{path}: not a valid Unicode string") from None
         return value
     if kind in ("integer", "long"):
         if isinstance(value, bool) or not isinstance(value, int):
