@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # The console's browser tests drive Debian's Chromium (Playwright downloads no browser here).
 CHROMIUM := /usr/bin/chromium
 
-setup: $(STAMP) models
+setup: $(STAMP) models $(CHROMIUM)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,7 @@ $(CHROMIUM):
 	apt-get install -y -q chromium >/dev/null || \
 	  (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)
 
-test: setup $(CHROMIUM)
+test: setup
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/pytest
 
