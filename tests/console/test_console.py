@@ -9,9 +9,11 @@ Screenshots go to docs/console/ for the README.
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import json
 import os
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -27,10 +29,17 @@ from botocore.exceptions import ClientError
 from PIL import Image
 from support import serve_app
 
-from facesearch.console import IDLE_SECONDS, Console
+from facesearch.console import (
+    COOKIE,
+    IDLE_SECONDS,
+    MAX_LIFETIME_SECONDS,
+    REFRESH_SECONDS,
+    Console,
+)
 from facesearch.server.app import App
 from facesearch.server.auth import AccessKey, Verifier
 from facesearch.service import RekognitionService
+from facesearch.store import StoreUnavailableError
 
 pytestmark = pytest.mark.slow
 
@@ -482,21 +491,173 @@ def asgi(
     return sent[0]["status"], dict(sent[0]["headers"]), sent[1]["body"]
 
 
-def test_the_cookie_is_secure_under_tls_and_the_session_lapses_when_idle(live: Live) -> None:
-    now = [1000.0]
-    console = Console(live.app, clock=lambda: now[0])
-    credentials = {"AccessKeyId": ALICE.access_key_id, "SecretAccessKey": ALICE.secret_access_key}
-    status, headers, _ = asgi(
+CREDENTIALS = {"AccessKeyId": ALICE.access_key_id, "SecretAccessKey": ALICE.secret_access_key}
+
+
+def sign_in(console: Console, credentials: dict[str, str] = CREDENTIALS) -> tuple[str, str]:
+    """(cookie header value, CSRF token) of a new session straight from ``console``."""
+    status, headers, body = asgi(
         console, "POST", "/console/api/session", json.dumps(credentials).encode()
+    )
+    assert status == 200, body
+    return headers[b"set-cookie"].decode().split(";")[0], json.loads(body)["CsrfToken"]
+
+
+def who(console: Console, cookie: str) -> tuple[int, str | None, dict[str, Any]]:
+    """GET the session: (status, the re-issued cookie if any, the JSON answer)."""
+    status, headers, body = asgi(
+        console, "GET", "/console/api/session", headers=[(b"cookie", cookie.encode())]
+    )
+    fresh = headers.get(b"set-cookie")
+    return status, fresh.decode().split(";")[0] if fresh else None, json.loads(body)
+
+
+def list_collections(console: Console, cookie: str, csrf: str) -> tuple[int, dict[str, Any]]:
+    status, _, body = asgi(
+        console,
+        "POST",
+        "/console/api",
+        b"{}",
+        [
+            (b"cookie", cookie.encode()),
+            (b"x-csrf-token", csrf.encode()),
+            (b"x-amz-target", b"RekognitionService.ListCollections"),
+        ],
+    )
+    return status, json.loads(body)
+
+
+def refused(answer: tuple[int, Any, dict[str, Any]] | tuple[int, dict[str, Any]]) -> bool:
+    status, *_, error = answer
+    return status == 403 and error["__type"] == "MissingAuthenticationTokenException"
+
+
+def test_the_cookie_is_secure_under_tls_and_slides_until_idle_or_too_old(live: Live) -> None:
+    signed_in = float(int(time.time()))
+    now = [signed_in]
+    console = Console(live.app, clock=lambda: now[0])
+    status, headers, _ = asgi(
+        console, "POST", "/console/api/session", json.dumps(CREDENTIALS).encode()
     )
     assert status == 200
     cookie = headers[b"set-cookie"].decode()
     assert "; Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
-    session = [(b"cookie", cookie.split(";")[0].encode())]
+    assert f"Max-Age={IDLE_SECONDS}" in cookie and "Path=/console" in cookie
+    first = cookie.split(";")[0]
+    now[0] += REFRESH_SECONDS - 1  # too soon to be worth a new cookie
+    assert who(console, first)[:2] == (200, None)
+    now[0] += IDLE_SECONDS - REFRESH_SECONDS  # a second before it lapses: re-issued, later
+    status, second, _ = who(console, first)
+    assert status == 200 and second and second != first
     now[0] += IDLE_SECONDS - 1
-    assert asgi(console, "GET", "/console/api/session", headers=session)[0] == 200
-    now[0] += IDLE_SECONDS - 1  # used a moment ago, so still alive
-    assert asgi(console, "GET", "/console/api/session", headers=session)[0] == 200
-    now[0] += IDLE_SECONDS + 1
-    status, _, body = asgi(console, "GET", "/console/api/session", headers=session)
-    assert status == 403 and json.loads(body)["__type"] == "MissingAuthenticationTokenException"
+    assert refused(who(console, first))  # the old cookie has lapsed
+    status, third, _ = who(console, second)
+    assert status == 200 and third
+    # Used all the time, it still ends MAX_LIFETIME_SECONDS after signing in.
+    latest = third
+    while now[0] + IDLE_SECONDS - 1 < signed_in + MAX_LIFETIME_SECONDS:
+        now[0] += IDLE_SECONDS - 1
+        status, fresh, _ = who(console, latest)
+        assert status == 200
+        latest = fresh or latest
+    now[0] += IDLE_SECONDS - 1
+    assert now[0] >= signed_in + MAX_LIFETIME_SECONDS
+    assert refused(who(console, latest))
+
+
+def test_a_tampered_foreign_or_junk_cookie_is_refused(live: Live, tmp_path: Path) -> None:
+    console = Console(live.app)
+    cookie, _ = sign_in(console)
+    value = cookie.removeprefix(f"{COOKIE}=")
+    payload, mac = value.split(".")
+    assert who(console, cookie)[0] == 200
+    # Another region, another expiry, another key id: the MAC no longer fits.
+    fields = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    for change in ({"r": "eu-west-1"}, {"e": fields["e"] + 3600}, {"k": BOB.access_key_id}):
+        altered = json.dumps({**fields, **change}, separators=(",", ":")).encode()
+        forged = base64.urlsafe_b64encode(altered).rstrip(b"=").decode()
+        assert refused(who(console, f"{COOKIE}={forged}.{mac}"))
+    for junk in (
+        payload,
+        f"{payload}.",
+        f"{payload}.{mac[:-2]}",
+        f"{payload}.{mac[::-1]}",
+        "x." + mac,
+        "e30." + mac,  # {}
+        "W10." + mac,  # []
+        "!!!.???",
+        base64.urlsafe_b64encode(b"[" * 500).decode() + "." + mac,
+        value + "A" * 1000,
+    ):
+        assert refused(who(console, f"{COOKIE}={junk}")), junk
+    # A server on another store signs with another key: its cookies mean nothing here.
+    elsewhere = App(
+        RekognitionService(tmp_path / "elsewhere"), Verifier({ALICE.access_key_id: ALICE})
+    )
+    try:
+        foreign, _ = sign_in(Console(elsewhere))
+        assert refused(who(console, foreign))
+    finally:
+        elsewhere.close()
+
+
+def test_a_removed_or_changed_key_ends_its_sessions(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    console = Console(live.app)
+    cookie, csrf = sign_in(console)
+    assert list_collections(console, cookie, csrf)[0] == 200
+    monkeypatch.setattr(live.app, "verifier", Verifier({BOB.access_key_id: BOB}))
+    assert refused(who(console, cookie))
+    assert refused(list_collections(console, cookie, csrf))
+    # The same key id with a new secret (a leaked one replaced): refused too.
+    renewed = AccessKey(ALICE.access_key_id, "a-new-secret", ALICE.account_id)
+    monkeypatch.setattr(live.app, "verifier", Verifier({ALICE.access_key_id: renewed}))
+    assert refused(who(console, cookie))
+    monkeypatch.setattr(live.app, "verifier", Verifier({ALICE.access_key_id: ALICE}))
+    assert who(console, cookie)[0] == 200
+
+
+def test_sessions_outlive_the_process_and_sign_out_holds_everywhere(live: Live) -> None:
+    # A new Console on the same store stands for a restarted server or another worker.
+    console, other = Console(live.app), Console(live.app)
+    cookie, csrf = sign_in(console)
+    status, _, answer = who(other, cookie)
+    assert status == 200 and answer["CsrfToken"] == csrf
+    assert list_collections(other, cookie, csrf)[0] == 200
+    status, headers, _ = asgi(
+        console,
+        "POST",
+        "/console/api/sign-out",
+        b"{}",
+        [(b"cookie", cookie.encode()), (b"x-csrf-token", csrf.encode())],
+    )
+    assert status == 200 and headers[b"set-cookie"].startswith(f"{COOKIE}=;".encode())
+    for anywhere in (console, other, Console(live.app)):
+        assert refused(who(anywhere, cookie))
+        assert refused(list_collections(anywhere, cookie, csrf))
+
+
+def test_the_csrf_token_of_another_session_is_refused(live: Live) -> None:
+    console = Console(live.app)
+    cookie, csrf = sign_in(console)
+    other_cookie, other_csrf = sign_in(console)
+    assert csrf != other_csrf
+    for token in (other_csrf, "", csrf[:-1]):
+        status, error = list_collections(console, cookie, token)
+        assert status == 403 and error["__type"] == "AccessDeniedException"
+    assert list_collections(console, other_cookie, other_csrf)[0] == 200
+
+
+def test_a_store_outage_is_an_internal_error_not_a_crash(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    console = Console(live.app)
+    cookie, _ = sign_in(console)
+
+    def unavailable(session_id: str) -> bool:
+        raise StoreUnavailableError("The store is unavailable.")
+
+    monkeypatch.setattr(live.app.service, "session_revoked", unavailable)
+    status, _, error = who(console, cookie)
+    assert status == 500 and error["__type"] == "InternalServerError"

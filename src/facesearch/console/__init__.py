@@ -7,12 +7,22 @@ the same ``X-Amz-Target`` header and JSON body as ``POST /`` and runs them throu
 :meth:`App.call`, so the console gets the API's validation, errors and account isolation; only the
 authentication differs (the session instead of SigV4).
 
-Sessions live in this process's memory: a restart signs everybody out, and a server of several
-``--workers`` processes needs its console users pinned to one of them.
+The session lives in its cookie, not in a process: base64url JSON of the access key id, the
+region, a random session id, when it was issued and when it lapses, then an HMAC-SHA256 over it
+and the key's secret. The signing key is derived from the store's secret, so every process that
+shares the store (``--workers N``, several machines on one PostgreSQL) accepts the cookies of the
+others and a restart signs nobody out; the secret in the MAC means a key removed from the
+configuration, or given a new secret, ends its sessions. The CSRF token is an HMAC of the session
+id, so any process can check it too. A session lapses after ``IDLE_SECONDS`` unused (each use past
+``REFRESH_SECONDS`` re-issues the cookie with the limit pushed back) and ``MAX_LIFETIME_SECONDS``
+after signing in however much it is used. Signing out records the session id in the store, where
+every process looks for it on every call, until the cookie would have lapsed anyway.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import hashlib
 import hmac
 import json
@@ -22,12 +32,13 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from facesearch.server.auth import AuthError, Caller
+from facesearch.server.auth import AccessKey, AuthError, Caller
+from facesearch.store import StoreUnavailableError
 
 if TYPE_CHECKING:
     from facesearch.server.app import App
@@ -35,14 +46,21 @@ if TYPE_CHECKING:
 Scope = dict[str, Any]
 Receive = Callable[[], Any]
 Send = Callable[[dict[str, Any]], Any]
+Headers = list[tuple[bytes, bytes]]
 
 COOKIE = "facesearch_console"
 # A session unused for this long is gone; using it pushes the limit back.
 IDLE_SECONDS = 12 * 3600
-# Past this many sessions the least recently used goes, so memory stays bounded.
-MAX_SESSIONS = 10_000
+# The cookie is re-issued when that pushes its limit back this much, not on every call.
+REFRESH_SECONDS = 5 * 60
+# However much it is used, a session ends this long after signing in.
+MAX_LIFETIME_SECONDS = 7 * 24 * 3600
 STATIC = Path(__file__).parent / "static"
 
+# What the signing key is derived for: any other use of the store's secret gets another key.
+_KEY_PURPOSE = "facesearch console session"
+# Ours are about 200 characters; the cap also keeps json.loads off deeply nested junk.
+_MAX_COOKIE_CHARS = 800
 _INVALID_TOKEN = "The security token included in the request is invalid."
 _REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+){1,3}")
 # Everything the page loads comes from this server; photos are blob: URLs made in the browser.
@@ -60,14 +78,16 @@ _SECURITY_HEADERS = [
 ]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Session:
-    """One signed-in browser: whose key, which region, its CSRF token, when it lapses."""
+    """One signed-in browser, as its cookie says: whose key, which region, which session, when
+    it was issued and when it lapses (Unix seconds)."""
 
     access_key_id: str
     region: str
-    csrf_token: str
-    expires: float
+    session_id: str
+    issued: int
+    expires: int
 
 
 @dataclass(frozen=True)
@@ -78,12 +98,16 @@ class _File:
 
 
 class Console:
-    """The ASGI handler of ``/console`` and everything under it, for one :class:`App`."""
+    """The ASGI handler of ``/console`` and everything under it, for one :class:`App`.
 
-    def __init__(self, app: App, clock: Callable[[], float] = time.monotonic) -> None:
+    ``clock`` gives Unix time: the cookies it signs are read by other processes and after a
+    restart.
+    """
+
+    def __init__(self, app: App, clock: Callable[[], float] = time.time) -> None:
         self.app = app
         self._clock = clock
-        self._sessions: dict[str, Session] = {}
+        self._key: bytes | None = None
         self._files = _load_static(STATIC)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -94,7 +118,11 @@ class Console:
             return
         name = path.removeprefix("/console/")
         if name == "api" or name.startswith("api/"):
-            await self._api(scope, receive, send, name, method)
+            try:
+                await self._api(scope, receive, send, name, method)
+            except StoreUnavailableError:
+                # The signing key and the sign-outs are in the store; nothing was written.
+                await _error(send, 500, "InternalServerError", "The store is unavailable.")
         elif method in ("GET", "HEAD"):
             # uvicorn leaves out the body of a HEAD answer itself.
             await self._static(scope, send, name or "index.html")
@@ -115,13 +143,13 @@ class Console:
     async def _api(
         self, scope: Scope, receive: Receive, send: Send, name: str, method: str
     ) -> None:
-        session_token = _cookie(scope, COOKIE)
+        cookie = _cookie(scope, COOKIE)
         if name == "api/session" and method == "GET":
-            session = self._session(session_token)
+            session = await self._session(cookie)
             if session is None:
                 await _error(send, 403, "MissingAuthenticationTokenException", "Not signed in.")
             else:
-                await _json(send, 200, self._describe(session))
+                await _json(send, 200, self._describe(session), self._refresh(scope, session))
             return
         if method != "POST" or name not in ("api", "api/session", "api/sign-out"):
             await _error(send, 404, "UnknownOperationException", "No such console call.")
@@ -139,17 +167,22 @@ class Console:
         if name == "api/session":
             await self._sign_in(scope, send, body)
             return
-        session = self._session(session_token)
+        session = await self._session(cookie)
         if session is None:
             await _error(send, 403, "MissingAuthenticationTokenException", "Not signed in.")
             return
         if not hmac.compare_digest(
-            _header(scope, b"x-csrf-token").encode(), session.csrf_token.encode()
+            _header(scope, b"x-csrf-token").encode(), self._csrf_token(session).encode()
         ):
             await _error(send, 403, "AccessDeniedException", "Missing or wrong CSRF token.")
             return
         if name == "api/sign-out":
-            self._sessions.pop(session_token or "", None)
+            # Every copy of the cookie, this one and any other, is refused from now on.
+            await asyncio.to_thread(
+                self.app.service.revoke_session,
+                session.session_id,
+                session.issued + MAX_LIFETIME_SECONDS,
+            )
             await _json(send, 200, {}, [(b"set-cookie", _set_cookie(scope, "", 0))])
             return
 
@@ -163,7 +196,7 @@ class Console:
         request_id = str(uuid.uuid4())
         target = _header(scope, b"x-amz-target") or None
         status, payload, code = await self.app.call(request_id, authenticate, target, body)
-        headers = [(b"x-amzn-requestid", request_id.encode())]
+        headers = [(b"x-amzn-requestid", request_id.encode()), *self._refresh(scope, session)]
         if code:
             headers.append((b"x-amzn-errortype", code.encode()))
         await _respond(send, status, payload, "application/x-amz-json-1.1", headers)
@@ -188,33 +221,80 @@ class Console:
         if key is None or not hmac.compare_digest(given, expected):
             await _error(send, 400, "UnrecognizedClientException", _INVALID_TOKEN)
             return
-        self._expire()
-        token = secrets.token_urlsafe(32)
+        await self._load_key()
+        now = int(self._clock())
         session = Session(
-            key.access_key_id, region, secrets.token_urlsafe(32), self._clock() + IDLE_SECONDS
+            key.access_key_id, region, secrets.token_urlsafe(16), now, now + IDLE_SECONDS
         )
-        self._sessions[token] = session
-        cookie = _set_cookie(scope, token, IDLE_SECONDS)
+        cookie = _set_cookie(scope, self._sign(session, key), IDLE_SECONDS)
         await _json(send, 200, self._describe(session), [(b"set-cookie", cookie)])
 
-    def _session(self, token: str | None) -> Session | None:
-        """The live session of a cookie value, its idle limit pushed back; None if there is none."""
-        session = self._sessions.get(token or "")
-        now = self._clock()
-        if session is None or session.expires <= now:
-            self._sessions.pop(token or "", None)
+    async def _session(self, cookie: str | None) -> Session | None:
+        """The session of a cookie value: None unless it is ours, unaltered, unexpired, of a key
+        still configured with the same secret, and not signed out."""
+        if not cookie or len(cookie) > _MAX_COOKIE_CHARS:
             return None
-        session.expires = now + IDLE_SECONDS
-        # Re-inserting keeps the dict in least-recently-used order for _expire.
-        self._sessions[token or ""] = self._sessions.pop(token or "")
+        payload, _, mac = cookie.partition(".")
+        try:
+            fields = json.loads(_unb64(payload))
+            session = Session(
+                str(fields["k"]),
+                str(fields["r"]),
+                str(fields["s"]),
+                int(fields["i"]),
+                int(fields["e"]),
+            )
+            given = _unb64(mac)
+        except (ValueError, TypeError, KeyError, OverflowError):
+            return None
+        key = self.app.verifier.key(session.access_key_id)
+        if key is None:
+            return None
+        await self._load_key()
+        if not hmac.compare_digest(given, self._mac(payload, key)):
+            return None
+        if session.expires <= self._clock():
+            return None
+        if await asyncio.to_thread(self.app.service.session_revoked, session.session_id):
+            return None
         return session
 
-    def _expire(self) -> None:
-        now = self._clock()
-        for token in [t for t, s in self._sessions.items() if s.expires <= now]:
-            del self._sessions[token]
-        while len(self._sessions) >= MAX_SESSIONS:
-            del self._sessions[next(iter(self._sessions))]
+    def _refresh(self, scope: Scope, session: Session) -> Headers:
+        """A Set-Cookie header that pushes the session's idle limit back, when that is worth it."""
+        now = int(self._clock())
+        expires = min(now + IDLE_SECONDS, session.issued + MAX_LIFETIME_SECONDS)
+        key = self.app.verifier.key(session.access_key_id)
+        if key is None or expires - session.expires < REFRESH_SECONDS:
+            return []
+        value = self._sign(replace(session, expires=expires), key)
+        return [(b"set-cookie", _set_cookie(scope, value, expires - now))]
+
+    async def _load_key(self) -> None:
+        """Fetch the signing key from the store once (a blocking call: on a thread)."""
+        if self._key is None:
+            self._key = await asyncio.to_thread(self.app.service.derived_key, _KEY_PURPOSE)
+
+    def _mac(self, payload: str, key: AccessKey) -> bytes:
+        assert self._key is not None, "_load_key first"
+        message = payload.encode() + b"\0" + key.secret_access_key.encode()
+        return hmac.new(self._key, message, hashlib.sha256).digest()
+
+    def _sign(self, session: Session, key: AccessKey) -> str:
+        fields = {
+            "k": session.access_key_id,
+            "r": session.region,
+            "s": session.session_id,
+            "i": session.issued,
+            "e": session.expires,
+        }
+        payload = _b64(json.dumps(fields, separators=(",", ":")).encode())
+        return f"{payload}.{_b64(self._mac(payload, key))}"
+
+    def _csrf_token(self, session: Session) -> str:
+        # Only a process that holds the signing key can make it from the session id.
+        assert self._key is not None, "_load_key first"
+        digest = hmac.new(self._key, b"csrf\0" + session.session_id.encode(), hashlib.sha256)
+        return _b64(digest.digest())
 
     def _describe(self, session: Session) -> dict[str, str]:
         key = self.app.verifier.key(session.access_key_id)
@@ -222,8 +302,17 @@ class Console:
             "AccessKeyId": session.access_key_id,
             "AccountId": key.account_id if key else "",
             "Region": session.region,
-            "CsrfToken": session.csrf_token,
+            "CsrfToken": self._csrf_token(session),
         }
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    # Strict: no stray characters a lenient decoder would skip.
+    return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
 
 
 def _load_static(directory: Path) -> dict[str, _File]:
@@ -272,9 +361,7 @@ def _set_cookie(scope: Scope, value: str, max_age: int) -> bytes:
     ).encode()
 
 
-async def _json(
-    send: Send, status: int, document: Any, headers: list[tuple[bytes, bytes]] | None = None
-) -> None:
+async def _json(send: Send, status: int, document: Any, headers: Headers | None = None) -> None:
     await _respond(send, status, json.dumps(document).encode(), "application/json", headers)
 
 
@@ -291,7 +378,7 @@ async def _respond(
     status: int,
     body: bytes,
     content_type: str,
-    headers: list[tuple[bytes, bytes]] | None = None,
+    headers: Headers | None = None,
 ) -> None:
     all_headers = [
         (b"content-type", content_type.encode()),

@@ -88,7 +88,8 @@ class Store(Protocol):
         ...
 
     def secret(self) -> bytes:
-        """A random key made once per store, used to sign pagination tokens."""
+        """A random key made once per store, used to sign pagination tokens (and, through keys
+        derived from it, console sessions)."""
         ...
 
     # Collections
@@ -230,3 +231,11 @@ class Store(Protocol):
         token: str,
         record: IdempotencyRecord,
     ) -> None: ...
+
+    # Signed-out console sessions
+    def revoke_session(self, session_id: str, expires_at: float) -> None:
+        """Remember a signed-out session until ``expires_at`` (Unix time), when its cookie
+        lapses anyway; revocations already past theirs are forgotten."""
+        ...
+
+    def session_revoked(self, session_id: str) -> bool: ...

@@ -101,6 +101,12 @@ _MIGRATIONS = (
         model BYTEA NOT NULL
     )
     """,
+    f"""
+    CREATE TABLE {SCHEMA}.revoked_sessions (
+        session_id TEXT PRIMARY KEY,
+        expires_at DOUBLE PRECISION NOT NULL
+    )
+    """,
 )
 
 

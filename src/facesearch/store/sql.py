@@ -560,6 +560,22 @@ class SQLStore(ABC):
                 ),
             )
 
+    # Signed-out console sessions
+
+    def revoke_session(self, session_id: str, expires_at: float) -> None:
+        now = dt.datetime.now(dt.UTC).timestamp()
+        with self._tx() as db:
+            db.execute("DELETE FROM revoked_sessions WHERE expires_at < ?", (now,))
+            db.execute(
+                "INSERT INTO revoked_sessions (session_id, expires_at) VALUES (?, ?)"
+                " ON CONFLICT DO NOTHING",
+                (session_id, expires_at),
+            )
+
+    def session_revoked(self, session_id: str) -> bool:
+        rows = self._read("SELECT 1 FROM revoked_sessions WHERE session_id = ?", (session_id,))
+        return bool(rows)
+
 
 def split_statements(script: str) -> Iterator[str]:
     """The statements of a migration script (no ``;`` inside any of ours)."""

@@ -103,6 +103,10 @@ _MIGRATIONS = (
         model BLOB NOT NULL
     )
     """,
+    # Signed-out console sessions, refused by every process until their cookies lapse.
+    """
+    CREATE TABLE revoked_sessions (session_id TEXT PRIMARY KEY, expires_at REAL NOT NULL)
+    """,
 )
 
 
