@@ -26,8 +26,8 @@ CALLS = 20
 
 
 @pytest.fixture
-def two_workers(postgres: Any, tmp_path: Path) -> Iterator[str]:
-    """The URL of ``facesearch serve --workers 2`` on a new database."""
+def two_workers(postgres: Any, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """The URL of ``facesearch serve --workers 2`` on a new database, and its access log."""
     url = f"http://127.0.0.1:{free_port()}"
     command = [
         str(FACESEARCH),
@@ -40,15 +40,14 @@ def two_workers(postgres: Any, tmp_path: Path) -> Iterator[str]:
         "2",
         "--threads",
         "1",
-        "--no-access-log",
     ]
     env = clean_env(FACESEARCH_ACCESS_KEY_ID=KEY_ID, FACESEARCH_SECRET_ACCESS_KEY=SECRET)
-    log = tmp_path / "serve.log"
-    with open(log, "w") as stderr:
-        process = subprocess.Popen(command, env=env, stderr=stderr)
+    log, access_log = tmp_path / "serve.log", tmp_path / "access.log"
+    with open(log, "w") as stderr, open(access_log, "w") as stdout:
+        process = subprocess.Popen(command, env=env, stdout=stdout, stderr=stderr)
     try:
         wait_for_url(url + "/health", process, 180, f"facesearch serve ({log})")
-        yield url
+        yield url, access_log
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -97,8 +96,8 @@ def served_by_worker(url: str) -> dict[str, int]:
     return counts
 
 
-def test_a_console_session_works_on_every_worker(two_workers: str) -> None:
-    url = two_workers
+def test_a_console_session_works_on_every_worker(two_workers: tuple[str, Path]) -> None:
+    url, access_log = two_workers
     status, headers, who = post(
         url, "api/session", {"AccessKeyId": KEY_ID, "SecretAccessKey": SECRET}, {}
     )
@@ -126,6 +125,10 @@ def test_a_console_session_works_on_every_worker(two_workers: str) -> None:
         if len(counts) == 2 and all(counts.values()):
             break
     assert len(counts) == 2 and all(counts.values()) and sum(counts.values()) == calls, counts
+    # Each worker writes its access-log lines, as the one process of a plain serve does.
+    logged = [json.loads(line) for line in access_log.read_text().splitlines()]
+    assert [line["operation"] for line in logged].count("ListCollections") == calls
+    assert {line["access_key_id"] for line in logged} == {KEY_ID}
 
     # Signed out on one worker, the cookie is refused by both.
     assert post(url, "api/sign-out", {}, session)[0] == 200

@@ -178,7 +178,10 @@ def _return_freed_memory() -> None:
 
 def worker_app() -> App:
     """The app of one ``--workers`` process (uvicorn's factory), from its parent's options."""
-    return make_app(**json.loads(os.environ[_WORKER_SETTINGS]))
+    settings = json.loads(os.environ[_WORKER_SETTINGS])
+    # A spawned process starts with no logging set up: the parent's configuration again.
+    _set_up_logging(settings.pop("log_level"), settings.pop("access_log"))
+    return make_app(**settings)
 
 
 def _check_tls(cert: str, key: str) -> None:
@@ -189,12 +192,19 @@ def _check_tls(cert: str, key: str) -> None:
         raise ValueError(f"cannot use --tls-cert {cert} with --tls-key {key}: {error}") from None
 
 
-def _set_up_access_log(enabled: bool) -> None:
-    """The access log's JSON lines go to standard output as they are, or nowhere."""
+def _set_up_logging(level: str, access_log: bool) -> None:
+    """The server's log on standard error at ``level``; the access log's JSON lines on standard
+    output as they are, or nowhere."""
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # botocore's debug log prints the S3 requests' headers, access key id included: keep it out
+    # of the server's log even at --log-level debug.
+    logging.getLogger("botocore").setLevel(max(logging.INFO, logging.getLogger().level))
     logger = logging.getLogger("facesearch.access")
     logger.propagate = False
-    logger.setLevel(logging.INFO if enabled else logging.CRITICAL)
-    if enabled:
+    logger.setLevel(logging.INFO if access_log else logging.CRITICAL)
+    if access_log:
         handler = logging.StreamHandler(sys.stdout)
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
@@ -207,13 +217,7 @@ def _exit_cleanly(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the server until SIGINT/SIGTERM; returns the process exit status."""
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # botocore's debug log prints the S3 requests' headers, access key id included: keep it out
-    # of the server's log even at --log-level debug.
-    logging.getLogger("botocore").setLevel(max(logging.INFO, logging.getLogger().level))
-    _set_up_access_log(args.access_log)
+    _set_up_logging(args.log_level, args.access_log)
     try:
         configured = load_keys(args.credentials_file)
         if args.tls_cert:
@@ -278,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         "ssl_keyfile": args.tls_key,
     }
     if args.workers > 1:
+        settings |= {"log_level": args.log_level, "access_log": args.access_log}
         # uvicorn's supervisor spawns the processes on one listening socket and replaces any
         # that dies; each one opens the store and loads the models itself.
         os.environ[_WORKER_SETTINGS] = json.dumps(settings)
