@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,15 +105,29 @@ class AnalyzedImage:
     faces: list[Face]
 
 
-class _Runtime:
-    """The networks of one thread: none of OpenCV's or TFLite's runners may be shared. Those of
-    the ALL attributes are built on first use: most calls never need them."""
+Blob = Callable[[models.Artifact | models.Derived], bytes]
+# Threads of the landmark and embedding networks for an analysis that has the machine to itself.
+WIDE_THREADS = min(2, len(os.sched_getaffinity(0)))
 
-    def __init__(self, blob: Callable[[models.Artifact | models.Derived], bytes]) -> None:
+
+class _Networks:
+    """The landmark and embedding networks, on ``threads`` threads each."""
+
+    def __init__(self, blob: Blob, threads: int = 1) -> None:
+        self.mesher = FaceMesher(blob(models.FACE_LANDMARKER), threads)
+        self.embedder: Embedder = SFaceEmbedder(blob(models.SFACE_TFLITE), threads)
+
+
+class _Runtime(_Networks):
+    """The networks of one thread, one thread each: none of OpenCV's or TFLite's runners may be
+    shared. Those of the ALL attributes are built on first use: most calls never need them.
+    YuNet runs on OpenCV's pool of threads, which serves one call at a time (a call that finds
+    it busy runs on its own thread alone)."""
+
+    def __init__(self, blob: Blob) -> None:
+        super().__init__(blob)
         self._blob = blob
         self.detector = YuNetDetector(blob(models.YUNET))
-        self.mesher = FaceMesher(blob(models.FACE_LANDMARKER))
-        self.embedder: Embedder = SFaceEmbedder(blob(models.SFACE_STRIPPED))
 
     @functools.cached_property
     def emotions(self) -> attributes.EmotionClassifier:
@@ -132,6 +148,33 @@ class Analyzer:
         self._lock = threading.Lock()
         self._blobs: dict[str, bytes] = {}
         self._local = threading.local()
+        self._in_flight = 0
+        self._in_flight_lock = threading.Lock()
+        self._wide_lock = threading.Lock()  # held by the one call using the wide networks
+        self._wide: _Networks | None = None
+
+    @contextmanager
+    def _networks(self) -> Iterator[_Networks]:
+        """The landmark and embedding networks for this call: shared ones spread over
+        WIDE_THREADS threads while it is the only analysis in flight, else the calling
+        thread's own on one thread each. A network on two threads takes about 55 % of the time
+        on one, but two calls at once each on two threads would only fight over the cores."""
+        with self._in_flight_lock:
+            self._in_flight += 1
+            alone = self._in_flight == 1
+        wide = alone and WIDE_THREADS > 1 and self._wide_lock.acquire(blocking=False)
+        try:
+            if not wide:
+                yield self._runtime()
+            else:
+                if self._wide is None:
+                    self._wide = _Networks(self._blob, WIDE_THREADS)
+                yield self._wide
+        finally:
+            if wide:
+                self._wide_lock.release()
+            with self._in_flight_lock:
+                self._in_flight -= 1
 
     def _blob(self, artifact: models.Artifact | models.Derived) -> bytes:
         """A model file's verified bytes, read once per process (when first needed)."""
@@ -145,7 +188,8 @@ class Analyzer:
         """Raise ModelsMissingError (naming the setup command) if a model is missing or corrupt."""
         for artifact in models.RUNTIME_MODELS:
             self._blob(artifact)
-        self._runtime()
+        with self._networks():  # builds this thread's networks and, when alone, the wide ones
+            pass
 
     def _runtime(self) -> _Runtime:
         runtime = getattr(self._local, "runtime", None)
@@ -165,23 +209,27 @@ class Analyzer:
         """Decode and analyse an image once; Rekognition errors for bad input (see image.py).
         Embeddings are ``face_model``'s: a collection's own version, for its faces to compare.
         ``max_faces`` keeps the largest faces only (else every face the detector found)."""
-        with stage("decode"):
-            rgb = decode_image(image_bytes, max_bytes=max_bytes)
-        runtime = self._runtime()
-        height, width = rgb.shape[:2]
-        with stage("detect"):
-            view, detections = View(rgb), runtime.detector.detect(rgb)
-            if max((d.score for d in detections), default=0.0) < SURE_SCORE:
-                view, detections = _second_look(runtime.detector, view, detections)
-        faces = [
-            view.to_original(self._face(runtime, view, detection, attributes, face_model))
-            for detection in detections[:max_faces]
-        ]
+        with self._networks() as networks:
+            with stage("decode"):
+                rgb = decode_image(image_bytes, max_bytes=max_bytes)
+            runtime = self._runtime()
+            height, width = rgb.shape[:2]
+            with stage("detect"):
+                view, detections = View(rgb), runtime.detector.detect(rgb)
+                if max((d.score for d in detections), default=0.0) < SURE_SCORE:
+                    view, detections = _second_look(runtime.detector, view, detections)
+            faces = [
+                view.to_original(
+                    self._face(runtime, networks, view, detection, attributes, face_model)
+                )
+                for detection in detections[:max_faces]
+            ]
         return AnalyzedImage(width=width, height=height, faces=faces)
 
     def _face(
         self,
         runtime: _Runtime,
+        networks: _Networks,
         view: View,
         detection: Detection,
         with_attributes: bool,
@@ -191,7 +239,7 @@ class Analyzer:
         height, width = rgb.shape[:2]
         x, y, w, h = (float(v) for v in detection.box)
         with stage("landmarks"):
-            mesh: Mesh = runtime.mesher.mesh(rgb, detection)
+            mesh: Mesh = networks.mesher.mesh(rgb, detection)
         pose = head_pose(mesh.points)
         believed = believable(pose, detection.points)
         if not believed:
@@ -202,7 +250,7 @@ class Analyzer:
             mesh.five_points() if face_model.alignment == "mesh" and believed else detection.points
         )
         aligned = runtime.embedder.align(rgb, five)
-        aligned_grey = cv2.cvtColor(aligned, cv2.COLOR_BGR2GRAY)
+        aligned_grey = cv2.cvtColor(aligned, cv2.COLOR_RGB2GRAY)
         inside = None
         if x - w / 4 < 0 or y - h / 4 < 0 or x + w * 1.25 > width or y + h * 1.25 > height:
             # Near the edge the crop may reach past the image: mark what came from inside it.
@@ -241,15 +289,14 @@ class Analyzer:
             },
             box_pixels=(x, y, w, h),
             presence=mesh.presence,
-            # The calling thread's networks, when asked: a runtime is not thread-safe.
+            # The networks of the call that asks (possibly on another thread than this one).
             embed=lambda: self._embed(aligned),
             attributes=face_attributes,
         )
 
     def _embed(self, aligned: np.ndarray) -> np.ndarray:
-        # The calling thread's embedder: the Face may be embedded on another thread than made it.
-        with stage("embed"):
-            return self._runtime().embedder.embed(aligned)
+        with stage("embed"), self._networks() as networks:
+            return networks.embedder.embed(aligned)
 
 
 class View:

@@ -120,11 +120,12 @@ class Mesh:
 class FaceMesher:
     """Landmark and blendshape networks. Not thread-safe (TFLite interpreters): one per thread."""
 
-    def __init__(self, task: bytes) -> None:
+    def __init__(self, task: bytes, threads: int = 1) -> None:
+        """``task``: face_landmarker.task; the landmark network runs on ``threads`` threads."""
         with zipfile.ZipFile(io.BytesIO(task)) as bundle:
             landmarks = bundle.read("face_landmarks_detector.tflite")
             blendshapes = bundle.read("face_blendshapes.tflite")
-        self._mesh = interpreter(landmarks)
+        self._mesh = interpreter(landmarks, threads)
         self._mesh_in = self._mesh.get_input_details()[0]["index"]
         outputs = self._mesh.get_output_details()
         self._mesh_points = outputs[0]["index"]

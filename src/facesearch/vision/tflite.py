@@ -15,8 +15,8 @@ _NOISE = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
 _stderr_lock = threading.Lock()
 
 
-def interpreter(content: bytes) -> Interpreter:
-    """A one-thread interpreter of a .tflite model, tensors allocated.
+def interpreter(content: bytes, threads: int = 1) -> Interpreter:
+    """An interpreter of a .tflite model running on ``threads`` threads, tensors allocated.
 
     stderr (the file descriptor the runtime writes to) is captured while the interpreter is
     built and written back without the delegate's INFO line, so a command that succeeds prints
@@ -27,9 +27,7 @@ def interpreter(content: bytes) -> Interpreter:
         saved = os.dup(2)
         os.dup2(capture.fileno(), 2)
         try:
-            # One thread per network: requests already run in parallel threads, and the 2-core
-            # machine gains nothing from splitting these small graphs.
-            built = Interpreter(model_content=content, num_threads=1)
+            built = Interpreter(model_content=content, num_threads=threads)
             built.allocate_tensors()
         finally:
             os.dup2(saved, 2)
