@@ -194,7 +194,8 @@ def start_server(data_dir: Path, threads: int) -> tuple[subprocess.Popen[bytes],
         sys.executable, "-m", "facesearch.cli.main", "serve", "--port", str(port),
         "--data-dir", str(data_dir), "--threads", str(threads), "--log-level", "warning",
     ]  # fmt: skip
-    process = subprocess.Popen(command, env=env)
+    # The access log is written (its cost is the server's) but not shown.
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:

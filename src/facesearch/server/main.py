@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import ctypes
 import ipaddress
 import json
 import logging
@@ -30,8 +29,6 @@ if TYPE_CHECKING:
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9777
-# mallopt's parameter number for the mmap threshold (malloc.h).
-_M_MMAP_THRESHOLD = -3
 # How ``serve --workers N`` hands its options to the worker processes it spawns.
 _WORKER_SETTINGS = "FACESEARCH_SERVE_WORKER_SETTINGS"
 
@@ -147,7 +144,6 @@ def make_app(
     from facesearch.server.app import App
     from facesearch.service import RekognitionService
 
-    _return_freed_memory()
     service = RekognitionService(data_dir, store=store, preload=True)
     app = App(
         service,
@@ -160,20 +156,6 @@ def make_app(
     service.state.analyzer.check_ready()
     app.metrics.model_load.set(time.perf_counter() - started)
     return app
-
-
-def _return_freed_memory() -> None:
-    """Have glibc's malloc give large freed blocks back to the system.
-
-    Decoded images come in blocks of megabytes; glibc raises its mmap threshold as they are
-    freed, then serves them from per-thread heaps that never shrink, so a burst of large images
-    left the server gigabytes larger for good (1.8 GiB after 16 clients' 9000x9000 PNGs). A fixed
-    threshold of 4 MiB keeps them mmapped: freed, they are returned. A no-op off glibc."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(_M_MMAP_THRESHOLD, 4 * 1024 * 1024)
-    except (OSError, AttributeError):
-        pass
 
 
 def worker_app() -> App:

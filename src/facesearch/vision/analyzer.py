@@ -21,7 +21,12 @@ from facesearch.vision.age_gender import AgeGenderEstimator
 from facesearch.vision.detector import Detection, YuNetDetector
 from facesearch.vision.embedder import Embedder, SFaceEmbedder
 from facesearch.vision.face_model import CURRENT, FaceModel
-from facesearch.vision.image import MAX_IMAGE_BYTES, decode_image
+from facesearch.vision.image import (
+    LARGE_IMAGE_PIXELS,
+    MAX_IMAGE_BYTES,
+    decode_image,
+    return_freed_memory,
+)
 from facesearch.vision.landmarks import FaceMesher, Mesh
 from facesearch.vision.pose import believable, head_pose, pose_from_five_points
 from facesearch.vision.quality import brightness, quality_reasons, sharpness
@@ -224,6 +229,9 @@ class Analyzer:
                 )
                 for detection in detections[:max_faces]
             ]
+        if width * height > LARGE_IMAGE_PIXELS:
+            del rgb, view  # the faces keep their crops only
+            return_freed_memory()
         return AnalyzedImage(width=width, height=height, faces=faces)
 
     def _face(

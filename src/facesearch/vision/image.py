@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import ctypes
 import io
 import math
 import threading
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -22,6 +23,8 @@ MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
 # Larger images are analysed reduced by a whole factor (a JPEG already while decoding): a face
 # that matters is still hundreds of pixels wide, and 81 MP of RGB would be 243 MB per request.
 MAX_ANALYSIS_PIXELS = 25_000_000
+# Work on an image this large frees enough memory to be worth returning (return_freed_memory).
+LARGE_IMAGE_PIXELS = MAX_ANALYSIS_PIXELS // 2
 # Pixels being decoded at once in this process, all threads together: a flood of large images
 # waits its turn here rather than multiplying the memory one decode takes.
 DECODE_BUDGET_PIXELS = 100_000_000
@@ -78,6 +81,17 @@ class _Budget:
 _decode_budget = _Budget(DECODE_BUDGET_PIXELS)
 
 
+def return_freed_memory() -> None:
+    """Give the memory that work on a large image freed back to the system (glibc's malloc_trim).
+
+    Its blocks stay in the working thread's heap otherwise: a flood of 9000x9000 PNGs left a
+    server 1.8 GiB larger for good. Only after large images (``LARGE_IMAGE_PIXELS``): a trim
+    costs a few milliseconds, and a fixed mmap threshold (the other cure) cost 15 ms on every
+    ordinary photo's analysis. A no-op off glibc."""
+    with suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def decode_image(data: bytes, *, max_bytes: int = MAX_IMAGE_BYTES) -> np.ndarray:
     """Decode JPEG/PNG bytes into an RGB uint8 array (H, W, 3) in the EXIF-corrected frame,
     reduced by a whole factor when over ``MAX_ANALYSIS_PIXELS`` (boxes are ratios: unchanged).
@@ -107,6 +121,8 @@ def decode_image(data: bytes, *, max_bytes: int = MAX_IMAGE_BYTES) -> np.ndarray
                 factor = math.ceil(math.sqrt(img.width * img.height / MAX_ANALYSIS_PIXELS))
                 reduced = img.reduce(factor) if factor > 1 else img
             rgb = ImageOps.exif_transpose(reduced).convert("RGB")
+        if factor > 1:
+            return_freed_memory()
     except RekognitionError:
         raise
     except Image.DecompressionBombError:
