@@ -171,14 +171,15 @@ def boxes_against(page: Any, figure: Any, expected: list[dict[str, float]]) -> l
 
 
 def post(
-    live: Live,
+    url: str,
     path: str,
     body: Any,
     headers: dict[str, str] | None = None,
 ) -> tuple[int, dict[str, str], dict[str, Any]]:
-    """A POST under /console with urllib: (status, lower-cased headers, JSON body)."""
+    """A POST under /console of the server at ``url``, on a connection of its own, with urllib:
+    (status, lower-cased headers, JSON body)."""
     request = urllib.request.Request(
-        f"{live.url}/console/{path}",
+        f"{url}/console/{path}",
         data=json.dumps(body).encode(),
         headers={"Content-Type": "application/json", **(headers or {})},
         method="POST",
@@ -194,7 +195,7 @@ def post(
 def sign_in_with_urllib(live: Live, key: AccessKey) -> tuple[str, str]:
     """(cookie header value, CSRF token) of a new session for ``key``."""
     status, headers, who = post(
-        live,
+        live.url,
         "api/session",
         {"AccessKeyId": key.access_key_id, "SecretAccessKey": key.secret_access_key},
     )
@@ -406,10 +407,10 @@ def test_sign_out_ends_the_session(page: Any, live: Live) -> None:
     csrf = page.evaluate("fetch('api/session').then(r => r.json()).then(s => s.CsrfToken)")
     headers = {"Cookie": f"facesearch_console={cookie['value']}", "X-CSRF-Token": csrf}
     target = {"X-Amz-Target": "RekognitionService.ListCollections"}
-    assert post(live, "api", {}, {**headers, **target})[0] == 200
+    assert post(live.url, "api", {}, {**headers, **target})[0] == 200
     page.get_by_role("button", name="Sign out").click()
     page.get_by_role("heading", name="Sign in").wait_for()
-    status, _, error = post(live, "api", {}, {**headers, **target})
+    status, _, error = post(live.url, "api", {}, {**headers, **target})
     assert status == 403 and error["__type"] == "MissingAuthenticationTokenException"
 
 
@@ -419,22 +420,22 @@ def test_sign_out_ends_the_session(page: Any, live: Live) -> None:
 def test_posts_need_the_csrf_token_and_the_same_origin(live: Live) -> None:
     cookie, csrf = sign_in_with_urllib(live, BOB)
     target = {"Cookie": cookie, "X-Amz-Target": "RekognitionService.ListCollections"}
-    status, _, error = post(live, "api", {}, target)
+    status, _, error = post(live.url, "api", {}, target)
     assert status == 403 and error["__type"] == "AccessDeniedException"
-    status, _, error = post(live, "api", {}, {**target, "X-CSRF-Token": csrf[:-1] + "x"})
+    status, _, error = post(live.url, "api", {}, {**target, "X-CSRF-Token": csrf[:-1] + "x"})
     assert status == 403 and error["__type"] == "AccessDeniedException"
     status, _, error = post(
-        live, "api", {}, {**target, "X-CSRF-Token": csrf, "Origin": "http://evil.example"}
+        live.url, "api", {}, {**target, "X-CSRF-Token": csrf, "Origin": "http://evil.example"}
     )
     assert status == 403 and error["__type"] == "AccessDeniedException"
-    status, _, answer = post(live, "api", {}, {**target, "X-CSRF-Token": csrf})
+    status, _, answer = post(live.url, "api", {}, {**target, "X-CSRF-Token": csrf})
     # Bob's account has none of Alice's collections.
     assert status == 200 and answer["CollectionIds"] == []
     # Errors of the operation come through as the API gives them to boto3.
     with pytest.raises(ClientError) as through_boto3:
         live.client(BOB).create_collection(CollectionId="bad id!")
     status, headers, error = post(
-        live,
+        live.url,
         "api",
         {"CollectionId": "bad id!"},
         {**target, "X-CSRF-Token": csrf, "X-Amz-Target": "RekognitionService.CreateCollection"},
@@ -449,7 +450,7 @@ def test_a_body_over_the_limit_is_refused(live: Live, monkeypatch: pytest.Monkey
     cookie, csrf = sign_in_with_urllib(live, ALICE)
     monkeypatch.setattr(live.app, "max_body_bytes", 1000)
     status, _, error = post(
-        live,
+        live.url,
         "api",
         {"Image": {"Bytes": "A" * 2000}},
         {"Cookie": cookie, "X-CSRF-Token": csrf, "X-Amz-Target": "RekognitionService.DetectFaces"},

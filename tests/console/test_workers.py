@@ -18,6 +18,8 @@ import pytest
 from server.test_serve import clean_env
 from support import free_port, wait_for_url
 
+from console.test_console import post
+
 pytestmark = pytest.mark.slow
 
 FACESEARCH = Path(sys.executable).with_name("facesearch")
@@ -55,24 +57,6 @@ def two_workers(postgres: Any, tmp_path: Path) -> Iterator[tuple[str, Path]]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-def post(
-    url: str, path: str, body: Any, headers: dict[str, str]
-) -> tuple[int, dict[str, str], dict[str, Any]]:
-    """A POST under /console on a connection of its own: (status, headers, JSON body)."""
-    request = urllib.request.Request(
-        f"{url}/console/{path}",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", **headers},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            status, raw, answer = response.status, response.headers, response.read()
-    except urllib.error.HTTPError as error:
-        status, raw, answer = error.code, error.headers, error.read()
-    return status, {k.lower(): v for k, v in raw.items()}, json.loads(answer or b"{}")
 
 
 def served_by_worker(url: str) -> dict[str, int]:
