@@ -41,33 +41,20 @@ def test_loopback_detection() -> None:
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.2")
 
 
-def test_refuses_a_public_address_without_keys() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "facesearch.cli.main", "serve", "--host", "0.0.0.0"],
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 2
-    assert "refusing to listen on 0.0.0.0 without access keys" in result.stderr
-
-
-def test_refuses_a_certificate_it_cannot_use(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--host", "0.0.0.0"], "refusing to listen on 0.0.0.0 without access keys"),
+        (["--tls-cert", "{cert}", "--tls-key", "{cert}"], "cannot use --tls-cert {cert}"),
+    ],
+    ids=["public address without keys", "unusable certificate"],
+)
+def test_refuses_to_start(tmp_path: Path, options: list[str], message: str) -> None:
     cert = tmp_path / "cert.pem"
     cert.write_text("not a certificate")
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "facesearch.cli.main",
-            "serve",
-            "--tls-cert",
-            str(cert),
-            "--tls-key",
-            str(cert),
-        ],
+        [sys.executable, "-m", "facesearch.cli.main", "serve"]
+        + [option.format(cert=cert) for option in options],
         env=clean_env(),
         capture_output=True,
         text=True,
@@ -75,7 +62,7 @@ def test_refuses_a_certificate_it_cannot_use(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 2
-    assert f"cannot use --tls-cert {cert}" in result.stderr
+    assert message.format(cert=cert) in result.stderr
 
 
 class SlowService(FakeService):
