@@ -3,6 +3,7 @@ uploads, rate limits and a bounded image queue, scoped keys, metrics, the access
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import socket
@@ -345,3 +346,35 @@ def test_tls_with_boto3_and_the_aws_cli(
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["CollectionIds"] == ["over-tls"]
+
+
+@pytest.mark.parametrize(
+    "client, public, status",
+    [("127.0.0.1", False, 200), ("10.1.2.3", False, 403), ("10.1.2.3", True, 200)],
+)
+def test_metrics_answer_other_addresses_only_when_public(
+    client: str, public: bool, status: int
+) -> None:
+    app = App(FakeService(), Verifier({ALICE.access_key_id: ALICE}), public_metrics=public)
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/metrics",
+        "headers": [],
+        "client": (client, 50000),
+    }
+    try:
+        asyncio.run(app(scope, receive, send))
+    finally:
+        app.close()
+    assert sent[0]["status"] == status
+    if status == 200:
+        assert b"# TYPE facesearch_requests_total counter" in sent[1]["body"]

@@ -23,8 +23,7 @@ from botocore.session import Session
 
 from facesearch.errors import RekognitionError
 from facesearch.server import protocol
-from facesearch.server.auth import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
-from facesearch.server.main import is_loopback
+from facesearch.server.auth import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, is_loopback
 
 if TYPE_CHECKING:
     from facesearch.service import RekognitionService

@@ -29,7 +29,7 @@ from botocore.model import Shape
 from facesearch.console import Console
 from facesearch.contract import operation_model
 from facesearch.errors import RekognitionError
-from facesearch.server.auth import AuthError, Caller, Verifier
+from facesearch.server.auth import AuthError, Caller, Verifier, is_loopback
 from facesearch.server.lanes import ImageLane
 from facesearch.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from facesearch.server.metrics import Metrics
@@ -119,7 +119,8 @@ class _Exchange:
 class App:
     """The ASGI app. ``threads`` sizes each of the two thread pools; image operations beyond
     ``threads + max_queue`` at once are refused with ThrottlingException; ``max_tps`` is each
-    access key's request rate unless the key sets its own (None: unlimited)."""
+    access key's request rate unless the key sets its own (None: unlimited). ``/metrics``
+    answers loopback clients only unless ``public_metrics``."""
 
     def __init__(
         self,
@@ -130,8 +131,10 @@ class App:
         max_body_bytes: int = MAX_BODY_BYTES,
         max_queue: int = DEFAULT_MAX_QUEUE,
         max_tps: float | None = None,
+        public_metrics: bool = False,
     ) -> None:
         self.service = service
+        self.public_metrics = public_metrics
         self.verifier = verifier
         self.max_body_bytes = max_body_bytes
         self._image_lane = ImageLane(threads)
@@ -175,6 +178,13 @@ class App:
             await self._health(request_id, send)
             return
         if path == "/metrics" and method in ("GET", "HEAD"):
+            client = (scope.get("client") or ("",))[0]
+            if not (self.public_metrics or is_loopback(client)):
+                # Its labels name every account's collections: not for anyone who asks.
+                await _send_error(
+                    send, request_id, 403, "AccessDeniedException", "Metrics are for loopback."
+                )
+                return
             payload = await asyncio.get_running_loop().run_in_executor(
                 self._light_pool, self.metrics.render
             )

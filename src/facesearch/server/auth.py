@@ -34,6 +34,7 @@ import configparser
 import datetime as dt
 import fnmatch
 import hmac
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -123,6 +124,16 @@ class AccessKey:
     def __repr__(self) -> str:
         # Keeps the secret out of logs and tracebacks.
         return f"AccessKey({self.access_key_id!r}, account_id={self.account_id!r})"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address) is this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def local_key() -> AccessKey:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import logging
 import os
@@ -18,6 +17,7 @@ from facesearch.server.auth import (
     LOCAL_ACCESS_KEY_ID,
     LOCAL_SECRET_ACCESS_KEY,
     Verifier,
+    is_loopback,
     load_keys,
     local_key,
 )
@@ -31,16 +31,6 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9777
 # How ``serve --workers N`` hands its options to the worker processes it spawns.
 _WORKER_SETTINGS = "FACESEARCH_SERVE_WORKER_SETTINGS"
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` only accepts connections from this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -98,6 +88,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="seconds SIGTERM waits for requests in flight before closing them "
         "(default %(default)s)",
     )
+    parser.add_argument(
+        "--public-metrics",
+        action="store_true",
+        help="answer GET /metrics from any address, not only loopback (its labels name "
+        "every account's collections)",
+    )
     parser.add_argument("--tls-cert", default=None, help="PEM certificate (chain): serve HTTPS")
     parser.add_argument("--tls-key", default=None, help="PEM private key of --tls-cert")
     parser.add_argument(
@@ -138,6 +134,7 @@ def make_app(
     threads: int,
     max_queue: int = DEFAULT_MAX_QUEUE,
     max_tps: float | None = None,
+    public_metrics: bool = False,
 ) -> App:
     """The server's app over a service that loads every collection's index in the background
     and its models now, before the first request."""
@@ -151,6 +148,7 @@ def make_app(
         threads=threads,
         max_queue=max_queue,
         max_tps=max_tps,
+        public_metrics=public_metrics,
     )
     started = time.perf_counter()
     service.state.analyzer.check_ready()
@@ -248,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         "threads": args.threads,
         "max_queue": args.max_queue,
         "max_tps": args.max_tps,
+        "public_metrics": args.public_metrics,
     }
     options = {
         "host": args.host,
