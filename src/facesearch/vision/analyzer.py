@@ -123,16 +123,28 @@ class _Networks:
         self.embedder: Embedder = SFaceEmbedder(blob(models.SFACE_TFLITE), threads)
 
 
-class _Runtime(_Networks):
-    """The networks of one thread, one thread each: none of OpenCV's or TFLite's runners may be
-    shared. Those of the ALL attributes are built on first use: most calls never need them.
-    YuNet runs on OpenCV's pool of threads, which serves one call at a time (a call that finds
-    it busy runs on its own thread alone)."""
+class _Runtime:
+    """The networks of one thread: none of OpenCV's or TFLite's runners may be shared. Its own
+    landmark and embedding networks (one thread each) are built when it first runs beside
+    another call (a call alone uses the shared wide ones), those of the ALL attributes on first
+    use: most calls never need them. YuNet runs on OpenCV's pool of threads, which serves one
+    call at a time (a call that finds it busy runs on its own thread alone)."""
 
     def __init__(self, blob: Blob) -> None:
-        super().__init__(blob)
         self._blob = blob
         self.detector = YuNetDetector(blob(models.YUNET))
+
+    @functools.cached_property
+    def own(self) -> _Networks:
+        return _Networks(self._blob)
+
+    @property
+    def mesher(self) -> FaceMesher:
+        return self.own.mesher
+
+    @property
+    def embedder(self) -> Embedder:
+        return self.own.embedder
 
     @functools.cached_property
     def emotions(self) -> attributes.EmotionClassifier:
@@ -170,7 +182,7 @@ class Analyzer:
         wide = alone and WIDE_THREADS > 1 and self._wide_lock.acquire(blocking=False)
         try:
             if not wide:
-                yield self._runtime()
+                yield self._runtime().own
             else:
                 if self._wide is None:
                     self._wide = _Networks(self._blob, WIDE_THREADS)
@@ -193,7 +205,8 @@ class Analyzer:
         """Raise ModelsMissingError (naming the setup command) if a model is missing or corrupt."""
         for artifact in models.RUNTIME_MODELS:
             self._blob(artifact)
-        with self._networks():  # builds this thread's networks and, when alone, the wide ones
+        self._runtime()
+        with self._networks():  # builds the wide networks when alone, else this thread's own
             pass
 
     def _runtime(self) -> _Runtime:
@@ -257,12 +270,12 @@ class Analyzer:
         five = (
             mesh.five_points() if face_model.alignment == "mesh" and believed else detection.points
         )
-        aligned = runtime.embedder.align(rgb, five)
+        aligned = networks.embedder.align(rgb, five)
         aligned_grey = cv2.cvtColor(aligned, cv2.COLOR_RGB2GRAY)
         inside = None
         if x - w / 4 < 0 or y - h / 4 < 0 or x + w * 1.25 > width or y + h * 1.25 > height:
             # Near the edge the crop may reach past the image: mark what came from inside it.
-            inside = runtime.embedder.align(view.white, five)[..., 0] > 0
+            inside = networks.embedder.align(view.white, five)[..., 0] > 0
         # Brightness over the box only (clipped to the image), in grey.
         x0, y0 = max(0, int(x)), max(0, int(y))
         x1, y1 = min(width, int(np.ceil(x + w))), min(height, int(np.ceil(y + h)))
@@ -270,7 +283,7 @@ class Analyzer:
         face_attributes = None
         if with_attributes:
             with stage("attributes"):
-                shapes = runtime.mesher.blendshapes(mesh)
+                shapes = networks.mesher.blendshapes(mesh)
                 face_attributes = {
                     "Smile": attributes.smile(shapes),
                     "EyesOpen": attributes.eyes_open(shapes),
