@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import subprocess
 import sys
 import urllib.error
@@ -16,7 +15,7 @@ from typing import Any
 
 import pytest
 from server.test_serve import clean_env
-from support import free_port, wait_for_url
+from support import free_port, stop_serve, wait_for_url
 
 from console.test_console import post
 
@@ -51,12 +50,7 @@ def two_workers(postgres: Any, tmp_path: Path) -> Iterator[tuple[str, Path]]:
         wait_for_url(url + "/health", process, 180, f"facesearch serve ({log})")
         yield url, access_log
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_serve(process)
 
 
 def served_by_worker(url: str) -> dict[str, int]:

@@ -4,7 +4,6 @@ mid-IndexFaces, the database going away and coming back."""
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import threading
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
-from support import free_port, wait_for_url
+from support import free_port, stop_serve, wait_for_url
 
 from facesearch.server.auth import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, AccessKey
 
@@ -49,12 +48,7 @@ def serving(store: str, log: Path, *options: str) -> Iterator[tuple[str, subproc
         yield url, process
     finally:
         if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_serve(process)
     assert store not in log.read_text()  # the URL (credentials and all) is never logged
 
 

@@ -9,18 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facesearch.vision import get_analyzer, models
+from facesearch.vision import models
 from facesearch.vision.embedder import _TEMPLATE, SFaceEmbedder, similarity_transform
 from facesearch.vision.image import decode_image
 
 PHOTO = "people/barack_obama/1.jpg"
-
-
-@pytest.fixture(scope="module")
-def analyzer():
-    analyzer = get_analyzer()
-    analyzer.check_ready()
-    return analyzer
 
 
 @pytest.fixture(scope="module")

@@ -13,18 +13,11 @@ from support import is_near_copy
 
 from facesearch.contract import FACE_DETAIL_NOT_RETURNED
 from facesearch.errors import RekognitionError
-from facesearch.vision import CURRENT, FACE_MODELS, AnalyzedImage, get_analyzer
+from facesearch.vision import CURRENT, FACE_MODELS, AnalyzedImage
 from facesearch.vision import image as image_module
 from facesearch.vision.image import MAX_IMAGE_BYTES, sniff_format
 from facesearch.vision.landmarks import REKOGNITION_LANDMARKS
 from facesearch.vision.similarity import fmr_of_similarity
-
-
-@pytest.fixture(scope="session")
-def analyzer():
-    analyzer = get_analyzer()
-    analyzer.check_ready()
-    return analyzer
 
 
 @pytest.fixture(scope="session")
