@@ -2,8 +2,9 @@
 
 Runs each command REPEAT times as a fresh process (as a user's shell does) and prints the median
 wall time: ``facesearch --version`` (start-up alone), ``list-collections`` and
-``search-users-by-image`` on the embedded store, and, as the baseline of the same run, the real
-AWS CLI's ``aws --version``.
+``search-users-by-image`` on the embedded store, each in its own process (``FACESEARCH_WARM=0``)
+and through a warm process (started first, facesearch/cli/warm.py), and, as the baseline of the
+same run, the real AWS CLI's ``aws --version``.
 Then, in fresh processes, the embedded search's parts: importing the CLI, the service and the
 analyser; reading and verifying the models and building the networks (the first analysis less a
 warm one); one warm analysis.
@@ -55,32 +56,50 @@ def wall(command: list[str], env: dict[str, str], repeat: int) -> float:
     return statistics.median(times)
 
 
+def start_warm(facesearch: list[str], env: dict[str, str]) -> None:
+    """Start a warm process (a first command does) and wait until it answers."""
+    subprocess.run([*facesearch, "list-collections"], env=env, check=True, capture_output=True)
+    for _ in range(600):
+        status = subprocess.run([*facesearch, "warm", "status"], env=env, check=True,
+                                capture_output=True, text=True).stdout  # fmt: skip
+        if status.startswith("{"):
+            return
+        time.sleep(0.1)
+    raise RuntimeError("no warm process started")
+
+
 def main() -> None:
     """Print the wall times and the parts of an embedded search."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7)
     repeat = parser.parse_args().repeat
-    env = dict(os.environ)
     print(f"load average {os.getloadavg()[0]:.2f}; median of {repeat} runs, seconds")
-    with tempfile.TemporaryDirectory() as data:
-        facesearch = [str(BIN / "facesearch")]
+    facesearch = [str(BIN / "facesearch")]
+    with tempfile.TemporaryDirectory() as data, tempfile.TemporaryDirectory(dir="/tmp") as run:
+        own = dict(os.environ) | {"FACESEARCH_WARM": "0"}
+        warm = dict(os.environ) | {"FACESEARCH_WARM": "1", "XDG_RUNTIME_DIR": run}
         embedded = ["--data-dir", data]
         subprocess.run([*facesearch, "create-collection", "--collection-id", "c", *embedded],
-                       env=env, check=True, capture_output=True)  # fmt: skip
-        rows = {
+                       env=own, check=True, capture_output=True)  # fmt: skip
+        commands = {
             "facesearch --version": [*facesearch, "--version"],
             "facesearch list-collections (embedded)": [
                 *facesearch, "list-collections", *embedded],
             "facesearch search-users-by-image (embedded)": [
                 *facesearch, "search-users-by-image", "--collection-id", "c",
                 "--image-bytes", f"fileb://{PHOTO}", *embedded],
-            "aws --version (baseline)": [str(BIN / "aws"), "--version"],
         }  # fmt: skip
-        for label, command in rows.items():
-            print(f"  {label:48} {wall(command, env, repeat):6.2f}")
+        for label, command in commands.items():
+            print(f"  {label + ', own process':60} {wall(command, own, repeat):6.2f}")
+        start_warm(facesearch, warm)
+        for label, command in commands.items():
+            print(f"  {label + ', warm process':60} {wall(command, warm, repeat):6.2f}")
+        subprocess.run([*facesearch, "warm", "stop"], env=warm, check=True, capture_output=True)
+        aws = [str(BIN / "aws"), "--version"]
+        print(f"  {'aws --version (baseline)':60} {wall(aws, own, repeat):6.2f}")
     parts = [
         [float(v) for v in subprocess.run(
-            [sys.executable, "-c", PARTS.format(photo=str(PHOTO))], env=env, check=True,
+            [sys.executable, "-c", PARTS.format(photo=str(PHOTO))], check=True,
             capture_output=True, text=True).stdout.split()]
         for _ in range(repeat)
     ]  # fmt: skip

@@ -11,6 +11,9 @@ import pytest
 from support import PostgresServer
 
 REPO = Path(__file__).resolve().parent.parent
+# Every command a test runs runs in its own process, as its test expects; tests/cli/test_warm.py
+# covers the warm process.
+os.environ.setdefault("FACESEARCH_WARM", "0")
 
 
 @pytest.fixture(scope="session")

@@ -34,7 +34,7 @@ LOCAL_KEYS = {
 def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """An environment with an empty HOME and no AWS configuration (the models stay found)."""
     home = tmp_path_factory.mktemp("home")
-    keep = ("PATH", "LANG", "LC_ALL", "SYSTEMROOT", "TMPDIR")
+    keep = ("PATH", "LANG", "LC_ALL", "SYSTEMROOT", "TMPDIR", "FACESEARCH_WARM")
     base = {key: os.environ[key] for key in keep if key in os.environ}
     return {**base, "HOME": str(home), "FACESEARCH_MODELS_DIR": str(models_dir())}
 

@@ -21,7 +21,7 @@ OBAMA = ("people/barack_obama/1.jpg", "people/barack_obama/2.jpg", "people/barac
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     """No AWS configuration, an empty HOME, the installed models."""
-    keep = ("PATH", "LANG", "LC_ALL", "SYSTEMROOT", "TMPDIR")
+    keep = ("PATH", "LANG", "LC_ALL", "SYSTEMROOT", "TMPDIR", "FACESEARCH_WARM")
     base = {key: os.environ[key] for key in keep if key in os.environ}
     home = tmp_path / "home"
     home.mkdir()

@@ -39,6 +39,7 @@ from botocore.exceptions import (
     ParamValidationError,
     ProfileNotFound,
 )
+from botocore.loaders import Loader
 
 from facesearch import __version__
 from facesearch.cli import arguments, folder, help
@@ -249,8 +250,10 @@ class RekognitionCommand(ServiceCommand):
 class FacesearchDriver(CLIDriver):
     """awscli's driver with one service, facesearch's globals and AWS CLI v2's exit codes."""
 
-    def __init__(self) -> None:
+    def __init__(self, loader: Loader | None = None) -> None:
         session = botocore.session.Session(EnvironmentVariables)
+        if loader is not None:  # already holding the service model (the warm process's)
+            session.register_component("data_loader", loader)
         session.user_agent_name = PROG
         session.user_agent_version = __version__
         session.user_agent_extra = f"awscli/{awscli_version} botocore/{botocore_version}"
@@ -364,6 +367,7 @@ def _fail(error: Exception, status: int, *, usage: bool = False) -> int:
     return status
 
 
-def run(argv: list[str]) -> int:
-    """Run one ``facesearch <operation>`` command line."""
-    return FacesearchDriver().main(argv)
+def run(argv: list[str], loader: Loader | None = None) -> int:
+    """Run one ``facesearch <operation>`` command line; ``loader``: a botocore data loader to
+    reuse rather than read the service model and endpoints again."""
+    return FacesearchDriver(loader).main(argv)

@@ -169,6 +169,7 @@ class Analyzer:
         self._in_flight_lock = threading.Lock()
         self._wide_lock = threading.Lock()  # held by the one call using the wide networks
         self._wide: _Networks | None = None
+        self._forkable = False  # prepare_for_fork() was called: no thread pools, ever
 
     @contextmanager
     def _networks(self) -> Iterator[_Networks]:
@@ -179,7 +180,12 @@ class Analyzer:
         with self._in_flight_lock:
             self._in_flight += 1
             alone = self._in_flight == 1
-        wide = alone and WIDE_THREADS > 1 and self._wide_lock.acquire(blocking=False)
+        wide = (
+            alone
+            and WIDE_THREADS > 1
+            and not self._forkable
+            and self._wide_lock.acquire(blocking=False)
+        )
         try:
             if not wide:
                 yield self._runtime().own
@@ -208,6 +214,35 @@ class Analyzer:
         self._runtime()
         with self._networks():  # builds the wide networks when alone, else this thread's own
             pass
+
+    def prepare_for_fork(self) -> None:
+        """Read every model, build this thread's networks on one thread each and run them once,
+        so that a process forked from this one (the CLI's warm process, cli/warm_process.py)
+        analyses at once. From now on this analyser never builds the wide networks: their
+        thread pools, and OpenCV's, would not survive a fork (a child would wait forever on
+        threads that only its parent has). OpenCV runs on one thread meanwhile, so its pool is
+        started by each child, not here."""
+        self._forkable = True
+        threads = cv2.getNumThreads()
+        cv2.setNumThreads(1)
+        try:
+            for artifact in models.RUNTIME_MODELS:
+                self._blob(artifact)
+            runtime = self._runtime()
+            blank = np.zeros((480, 640, 3), np.uint8)
+            runtime.detector.detect(blank)
+            face = Detection(
+                box=np.array([240.0, 160.0, 160.0, 200.0]),
+                points=np.array(
+                    [[280, 230], [360, 230], [320, 270], [290, 310], [350, 310]], float
+                ),
+                score=1.0,
+            )
+            runtime.own.mesher.mesh(blank, face)
+            runtime.own.embedder.embed(np.zeros((112, 112, 3), np.uint8))
+            _ = runtime.emotions, runtime.age_gender  # built too, for ALL attributes
+        finally:
+            cv2.setNumThreads(threads)
 
     def _runtime(self) -> _Runtime:
         runtime = getattr(self._local, "runtime", None)
