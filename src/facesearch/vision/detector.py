@@ -1,11 +1,26 @@
-"""Face detection with YuNet (OpenCV Zoo, int8 block-quantized) through cv2.FaceDetectorYN."""
+"""Face detection with YuNet (OpenCV Zoo, int8 block-quantized), run by LiteRT.
+
+The network is the TFLite model yunet_tflite.py makes at setup (models.YUNET_TFLITE); LiteRT's
+XNNPACK runs it in about half the time OpenCV 5.0's dnn takes on the ONNX graph
+(benchmarks/detector.py). The post-processing is cv2.FaceDetectorYN's (OpenCV's
+modules/objdetect/src/face_detect.cpp) in numpy, step for step, so the faces are the same as
+before: boxes and points within 0.0005 px, scores within 4e-7 on all of faces/ (tests/vision/
+test_yunet_tflite.py). The pinned ONNX graph (models.YUNET) is still accepted and run by
+cv2.FaceDetectorYN, as the reference the tests and the benchmark compare against.
+"""
 
 from __future__ import annotations
 
+import os
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+
+from facesearch.vision.tflite import interpreter
+from facesearch.vision.yunet_tflite import DIVISOR, STRIDES
 
 # YuNet misplaces boxes on faces that fill a large frame (a 560 px face in a 1536x2048 photo got a
 # box over the forehead) and costs time in proportion to the pixels; detection therefore runs on a
@@ -13,9 +28,16 @@ import numpy as np
 DETECT_MAX_PIXELS = 640 * 480
 SCORE_THRESHOLD = 0.6  # the people/ set scores >= 0.8; the hard negatives of noface/ score <= 0.57
 NMS_THRESHOLD = 0.3
+TOP_K = 5000  # boxes kept by the non-maximum suppression (FaceDetectorYN's top_k)
 # A bound on the work one image can cause, far above what Rekognition reports on (100 faces):
 # each operation caps its own answer and accounts for the rest (EXCEEDS_MAX_FACES...).
 MAX_DETECTIONS = 1000
+# Threads of an analysis that has the machine to itself (OpenCV's pool had two).
+DEFAULT_THREADS = min(2, len(os.sched_getaffinity(0)))
+# Interpreters kept, one per padded input size: resizing one costs 3-7 ms (XNNPACK plans again),
+# as much as a detection, but each holds 20-30 MiB at 640x480 (OpenCV's one net held 30): two
+# serve the commonest pair, a photo and its portrait.
+CACHED_SIZES = 2
 
 
 @dataclass(frozen=True)
@@ -28,8 +50,86 @@ class Detection:
     score: float  # 0..1
 
 
-class YuNetDetector:
-    """Not thread-safe (FaceDetectorYN keeps the input size as state): one per thread."""
+def _padded(size: int) -> int:
+    """``size`` rounded up to a multiple of DIVISOR, as FaceDetectorYN pads its input."""
+    return ((size - 1) // DIVISOR + 1) * DIVISOR
+
+
+class _LiteRT:
+    """The TFLite YuNet and FaceDetectorYN's post-processing: rows as FaceDetectorYN.detect's."""
+
+    def __init__(self, model: bytes, threads: int) -> None:
+        self._model, self._threads = model, threads
+        self._nets: OrderedDict[tuple[int, int], Interpreter] = OrderedDict()
+        self._net((480, 640))  # the commonest size (a 4:3 photo); checks the model at once
+
+    def _net(self, size: tuple[int, int]) -> Interpreter:
+        """The interpreter for a padded (height, width), least recently used ones dropped."""
+        net = self._nets.pop(size, None)
+        if net is None:
+            net = interpreter(self._model, self._threads, [1, *size, 3])
+            while len(self._nets) >= CACHED_SIZES:
+                self._nets.popitem(last=False)
+        self._nets[size] = net
+        return net
+
+    def rows(self, rgb: np.ndarray) -> np.ndarray:
+        """(n, 15) float32: box x, y, w, h, five points x, y, score; NMS order."""
+        height, width = rgb.shape[:2]
+        padded_height, padded_width = _padded(height), _padded(width)
+        net = self._net((padded_height, padded_width))
+        # Written straight into the input tensor; the padding (bottom and right) is zeros.
+        pixels = net.tensor(net.get_input_details()[0]["index"])()[0]
+        pixels[:height, :width] = rgb
+        pixels[height:] = 0
+        pixels[:height, width:] = 0
+        del pixels  # no reference into the interpreter's memory may outlive this
+        net.invoke()
+        candidates = [
+            _decode(net.get_tensor(output["index"])[0], stride)
+            for output, stride in zip(net.get_output_details(), STRIDES, strict=True)
+        ]
+        faces = np.concatenate(candidates)
+        if len(faces) <= 1:
+            return faces
+        # As FaceDetectorYN: boxes truncated to integers, its thresholds, eta 1, top_k.
+        boxes = np.trunc(faces[:, :4]).astype(np.int32)
+        keep = cv2.dnn.NMSBoxes(
+            boxes.tolist(), faces[:, 14].tolist(), SCORE_THRESHOLD, NMS_THRESHOLD, 1.0, TOP_K
+        )
+        return faces[np.asarray(keep, np.int64).ravel()]
+
+
+def _decode(heads: np.ndarray, stride: int) -> np.ndarray:
+    """The (n, 15) candidate faces of one stride's (rows, cols, 16) head output, row-major
+    order, in float32 as FaceDetectorYN computes them."""
+    cls = np.clip(_sigmoid(heads[..., 0]), 0, 1)
+    obj = np.clip(_sigmoid(heads[..., 1]), 0, 1)
+    score = np.sqrt(cls * obj)
+    r, c = np.nonzero(score >= np.float32(SCORE_THRESHOLD))
+    cell = heads[r, c]
+    step = np.float32(stride)
+    rows, cols = r.astype(np.float32), c.astype(np.float32)
+    cx = (cols + cell[:, 2]) * step
+    cy = (rows + cell[:, 3]) * step
+    w = np.exp(cell[:, 4]) * step
+    h = np.exp(cell[:, 5]) * step
+    faces = np.empty((len(r), 15), np.float32)
+    faces[:, 0] = cx - w / np.float32(2)
+    faces[:, 1] = cy - h / np.float32(2)
+    faces[:, 2], faces[:, 3] = w, h
+    faces[:, 4:14:2] = (cell[:, 6:16:2] + cols[:, None]) * step
+    faces[:, 5:14:2] = (cell[:, 7:16:2] + rows[:, None]) * step
+    faces[:, 14] = score[r, c]
+    return faces
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return np.float32(1) / (np.float32(1) + np.exp(-x))
+
+
+class _OpenCV:
+    """cv2.FaceDetectorYN on the ONNX graph, on OpenCV's pool of threads: the reference."""
 
     def __init__(self, model: bytes) -> None:
         self._net = cv2.FaceDetectorYN.create(
@@ -39,8 +139,25 @@ class YuNetDetector:
             (320, 320),
             SCORE_THRESHOLD,
             NMS_THRESHOLD,
-            5000,
+            TOP_K,
         )
+
+    def rows(self, rgb: np.ndarray) -> np.ndarray:
+        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        self._net.setInputSize((bgr.shape[1], bgr.shape[0]))
+        _, rows = self._net.detect(bgr)
+        return np.zeros((0, 15), np.float32) if rows is None else rows
+
+
+class YuNetDetector:
+    """Not thread-safe (interpreters, and FaceDetectorYN's input size): one per thread."""
+
+    def __init__(self, model: bytes, threads: int = DEFAULT_THREADS) -> None:
+        """``model``: the TFLite file yunet_tflite.convert made (models.YUNET_TFLITE), run by
+        LiteRT on ``threads`` threads; or the pinned ONNX graph (models.YUNET), run by
+        cv2.FaceDetectorYN on OpenCV's threads (``threads`` unused)."""
+        is_tflite = model[4:8] == b"TFL3"  # the flatbuffer's file identifier
+        self._runner = _LiteRT(model, threads) if is_tflite else _OpenCV(model)
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         """Faces in an RGB image, largest box first, at most MAX_DETECTIONS."""
@@ -54,11 +171,7 @@ class YuNetDetector:
             sx, sy = width / size[0], height / size[1]
         else:
             sx = sy = 1.0
-        bgr = cv2.cvtColor(small, cv2.COLOR_RGB2BGR)
-        self._net.setInputSize((bgr.shape[1], bgr.shape[0]))
-        _, rows = self._net.detect(bgr)
-        if rows is None:
-            return []
+        rows = self._runner.rows(small)
         factors = np.array([sx, sy] * 7, np.float32)
         detections = [
             Detection(

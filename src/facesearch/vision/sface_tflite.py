@@ -24,13 +24,14 @@ INPUT_MEAN = 127.5
 INPUT_SCALE = 0.0078125
 
 
-class _Builder:
-    """Tensors, buffers and operators of a one-subgraph TFLite model being written."""
+class Builder:
+    """Tensors, buffers and operators of a one-subgraph TFLite model being written (also used by
+    yunet_tflite.py)."""
 
-    def __init__(self) -> None:
+    def __init__(self, description: bytes) -> None:
         self.model = tfl.ModelT()
         self.model.version = 3
-        self.model.description = b"SFace 2021dec, from the int8bq ONNX graph (facesearch)"
+        self.model.description = description
         self.model.buffers = [tfl.BufferT()]  # buffer 0: no data (activations)
         self.model.operatorCodes = []
         self.graph = tfl.SubGraphT()
@@ -119,7 +120,7 @@ def convert(onnx_model: bytes) -> bytes:
         scale = gamma / np.sqrt(var + float(attributes(node)["epsilon"]))
         return scale, beta - mean * scale
 
-    out = _Builder()
+    out = Builder(b"SFace 2021dec, from the int8bq ONNX graph (facesearch)")
     x = graph_input = out.tensor([1, INPUT_SIZE, INPUT_SIZE, 3])
     size, channels = INPUT_SIZE, 3
     for conv in (n for n in nodes if n.op_type == "Conv"):

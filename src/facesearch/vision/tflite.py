@@ -15,8 +15,12 @@ _NOISE = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
 _stderr_lock = threading.Lock()
 
 
-def interpreter(content: bytes, threads: int = 1) -> Interpreter:
-    """An interpreter of a .tflite model running on ``threads`` threads, tensors allocated.
+def interpreter(
+    content: bytes, threads: int = 1, input_shape: list[int] | None = None
+) -> Interpreter:
+    """An interpreter of a .tflite model running on ``threads`` threads, tensors allocated (for
+    its first input resized to ``input_shape`` if given: allocating at the file's own shape
+    first would cost as much again).
 
     stderr (the file descriptor the runtime writes to) is captured while the interpreter is
     built and written back without the delegate's INFO line, so a command that succeeds prints
@@ -28,6 +32,8 @@ def interpreter(content: bytes, threads: int = 1) -> Interpreter:
         os.dup2(capture.fileno(), 2)
         try:
             built = Interpreter(model_content=content, num_threads=threads)
+            if input_shape is not None:
+                built.resize_tensor_input(built.get_input_details()[0]["index"], input_shape)
             built.allocate_tensors()
         finally:
             os.dup2(saved, 2)
