@@ -76,17 +76,17 @@ def speed(photos: Path) -> None:
         detections = runtime.detector.detect(rgb)
         first = detections[0]
         five = runtime.mesher.mesh(rgb, first).five_points()
-        aligned = runtime.embedder.align(rgb, five)
+        aligned = runtime.own.embedder(CURRENT).align(rgb, five)
         # The networks an analysis alone runs on (the wide ones), held only while stages are timed.
         with analyzer._networks() as networks:
             row = {
                 "decode": median_ms(lambda data=data: decode_image(data)),
-                "detect": median_ms(lambda rgb=rgb: runtime.detector.detect(rgb)),
+                "detect": median_ms(lambda rgb=rgb: networks.detector.detect(rgb)),
                 "landmarks": median_ms(lambda rgb=rgb, d=first: networks.mesher.mesh(rgb, d)),
                 "embed": median_ms(
                     lambda rgb=rgb, five=five, a=aligned: (
-                        runtime.embedder.align(rgb, five),
-                        networks.embedder.embed(a),
+                        networks.embedder(CURRENT).align(rgb, five),
+                        networks.embedder(CURRENT).embed(a),
                     )
                 ),
             }

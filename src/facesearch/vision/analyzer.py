@@ -111,40 +111,50 @@ class AnalyzedImage:
 
 
 Blob = Callable[[models.Artifact | models.Derived], bytes]
-# Threads of the landmark and embedding networks for an analysis that has the machine to itself.
+# Threads of the networks for an analysis that has the machine to itself.
 WIDE_THREADS = min(2, len(os.sched_getaffinity(0)))
 
 
 class _Networks:
-    """The landmark and embedding networks, on ``threads`` threads each."""
+    """The detection, landmark and embedding networks, on ``threads`` threads each (an
+    embedding network per weights of the face models in use, built on first use)."""
 
     def __init__(self, blob: Blob, threads: int = 1) -> None:
+        self.detector = YuNetDetector(blob(models.YUNET_TFLITE), threads)
         self.mesher = FaceMesher(blob(models.FACE_LANDMARKER), threads)
-        self.embedder: Embedder = SFaceEmbedder(blob(models.SFACE_TFLITE), threads)
+        self._blob = blob
+        self._threads = threads
+        self._embedders: dict[str, Embedder] = {}
+
+    def embedder(self, face_model: FaceModel) -> Embedder:
+        """The embedding network of ``face_model``'s weights."""
+        weights = face_model.weights
+        if weights not in self._embedders:
+            model = self._blob(models.SFACE_WEIGHTS[weights])
+            self._embedders[weights] = SFaceEmbedder(model, self._threads)
+        return self._embedders[weights]
 
 
 class _Runtime:
     """The networks of one thread: none of OpenCV's or TFLite's runners may be shared. Its own
-    landmark and embedding networks (one thread each) are built when it first runs beside
-    another call (a call alone uses the shared wide ones), those of the ALL attributes on first
-    use: most calls never need them. YuNet runs on OpenCV's pool of threads, which serves one
-    call at a time (a call that finds it busy runs on its own thread alone)."""
+    detection, landmark and embedding networks (one thread each) are built when it first runs
+    beside another call (a call alone uses the shared wide ones), those of the ALL attributes
+    on first use: most calls never need them."""
 
     def __init__(self, blob: Blob) -> None:
         self._blob = blob
-        self.detector = YuNetDetector(blob(models.YUNET))
 
     @functools.cached_property
     def own(self) -> _Networks:
         return _Networks(self._blob)
 
     @property
-    def mesher(self) -> FaceMesher:
-        return self.own.mesher
+    def detector(self) -> YuNetDetector:
+        return self.own.detector
 
     @property
-    def embedder(self) -> Embedder:
-        return self.own.embedder
+    def mesher(self) -> FaceMesher:
+        return self.own.mesher
 
     @functools.cached_property
     def emotions(self) -> attributes.EmotionClassifier:
@@ -173,7 +183,7 @@ class Analyzer:
 
     @contextmanager
     def _networks(self) -> Iterator[_Networks]:
-        """The landmark and embedding networks for this call: shared ones spread over
+        """The detection, landmark and embedding networks for this call: shared ones spread over
         WIDE_THREADS threads while it is the only analysis in flight, else the calling
         thread's own on one thread each. A network on two threads takes about 55 % of the time
         on one, but two calls at once each on two threads would only fight over the cores."""
@@ -239,7 +249,7 @@ class Analyzer:
                 score=1.0,
             )
             runtime.own.mesher.mesh(blank, face)
-            runtime.own.embedder.embed(np.zeros((112, 112, 3), np.uint8))
+            runtime.own.embedder(CURRENT).embed(np.zeros((112, 112, 3), np.uint8))
             _ = runtime.emotions, runtime.age_gender  # built too, for ALL attributes
         finally:
             cv2.setNumThreads(threads)
@@ -268,9 +278,9 @@ class Analyzer:
             runtime = self._runtime()
             height, width = rgb.shape[:2]
             with stage("detect"):
-                view, detections = View(rgb), runtime.detector.detect(rgb)
+                view, detections = View(rgb), networks.detector.detect(rgb)
                 if max((d.score for d in detections), default=0.0) < SURE_SCORE:
-                    view, detections = _second_look(runtime.detector, view, detections)
+                    view, detections = _second_look(networks.detector, view, detections)
             faces = [
                 view.to_original(
                     self._face(runtime, networks, view, detection, attributes, face_model)
@@ -305,12 +315,13 @@ class Analyzer:
         five = (
             mesh.five_points() if face_model.alignment == "mesh" and believed else detection.points
         )
-        aligned = networks.embedder.align(rgb, five)
+        embedder = networks.embedder(face_model)
+        aligned = embedder.align(rgb, five)
         aligned_grey = cv2.cvtColor(aligned, cv2.COLOR_RGB2GRAY)
         inside = None
         if x - w / 4 < 0 or y - h / 4 < 0 or x + w * 1.25 > width or y + h * 1.25 > height:
             # Near the edge the crop may reach past the image: mark what came from inside it.
-            inside = networks.embedder.align(view.white, five)[..., 0] > 0
+            inside = embedder.align(view.white, five)[..., 0] > 0
         # Brightness over the box only (clipped to the image), in grey.
         x0, y0 = max(0, int(x)), max(0, int(y))
         x1, y1 = min(width, int(np.ceil(x + w))), min(height, int(np.ceil(y + h)))
@@ -346,13 +357,13 @@ class Analyzer:
             box_pixels=(x, y, w, h),
             presence=mesh.presence,
             # The networks of the call that asks (possibly on another thread than this one).
-            embed=lambda: self._embed(aligned),
+            embed=lambda: self._embed(aligned, face_model),
             attributes=face_attributes,
         )
 
-    def _embed(self, aligned: np.ndarray) -> np.ndarray:
+    def _embed(self, aligned: np.ndarray, face_model: FaceModel) -> np.ndarray:
         with stage("embed"), self._networks() as networks:
-            return networks.embedder.embed(aligned)
+            return networks.embedder(face_model).embed(aligned)
 
 
 class View:
