@@ -4,7 +4,7 @@ Every person with 4+ photos gets a user from their first 2 photos; every other p
 probes SearchUsersByImage, which must put their user first (rank-1) and, mostly, at Similarity 80
 or more (found). People never enrolled (fewer than 4 photos, and a second fold that enrols only
 every other person) must not match above the default threshold of 80. The bars sit below what
-faces-calib measures at 1,000 users (benchmarks/accuracy.py: rank-1 99.6 %, found 98.6 %, 0.65 %
+faces-calib measures at 1,000 users (benchmarks/accuracy.py: rank-1 99.6 %, found 98.6 %, 0.79 %
 of strangers matched), as this set is small: 264 probes, 172 strangers.
 """
 

@@ -42,6 +42,9 @@ one command.</p>
 <li><code>facesearch setup-models</code>: install the face models (in
 <code>$FACESEARCH_MODELS_DIR</code>, default <code>~/.cache/facesearch/models</code>).</li>
 <li><code>facesearch index-faces --image-folder DIR</code>: index every photo of a folder.</li>
+<li><code>facesearch warm status</code>, <code>facesearch warm stop</code>: the warm process that
+runs later commands in about a fifth of the time (started by a first command, gone after 10 idle
+minutes; <code>FACESEARCH_WARM=0</code> turns it off).</li>
 </ul>
 <p>Where facesearch differs from Rekognition: FaceDetail never has
 {", ".join(FACE_DETAIL_NOT_RETURNED)}, and no CONFUSED emotion (no model that installs from PyPI

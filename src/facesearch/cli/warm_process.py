@@ -77,14 +77,20 @@ class WarmProcess:
     """The accept loop: takes command lines, forks, and reports each child's exit status."""
 
     def __init__(
-        self, listener: socket.socket, lock: io.TextIOWrapper, path: Path, loader: Any, idle: float
+        self,
+        listener: socket.socket,
+        lock: io.TextIOWrapper,
+        path: Path,
+        build: str,
+        loader: Any,
+        idle: float,
     ) -> None:
         self._listener = listener
         self._lock = lock  # closed in children: a command outliving this process must not hold it
         self._path = path
+        self._build = build  # of the files this process imported
         self._loader = loader
         self._idle = idle
-        self._build = warm.build_id()
         self._selector = selectors.DefaultSelector()
         self._running: dict[int, _Running] = {}  # by pidfd
         self._stopping = False
@@ -166,6 +172,8 @@ class WarmProcess:
     def _run(self, conn: socket.socket, request: dict[str, Any], fds: list[int]) -> None:
         if self._stopping or request.get("build") != self._build:
             warm.send(conn, {"refused": "leaving" if self._stopping else "another build"})
+            # Files changed since this process imported them: make way for a new one.
+            self._stop()
             raise OSError("refused")
         # Said before the fork: if the caller has gone meanwhile this fails and nothing runs.
         warm.send(conn, {"taken": True})
@@ -281,13 +289,14 @@ def main(argv: list[str]) -> int:
     listener.listen(64)
     started = time.monotonic()
     idle = float(os.environ.get("FACESEARCH_WARM_IDLE", warm.WARM_IDLE))
+    build = warm.build_id()
     try:
         loader = _prepare()
         # Objects made so far stay as they are: the collector never touches them again, so
         # children do not copy the pages it would write to.
         gc.freeze()
         _log(f"ready in {time.monotonic() - started:.2f} s at {path} (pid {os.getpid()})")
-        WarmProcess(listener, lock, path, loader, idle).serve()
+        WarmProcess(listener, lock, path, build, loader, idle).serve()
     finally:
         with contextlib.suppress(FileNotFoundError):
             if path.exists():
