@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facesearch.vision import FaceModel, face_model, get_analyzer
+from facesearch.vision import Face, FaceModel, face_model, get_analyzer
 from facesearch.vision.image import sniff_format
 from facesearch.vision.quality import QUALITY_BARS
 
@@ -58,7 +58,8 @@ class LabelledFaces:
         return out
 
 
-def _rows(photos: Path) -> list[dict[str, str]]:
+def person_rows(photos: Path) -> list[dict[str, str]]:
+    """The manifest rows of the photos of people (deliberate near-copies left out)."""
     with open(photos / "manifest.csv", newline="") as f:
         return [
             r
@@ -73,23 +74,31 @@ def _analyse(job: tuple[str, str, str]) -> tuple[np.ndarray, list[bool]] | None:
     if sniff_format(data[:16]) is None:  # e.g. WebP named .jpg: Rekognition refuses it too
         return None
     analysed = get_analyzer().analyze(data, face_model=face_model(version))
-    if not analysed.faces:
+    face = labelled_face(analysed.faces, notes)
+    if face is None:
         return None
-    face = analysed.faces[0]
-    if notes.startswith("LFW"):
-        face = min(
-            analysed.faces,
-            key=lambda f: (
-                abs(f.bounding_box["Left"] + f.bounding_box["Width"] / 2 - 0.5)
-                + abs(f.bounding_box["Top"] + f.bounding_box["Height"] / 2 - 0.5)
-            ),
-        )
     return face.embedding, [not face.quality_reasons(level) for level in PROBE_FILTERS]
+
+
+def labelled_face(faces: list[Face], notes: str) -> Face | None:
+    """The face a photo's label is about: the largest, or for LFW photos the one nearest the
+    centre; None if no face was found."""
+    if not faces:
+        return None
+    if not notes.startswith("LFW"):
+        return faces[0]
+    return min(
+        faces,
+        key=lambda f: (
+            abs(f.bounding_box["Left"] + f.bounding_box["Width"] / 2 - 0.5)
+            + abs(f.bounding_box["Top"] + f.bounding_box["Height"] / 2 - 0.5)
+        ),
+    )
 
 
 def load(photos: Path, model: FaceModel, jobs: int = 2) -> LabelledFaces:
     """Embeddings of the labelled face of every photo of ``photos``, from cache when current."""
-    rows = _rows(photos)
+    rows = person_rows(photos)
     key = hashlib.sha1("".join(r["sha1"] for r in rows).encode()).hexdigest()[:12]
     cache = CACHE / f"{photos.name}-{model.version.replace('/', '_')}-{key}.npz"
     if cache.exists():
