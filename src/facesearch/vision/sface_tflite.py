@@ -7,15 +7,21 @@ normalisation and PReLU, then a batch normalisation, a fully connected layer and
 normalisation. The weights are dequantized as ONNX's DequantizeLinear does, each batch
 normalisation is folded into the layer before it (or, for the one before the fully connected
 layer, into that layer), and the layers are laid out channels-last. Embeddings differ from
-OpenCV's by at most about 2e-6 (float rounding of the folding). onnx is imported here only, at
+OpenCV's by at most about 2e-6 (float rounding of the folding). onnx is imported only at
 setup (``models.SFACE_TFLITE``).
 """
 
 from __future__ import annotations
 
-import flatbuffers
+from typing import TYPE_CHECKING
+
 import numpy as np
 from ai_edge_litert import schema_py_generated as tfl
+
+from facesearch.vision.tflite_writer import Builder, attributes, folded_graph
+
+if TYPE_CHECKING:
+    import onnx
 
 INPUT_SIZE = 112
 # The graph's own input scaling (its Sub and Mul nodes): applied to the pixels before the network,
@@ -24,86 +30,10 @@ INPUT_MEAN = 127.5
 INPUT_SCALE = 0.0078125
 
 
-class Builder:
-    """Tensors, buffers and operators of a one-subgraph TFLite model being written (also used by
-    yunet_tflite.py)."""
-
-    def __init__(self, description: bytes) -> None:
-        self.model = tfl.ModelT()
-        self.model.version = 3
-        self.model.description = description
-        self.model.buffers = [tfl.BufferT()]  # buffer 0: no data (activations)
-        self.model.operatorCodes = []
-        self.graph = tfl.SubGraphT()
-        self.graph.tensors = []
-        self.graph.operators = []
-        self._codes: dict[int, int] = {}
-
-    def tensor(self, shape: list[int], data: np.ndarray | None = None) -> int:
-        """A float32 activation tensor, or a constant one (int32 when ``data`` is)."""
-        t = tfl.TensorT()
-        t.shape = list(shape)
-        t.type = tfl.TensorType.INT32 if data is not None and data.dtype == np.int32 else 0
-        t.buffer = 0
-        if data is not None:
-            buffer = tfl.BufferT()
-            buffer.data = np.frombuffer(np.ascontiguousarray(data).tobytes(), np.uint8)
-            t.buffer = len(self.model.buffers)
-            self.model.buffers.append(buffer)
-        self.graph.tensors.append(t)
-        return len(self.graph.tensors) - 1
-
-    def op(
-        self,
-        code: int,
-        inputs: list[int],
-        outputs: list[int],
-        options_type: int = 0,
-        options: object = None,
-    ) -> None:
-        if code not in self._codes:
-            entry = tfl.OperatorCodeT()
-            entry.builtinCode = code
-            entry.deprecatedBuiltinCode = min(code, 127)
-            entry.version = 1
-            self._codes[code] = len(self.model.operatorCodes)
-            self.model.operatorCodes.append(entry)
-        o = tfl.OperatorT()
-        o.opcodeIndex = self._codes[code]
-        o.inputs, o.outputs = inputs, outputs
-        o.builtinOptionsType, o.builtinOptions = options_type, options
-        self.graph.operators.append(o)
-
-    def finish(self, inputs: list[int], outputs: list[int]) -> bytes:
-        self.graph.inputs, self.graph.outputs = inputs, outputs
-        self.model.subgraphs = [self.graph]
-        builder = flatbuffers.Builder(1 << 20)
-        builder.Finish(self.model.Pack(builder), file_identifier=b"TFL3")
-        return bytes(builder.Output())
-
-
 def convert(onnx_model: bytes) -> bytes:
     """The TFLite model (float32, input 1x112x112x3 RGB scaled by INPUT_MEAN and INPUT_SCALE,
     output 1x128 not normalised) equivalent to the SFace ONNX graph."""
-    import onnx
-    from onnx import numpy_helper
-
-    proto = onnx.load_from_string(onnx_model)
-    nodes = list(proto.graph.node)
-    values = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
-
-    def attributes(node: onnx.NodeProto) -> dict[str, object]:
-        return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-
-    for node in nodes:  # constant-fold the weights: DequantizeLinear by blocks, then Reshape
-        if node.op_type == "DequantizeLinear":
-            quantized, scale, zero = (values[name] for name in node.input)
-            axis, block = attributes(node).get("axis", 1), attributes(node)["block_size"]
-            picks = np.arange(quantized.shape[axis]) // block
-            scale, zero = np.take(scale, picks, axis), np.take(zero, picks, axis)
-            values[node.output[0]] = (quantized.astype(np.float64) - zero) * scale
-        elif node.op_type == "Reshape" and node.input[0] in values:
-            values[node.output[0]] = values[node.input[0]].reshape(values[node.input[1]])
+    nodes, values = folded_graph(onnx_model)
     scalars = [float(values[n.input[1]][0]) for n in nodes if n.op_type in ("Sub", "Mul")]
     if scalars != [INPUT_MEAN, INPUT_SCALE]:
         raise ValueError(f"unexpected SFace input scaling {scalars}")
@@ -133,16 +63,9 @@ def convert(onnx_model: bytes) -> bytes:
         stride = int(conv_attributes["strides"][0])  # type: ignore[index]
         padding = tfl.Padding.SAME  # 3x3 at stride 1 pads one pixel each side, as the graph
         if stride == 2:
-            # The graph pads one pixel on every side; TFLite's SAME would pad only after.
             pads = out.tensor([4, 2], np.array([[0, 0], [1, 1], [1, 1], [0, 0]], np.int32))
             padded = out.tensor([1, size + 2, size + 2, channels])
-            out.op(
-                tfl.BuiltinOperator.PAD,
-                [x, pads],
-                [padded],
-                tfl.BuiltinOptions.PadOptions,
-                tfl.PadOptionsT(),
-            )
+            out.pad(x, pads, padded)
             x, size, padding = padded, size // 2, tfl.Padding.VALID
         result = out.tensor([1, size, size, weight.shape[0]])
         if conv_attributes["group"] == 1:

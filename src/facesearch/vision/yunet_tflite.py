@@ -17,18 +17,16 @@ ReLU, 2x2 max pooling, a feature pyramid (2x nearest upsampling, additions) and,
   giving one output per stride, channels ``HEAD_CHANNELS``; the sigmoids and the decoding are
   the caller's (detector.py), on the few thousand cells.
 
-Every operator is one the XNNPACK delegate takes. onnx is imported here only, at setup
+Every operator is one the XNNPACK delegate takes. onnx is imported only at setup
 (``models.YUNET_TFLITE``).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from ai_edge_litert import schema_py_generated as tfl
 
-from facesearch.vision.sface_tflite import Builder
+from facesearch.vision.tflite_writer import Builder, attributes, folded_graph
 
 STRIDES = (8, 16, 32)
 # The channels of each output, in this order: class and objectness logits, box (centre offsets
@@ -43,24 +41,8 @@ def convert(onnx_model: bytes) -> bytes:
     """The TFLite model (float32, input 1xHxWx3 RGB 0..255 for H, W multiples of 32, outputs
     (1, H/s, W/s, HEAD_CHANNELS) raw logits for s in STRIDES) equivalent to the YuNet graph."""
     import onnx
-    from onnx import numpy_helper
 
-    proto = onnx.load_from_string(onnx_model)
-    nodes = list(proto.graph.node)
-    values = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
-
-    def attributes(node: onnx.NodeProto) -> dict[str, Any]:
-        return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-
-    for node in nodes:  # constant-fold the weights: DequantizeLinear by blocks, then Reshape
-        if node.op_type == "DequantizeLinear":
-            quantized, scale, zero = (values[name] for name in node.input)
-            axis, block = attributes(node).get("axis", 1), attributes(node)["block_size"]
-            picks = np.arange(quantized.shape[axis]) // block
-            scale, zero = np.take(scale, picks, axis), np.take(zero, picks, axis)
-            values[node.output[0]] = (quantized.astype(np.float64) - zero) * scale
-        elif node.op_type == "Reshape" and node.input[0] in values:
-            values[node.output[0]] = values[node.input[0]].reshape(values[node.input[1]])
+    nodes, values = folded_graph(onnx_model)
 
     def producer(name: str) -> onnx.NodeProto:
         return next(n for n in nodes if name in n.output)
@@ -104,15 +86,8 @@ def convert(onnx_model: bytes) -> bytes:
         if list(a["strides"]) != [stride] * 2 or list(a["pads"]) != [pad] * 4:
             raise ValueError(f"unexpected YuNet convolution {node.name}")
         if stride == 2:
-            # The graph pads one pixel on every side; TFLite's SAME would pad only after.
             padded = out.tensor([1, h + 2, w + 2, c])
-            out.op(
-                tfl.BuiltinOperator.PAD,
-                [x, pads],
-                [padded],
-                tfl.BuiltinOptions.PadOptions,
-                tfl.PadOptionsT(),
-            )
+            out.pad(x, pads, padded)
             x, h, w, padding = padded, h // 2, w // 2, tfl.Padding.VALID
         elif stride == 1 and pad == kernel_size // 2:
             padding = tfl.Padding.SAME
