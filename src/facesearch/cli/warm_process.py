@@ -33,7 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from facesearch.cli import warm
+# The driver before anything of awscli's: it imports botocore first, as a command in its own
+# process does. Imported after awscli, "botocore" would be awscli's vendored copy (awscli 1.46
+# aliases it with an import hook), another version than the one pinned.
+from facesearch.cli import driver, warm
 
 
 @dataclass
@@ -57,7 +60,6 @@ def _prepare() -> Any:
     from awscli import EnvironmentVariables
     from PIL import Image
 
-    from facesearch.cli import driver
     from facesearch.errors import ModelsMissingError
     from facesearch.vision.analyzer import get_analyzer
 
@@ -239,9 +241,7 @@ class WarmProcess:
             os.environ["AWS_DATA_PATH"] = data_path
             argv = [str(arg) for arg in request["argv"]]
             sys.argv = ["facesearch", *argv]
-            from facesearch.cli.driver import run
-
-            status = run(argv, loader=self._loader)
+            status = driver.run(argv, loader=self._loader)
         except SystemExit as exit:
             status = exit.code if isinstance(exit.code, int) else 1
         except KeyboardInterrupt:
