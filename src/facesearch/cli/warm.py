@@ -252,7 +252,10 @@ def start(where: Place) -> None:
         fcntl.flock(lock, fcntl.LOCK_UN)
     with open(path.with_suffix(".log"), "wb") as log:
         subprocess.Popen(
-            [sys.executable, "-m", "facesearch.cli.warm_process", str(path)],
+            # -P: no working directory on sys.path (a command's own process has none either),
+            # and cwd /: the process must not hold the caller's directory.
+            [sys.executable, "-P", "-m", "facesearch.cli.warm_process", str(path)],
+            cwd="/",
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,

@@ -239,6 +239,7 @@ class WarmProcess:
             os.environ.clear()
             os.environ.update(request["env"])
             os.environ["AWS_DATA_PATH"] = data_path
+            tempfile.tempdir = None  # found again from the caller's TMPDIR
             argv = [str(arg) for arg in request["argv"]]
             sys.argv = ["facesearch", *argv]
             status = driver.run(argv, loader=self._loader)
