@@ -116,6 +116,20 @@ def test_commands_in_the_warm_process_match_their_own_process(
     assert after["CommandsRun"] - before >= 2 * len(commands)
 
 
+def test_commands_on_a_postgresql_store(env: dict[str, str], postgres) -> None:
+    """With $FACESEARCH_STORE the warm process itself holds no connection; each command opens
+    its own, as in its own process."""
+    env = env | {"FACESEARCH_STORE": postgres.new_database()}
+    started(env)
+    assert run(env, "create-collection", "--collection-id", "shared").returncode == 0
+    cold = env | {"FACESEARCH_WARM": "0"}
+    for args in (("list-collections",), ("describe-collection", "--collection-id", "shared")):
+        warm_run, own = run(env, *args), run(cold, *args)
+        assert warm_run.returncode == own.returncode == 0, warm_run.stderr
+        assert warm_run.stdout == own.stdout
+    assert json.loads(run(env, "list-collections").stdout)["CollectionIds"] == ["shared"]
+
+
 def test_concurrent_commands_all_run(env: dict[str, str], photos_dir: Path) -> None:
     started(env)
     assert run(env, "create-collection", "--collection-id", "c").returncode == 0

@@ -65,9 +65,16 @@ def _prepare() -> Any:
 
     Image.init()  # Pillow imports its format plugins on the first open: 20 ms
     loader = botocore.session.Session(EnvironmentVariables).get_component("data_loader")
-    # One real command on a scratch store fills the loader with what every command loads.
-    with tempfile.TemporaryDirectory() as scratch, contextlib.redirect_stdout(io.StringIO()):
-        driver.run(["list-collections", "--data-dir", scratch], loader=loader)
+    # One real command on a scratch store fills the loader with what every command loads. The
+    # embedded store whatever $FACESEARCH_STORE says: this process must not hold a database
+    # connection, nor its pool's threads, when it forks.
+    shared_store = os.environ.pop("FACESEARCH_STORE", None)
+    try:
+        with tempfile.TemporaryDirectory() as scratch, contextlib.redirect_stdout(io.StringIO()):
+            driver.run(["list-collections", "--data-dir", scratch], loader=loader)
+    finally:
+        if shared_store is not None:
+            os.environ["FACESEARCH_STORE"] = shared_store
     try:
         get_analyzer().prepare_for_fork()
     except ModelsMissingError as error:
