@@ -48,6 +48,27 @@ def is_near_copy(row: dict[str, str]) -> bool:
     return any(marker in row["notes"] for marker in NEAR_COPY_MARKERS)
 
 
+def rekognition_client(
+    endpoint: str,
+    key_id: str,
+    secret: str,
+    region: str = "us-east-1",
+    verify: str | None = None,
+    **config: Any,
+) -> Any:
+    """A real boto3 Rekognition client for ``endpoint``, signing with the given key (``config``:
+    botocore Config options; ``verify``: a CA bundle for HTTPS)."""
+    return boto3.client(
+        "rekognition",
+        endpoint_url=endpoint,
+        region_name=region,
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+        verify=verify,
+        config=Config(**config),
+    )
+
+
 def free_port() -> int:
     """A TCP port on loopback that nothing listens on right now."""
     with socket.socket() as sock:
@@ -194,13 +215,7 @@ class FuzzTarget:
 
     def client(self) -> Any:
         """A boto3 Rekognition client for the server."""
-        return boto3.client(
-            "rekognition",
-            endpoint_url=self.url,
-            region_name="us-east-1",
-            aws_access_key_id=self.key_id,
-            aws_secret_access_key=self.secret,
-        )
+        return rekognition_client(self.url, self.key_id, self.secret)
 
     def restore(self) -> None:
         """(Re)create the collections "fuzz" (two faces, one of them associated with the user

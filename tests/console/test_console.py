@@ -23,12 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 from PIL import Image
-from support import serve_app
+from support import rekognition_client, serve_app
 
 from facesearch.console import (
     COOKIE,
@@ -68,13 +66,8 @@ class Live:
 
     def client(self, key: AccessKey = ALICE) -> Any:
         """boto3 on the same server, to get what the API answers for the console's images."""
-        return boto3.client(
-            "rekognition",
-            endpoint_url=self.url,
-            region_name="us-east-1",
-            aws_access_key_id=key.access_key_id,
-            aws_secret_access_key=key.secret_access_key,
-            config=Config(retries={"max_attempts": 1}),
+        return rekognition_client(
+            self.url, key.access_key_id, key.secret_access_key, retries={"max_attempts": 1}
         )
 
 

@@ -12,12 +12,11 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.config import Config
 from botocore.credentials import Credentials
+from support import rekognition_client
 from support import serve_app as serve
 
 from facesearch.contract import validate
@@ -89,14 +88,8 @@ def rekognition(
     """A real boto3 Rekognition client for ``endpoint``, without retries unless ``config`` says
     (``verify``: a CA bundle for HTTPS)."""
     config.setdefault("retries", {"max_attempts": 1, "mode": "standard"})
-    return boto3.client(
-        "rekognition",
-        endpoint_url=endpoint,
-        region_name=region,
-        aws_access_key_id=key.access_key_id,
-        aws_secret_access_key=key.secret_access_key,
-        verify=verify,
-        config=Config(**config),
+    return rekognition_client(
+        endpoint, key.access_key_id, key.secret_access_key, region, verify, **config
     )
 
 
