@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -210,3 +211,19 @@ def test_each_models_folder_has_its_own_warm_process(
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(deep))
     assert warm.socket_path(build) is None
     assert (deep / f"facesearch-{os.getuid()}").is_dir()  # made, but too deep for a socket
+
+
+def test_messages_sent_back_to_back_are_read_one_by_one(tmp_path: Path) -> None:
+    """A command that ends at once: "taken" and its exit status reach the caller together."""
+    here, there = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    with here, there, open(tmp_path / "file", "w") as passed:
+        warm.send(there, {"op": "run", "argv": ["x" * 100_000]}, [passed.fileno()])
+        warm.send(there, {"taken": True})
+        warm.send(there, {"exit": 3})
+        time.sleep(0.1)  # all of it waiting in the socket
+        request, fds = warm.receive(here, 3)
+        assert request is not None and len(request["argv"][0]) == 100_000 and len(fds) == 1
+        os.close(fds[0])
+        assert [warm.receive(here)[0] for _ in range(2)] == [{"taken": True}, {"exit": 3}]
+        there.close()
+        assert warm.receive(here) == (None, [])

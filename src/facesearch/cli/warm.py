@@ -46,6 +46,7 @@ _SHAPING = (
 )
 _HEADER = struct.Struct("!I")
 _MAX_SOCKET_PATH = 107
+_MAX_MESSAGE = 16 << 20  # a command line and its environment: far less
 
 
 class WarmError(Exception):
@@ -126,23 +127,35 @@ def send(sock: socket.socket, message: dict[str, Any], fds: list[int] | None = N
 
 
 def receive(sock: socket.socket, max_fds: int = 0) -> tuple[dict[str, Any] | None, list[int]]:
-    """One message and the descriptors sent with it; (None, []) if the peer closed first."""
+    """One message and the descriptors sent with it; (None, []) if the peer closed first. Reads
+    exactly the message's bytes: one sent right after it stays for the next call."""
     if max_fds:
-        data, fds, _, _ = socket.recv_fds(sock, 65536, max_fds)
+        head, fds, _, _ = socket.recv_fds(sock, _HEADER.size, max_fds)
     else:
-        data, fds = sock.recv(65536), []
-    buffer = bytearray(data)
-    while True:
-        if len(buffer) >= _HEADER.size:
-            (size,) = _HEADER.unpack_from(buffer)
-            if len(buffer) >= _HEADER.size + size:
-                return json.loads(buffer[_HEADER.size : _HEADER.size + size]), fds
-        if not data:
-            for fd in fds:
-                os.close(fd)
-            return None, []
-        data = sock.recv(65536)
-        buffer += data
+        head, fds = sock.recv(_HEADER.size), []
+    whole = _exactly(sock, head, _HEADER.size)
+    body = None
+    if whole is not None:
+        (size,) = _HEADER.unpack(whole)
+        if size > _MAX_MESSAGE:
+            raise OSError(f"a message of {size} bytes")
+        body = _exactly(sock, b"", size)
+    if body is None:
+        for fd in fds:
+            os.close(fd)
+        return None, []
+    return json.loads(body), fds
+
+
+def _exactly(sock: socket.socket, start: bytes, size: int) -> bytes | None:
+    """``start`` completed to ``size`` bytes from ``sock``; None if it closes first."""
+    data = bytearray(start)
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return bytes(data)
 
 
 @dataclass(frozen=True)
