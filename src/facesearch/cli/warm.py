@@ -182,11 +182,8 @@ def place(argv: list[str]) -> Place | None:
 def call(argv: list[str], where: Place) -> int | None:
     """Run a command line in this user's warm process and return its exit status; None when
     there is no warm process to take it (the caller runs it itself)."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.connect(str(where.path))
-    except OSError:
-        sock.close()
+    sock = _connect(where.path)
+    if sock is None:
         return None
     with sock:
         umask = os.umask(0o022)
@@ -204,6 +201,17 @@ def call(argv: list[str], where: Place) -> int | None:
         except OSError:
             return None  # e.g. a standard stream is closed: run it here
         return _outcome(sock)
+
+
+def _connect(path: Path) -> socket.socket | None:
+    """A connection to the warm process listening at ``path``; None if none listens."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(str(path))
+    except OSError:
+        sock.close()
+        return None
+    return sock
 
 
 def _outcome(sock: socket.socket) -> int | None:
@@ -238,12 +246,10 @@ def ask(op: str) -> dict[str, Any] | None:
     path = socket_path(build_id())
     if path is None:
         return None
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = _connect(path)
+    if sock is None:
+        return None
     with sock:
-        try:
-            sock.connect(str(path))
-        except OSError:
-            return None
         sock.settimeout(TAKE_TIMEOUT)
         send(sock, {"op": op})
         answer, _ = receive(sock)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,7 +17,7 @@ import numpy as np
 from facesearch.stages import stage
 from facesearch.vision import attributes, models
 from facesearch.vision.age_gender import AgeGenderEstimator
-from facesearch.vision.detector import Detection, YuNetDetector
+from facesearch.vision.detector import DEFAULT_THREADS, Detection, YuNetDetector
 from facesearch.vision.embedder import Embedder, SFaceEmbedder
 from facesearch.vision.face_model import CURRENT, FaceModel
 from facesearch.vision.image import (
@@ -111,8 +110,9 @@ class AnalyzedImage:
 
 
 Blob = Callable[[models.Artifact | models.Derived], bytes]
-# Threads of the networks for an analysis that has the machine to itself.
-WIDE_THREADS = min(2, len(os.sched_getaffinity(0)))
+# Threads of the networks for an analysis that has the machine to itself: the detector's
+# default, two where the machine has them.
+WIDE_THREADS = DEFAULT_THREADS
 
 
 class _Networks:
@@ -236,8 +236,7 @@ class Analyzer:
         threads = cv2.getNumThreads()
         cv2.setNumThreads(1)
         try:
-            for artifact in models.RUNTIME_MODELS:
-                self._blob(artifact)
+            self.check_ready()  # every model read; this thread's own networks, never wide ones
             runtime = self._runtime()
             blank = np.zeros((480, 640, 3), np.uint8)
             runtime.detector.detect(blank)
