@@ -30,6 +30,7 @@ $(CHROMIUM):
 
 test: setup
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 bench: setup

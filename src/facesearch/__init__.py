@@ -6,10 +6,21 @@ embedded store in ``data_dir`` or, with ``store="postgresql://..."``, over a sha
 
 from __future__ import annotations
 
+import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mypy_boto3_rekognition import RekognitionClient
+
 __version__ = "0.1.0"
 
 
-def client(data_dir=None, *, store=None, account_id=None):  # type: ignore[no-untyped-def]
+def client(
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    store: str | None = None,
+    account_id: str | None = None,
+) -> RekognitionClient:
     """An in-process, boto3-shaped Rekognition client over ``store`` (a ``postgresql://`` URL),
     else ``$FACESEARCH_STORE``, else the embedded store in ``data_dir``."""
     from facesearch.inprocess import client as make_client

@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from botocore import xform_name
 from botocore.errorfactory import ClientExceptionsFactory
-from botocore.exceptions import ParamValidationError
+from botocore.exceptions import ClientError, ParamValidationError
 from botocore.handlers import generate_idempotent_uuid
 from botocore.loaders import create_loader
 from botocore.paginate import Paginator
@@ -23,6 +23,10 @@ from botocore.validate import ParamValidator
 from facesearch import contract
 from facesearch.errors import RekognitionError
 from facesearch.service import DEFAULT_ACCOUNT_ID, RekognitionService
+
+if TYPE_CHECKING:
+    # boto3's stubs (mypy-boto3-rekognition): request and response types for type checkers.
+    from mypy_boto3_rekognition import RekognitionClient
 
 
 class InProcessClient:
@@ -58,18 +62,22 @@ class InProcessClient:
         model = contract.operation_model(operation)
         # What boto3 does before sending: fill idempotency tokens, validate (minimums only).
         generate_idempotent_uuid(params, model)
-        report = ParamValidator().validate(params, model.input_shape)
-        if report.has_errors():
-            raise ParamValidationError(report=report.generate_report())
+        if model.input_shape is not None:
+            report = ParamValidator().validate(params, model.input_shape)
+            if report.has_errors():
+                raise ParamValidationError(report=report.generate_report())
         request_id = str(uuid.uuid4())
         try:
             response = self.service.call(operation, params, account_id=self.account_id)
         except RekognitionError as err:
-            error_response = {
+            # What botocore's parser makes of an error (the stubs' TypedDict asks for all headers).
+            error_response: Any = {
                 "Error": {"Code": err.code, "Message": err.message},
                 "ResponseMetadata": {"RequestId": request_id, "HTTPStatusCode": err.http_status},
             }
-            raise self.exceptions.from_code(err.code)(error_response, operation) from None
+            # from_code gives the exception class (botocore-stubs say an instance).
+            error_class = cast("type[ClientError]", self.exceptions.from_code(err.code))
+            raise error_class(error_response, operation) from None
         response = {
             **response,
             "ResponseMetadata": {
@@ -84,7 +92,7 @@ class InProcessClient:
     def can_paginate(self, operation_name: str) -> bool:
         return self._methods.get(operation_name) in self._paginators
 
-    def get_paginator(self, operation_name: str) -> Paginator:
+    def get_paginator(self, operation_name: str) -> Paginator[dict[str, Any]]:
         """botocore's paginator over this client's method, as boto3 gives."""
         operation = self._methods.get(operation_name)
         if operation not in self._paginators:
@@ -104,6 +112,11 @@ def client(
     *,
     store: str | None = None,
     account_id: str = DEFAULT_ACCOUNT_ID,
-) -> InProcessClient:
-    """An in-process Rekognition client over ``store`` or the embedded store in ``data_dir``."""
-    return InProcessClient(RekognitionService(data_dir, store=store), account_id)
+) -> RekognitionClient:
+    """An in-process Rekognition client over ``store`` or the embedded store in ``data_dir``.
+
+    Typed as boto3's Rekognition client, whose methods, requests and responses it shares; the
+    operations facesearch does not implement are absent (AttributeError).
+    """
+    service = RekognitionService(data_dir, store=store)
+    return cast("RekognitionClient", InProcessClient(service, account_id))

@@ -50,7 +50,8 @@ def register(session: Session, transport: Transport) -> None:
     session.unregister("building-argument-table", generatecliskeleton.add_generate_skeleton)
     # The same event name as awscli's --cli-input-json, registered after it: handlers of a more
     # specific name would run first, and their calling-command handlers must run after its.
-    session.register("building-argument-table", add_arguments)
+    # botocore-stubs type a handler as taking **kwargs only; botocore passes these by name.
+    session.register("building-argument-table", add_arguments)  # type: ignore[arg-type]
     # Registered on the same event name as --cli-input-json/yaml's handlers (a more specific
     # name would run first) and last, so that their values are merged by then.
     session.get_component("event_emitter").register_last("calling-command.*", _apply_binary_format)

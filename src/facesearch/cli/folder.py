@@ -27,7 +27,7 @@ from botocore.session import Session
 from facesearch.cli.arguments import UsageError
 from facesearch.cli.embedded import Transport
 from facesearch.cli.output import display
-from facesearch.contract import operation_model
+from facesearch.contract import service_model
 
 PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
 EXIT_SERVICE = 254
@@ -96,7 +96,11 @@ def register(session: Session, transport: Transport) -> None:
             )
         return EXIT_SERVICE if tally["errors"] else 0
 
-    session.register("building-argument-table.rekognition.index-faces", add_arguments)
+    # botocore-stubs type a handler as taking **kwargs only; botocore passes these by name.
+    session.register(
+        "building-argument-table.rekognition.index-faces",
+        add_arguments,  # type: ignore[arg-type]
+    )
     # On the same event name as --cli-input-json's handler, and last, so its values are merged.
     session.get_component("event_emitter").register_last("calling-command.*", run)
 
@@ -115,7 +119,7 @@ def _jobs(value: str | None) -> int:
 def external_image_id(relative: Path) -> str:
     """The ExternalImageId for a photo: its path in the folder (folders joined by ``:``), fitted
     to the model's pattern and length."""
-    shape = operation_model("IndexFaces").input_shape.members["ExternalImageId"]
+    shape = service_model().shape_for("ExternalImageId")
     name = ":".join(relative.parts)
     return re.sub(r"[^a-zA-Z0-9_.\-:]", "_", name)[: shape.metadata["max"]]
 

@@ -276,6 +276,8 @@ def _reopen_standard_streams() -> None:
             closefd=False,
             newline=None if mode == "r" else "\n",
         )
+        # Text mode gives a TextIOWrapper; typeshed can't tell from a mode held in a variable.
+        assert isinstance(stream, io.TextIOWrapper)
         if mode == "w":
             stream.reconfigure(line_buffering=name == "stderr" or os.isatty(fd))
         setattr(sys, name, stream)
