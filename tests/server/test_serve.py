@@ -70,6 +70,39 @@ def test_refuses_to_start(tmp_path: Path, options: list[str], message: str) -> N
     assert message.format(cert=cert) in result.stderr
 
 
+def test_a_port_in_use_is_named_without_a_traceback(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "facesearch.cli.main", "serve", "--port", str(port),
+             "--data-dir", str(tmp_path)],  # fmt: skip
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
+    assert "--port" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_closing_an_app_twice_closes_it_once() -> None:
+    # A server whose socket fails after the lifespan began closes the app from both sides.
+    closes: list[None] = []
+
+    class Counted(FakeService):
+        def close(self) -> None:
+            closes.append(None)
+
+    app = App(Counted(), Verifier({ALICE.access_key_id: ALICE}))
+    app.close()
+    app.close()
+    assert len(closes) == 1
+
+
 class SlowService(FakeService):
     """A service whose CreateCollection blocks until released, to test shutdown mid-call."""
 

@@ -138,6 +138,7 @@ class App:
         self.verifier = verifier
         self.max_body_bytes = max_body_bytes
         self._image_lane = ImageLane(threads)
+        self._closed = False
         self._light_pool = ThreadPoolExecutor(threads, thread_name_prefix="facesearch-call")
         # Counted on the event loop's thread only: no lock needed.
         self._image_calls = 0
@@ -153,7 +154,11 @@ class App:
             await self._http(scope, receive, send)
 
     def close(self) -> None:
-        """Wait for running calls to finish, then close the service."""
+        """Wait for running calls to finish, then close the service (once: a server that fails
+        to start after its lifespan began closes the app from both sides)."""
+        if self._closed:
+            return
+        self._closed = True
         self._image_lane.shutdown()
         self._light_pool.shutdown(wait=True)
         self.metrics.close()

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import ssl
 import sys
 import time
@@ -194,6 +195,18 @@ def _exit_cleanly(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
+def _cannot_listen(host: str, port: int) -> str | None:
+    """Why ``host:port`` can't be listened on (as uvicorn will bind it), or None if it can."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as error:
+        return error.strerror or str(error)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the server until SIGINT/SIGTERM; returns the process exit status."""
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
@@ -237,6 +250,15 @@ def main(argv: list[str] | None = None) -> int:
         check_installed()  # here, not in each worker: one clear message, no restart loop
     except ModelsMissingError as error:
         print(f"facesearch serve: {error}", file=sys.stderr)
+        return 2
+    # Before the models load: a taken port is the usual reason a second `make run` fails.
+    taken = _cannot_listen(args.host, args.port)
+    if taken is not None:
+        print(
+            f"facesearch serve: cannot listen on {args.host}:{args.port}: {taken}. Is another "
+            "server running there? Choose another port with --port.",
+            file=sys.stderr,
+        )
         return 2
 
     settings = {
