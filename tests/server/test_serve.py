@@ -75,9 +75,9 @@ def test_a_port_in_use_is_named_without_a_traceback(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
+        command = ["serve", "--port", str(port), "--data-dir", str(tmp_path)]
         result = subprocess.run(
-            [sys.executable, "-m", "facesearch.cli.main", "serve", "--port", str(port),
-             "--data-dir", str(tmp_path)],  # fmt: skip
+            [sys.executable, "-m", "facesearch.cli.main", *command],
             env=clean_env(),
             capture_output=True,
             text=True,
