@@ -1,8 +1,10 @@
 """A boto3-shaped Rekognition client that runs in-process, with no server.
 
 Method names, arguments, client-side validation, idempotency tokens, return shapes, exceptions
-(``client.exceptions.ResourceNotFoundException``, all ``botocore.exceptions.ClientError``) and
-paginators are botocore's own, so code written for ``boto3.client('rekognition')`` runs unchanged.
+(``client.exceptions.ResourceNotFoundException``, all ``botocore.exceptions.ClientError``),
+paginators and ``meta`` are botocore's own, so code written for ``boto3.client('rekognition')``
+runs unchanged. Every Rekognition method exists, as on boto3's client; those facesearch does not
+implement raise UnknownOperationException, as the server answers them.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from botocore import xform_name
+from botocore.client import ClientMeta, Config
 from botocore.errorfactory import ClientExceptionsFactory
 from botocore.exceptions import ClientError, ParamValidationError
 from botocore.handlers import generate_idempotent_uuid
+from botocore.hooks import HierarchicalEmitter
 from botocore.loaders import create_loader
 from botocore.paginate import Paginator
 from botocore.validate import ParamValidator
@@ -37,7 +41,16 @@ class InProcessClient:
         self.account_id = account_id
         model = contract.service_model()
         self.exceptions = ClientExceptionsFactory().create_client_exceptions(model)
-        self._methods = {xform_name(op): op for op in contract.OPERATIONS}
+        self._methods = {xform_name(op): op for op in model.operation_names}
+        self.meta = ClientMeta(
+            events=HierarchicalEmitter(),
+            client_config=Config(region_name=service.state.region),
+            # Nothing is sent anywhere; an .invalid host can never be reached by mistake.
+            endpoint_url="http://embedded.facesearch.invalid",
+            service_model=model,
+            method_to_api_mapping=self._methods,
+            partition="aws",
+        )
         self._paginators = create_loader().load_service_model(
             contract.SERVICE_NAME, "paginators-1", model.api_version
         )["pagination"]
@@ -52,13 +65,15 @@ class InProcessClient:
             return self._call(operation, params)
 
         call.__name__ = name
-        call.__doc__ = contract.operation_model(operation).documentation
+        call.__doc__ = contract.service_model().operation_model(operation).documentation
         return call
 
     def __dir__(self) -> list[str]:
         return [*super().__dir__(), *self._methods]
 
     def _call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        if operation not in contract.OPERATIONS:
+            raise ClientError(_unknown_operation(operation), operation)
         model = contract.operation_model(operation)
         # What boto3 does before sending: fill idempotency tokens, validate (minimums only).
         generate_idempotent_uuid(params, model)
@@ -90,6 +105,7 @@ class InProcessClient:
         return response
 
     def can_paginate(self, operation_name: str) -> bool:
+        """Whether ``get_paginator`` has a paginator for this method, as on boto3's client."""
         return self._methods.get(operation_name) in self._paginators
 
     def get_paginator(self, operation_name: str) -> Paginator[dict[str, Any]]:
@@ -104,7 +120,20 @@ class InProcessClient:
         )
 
     def close(self) -> None:
+        """Close the store (and stop its background threads)."""
         self.service.close()
+
+
+def _unknown_operation(operation: str) -> Any:
+    """The error response of an operation facesearch does not implement, naming those it does."""
+    message = (
+        f"facesearch does not implement {operation}; it implements "
+        f"{', '.join(contract.OPERATIONS)}."
+    )
+    return {
+        "Error": {"Code": "UnknownOperationException", "Message": message},
+        "ResponseMetadata": {"HTTPStatusCode": 400},
+    }
 
 
 def client(

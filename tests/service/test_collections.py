@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError, ParamValidationError
 
@@ -169,3 +170,19 @@ def test_several_clients_share_a_data_directory(tmp_path, monkeypatch, photo) ->
     assert first.list_collections()["CollectionIds"] == ["after", "shared"]
     first.close()
     second.close()
+
+
+def test_the_client_has_boto3_s_meta_and_every_method(client) -> None:
+    boto3_client = boto3.client(
+        "rekognition", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y"
+    )
+    assert set(boto3_client.meta.method_to_api_mapping) <= set(dir(client))
+    assert client.meta.region_name == "us-east-1"
+    assert client.meta.service_model.service_name == "rekognition"
+    assert client.meta.method_to_api_mapping["detect_labels"] == "DetectLabels"
+    # What facesearch does not implement answers as the server does, naming what it does.
+    with pytest.raises(ClientError) as excinfo:
+        client.detect_labels(Image={"Bytes": b"not read"})
+    assert code(excinfo) == "UnknownOperationException"
+    assert "SearchUsersByImage" in excinfo.value.response["Error"]["Message"]
+    assert client.can_paginate("list_faces") and not client.can_paginate("detect_labels")
