@@ -74,17 +74,14 @@ class Host(Protocol):
 
     def access_key(self, access_key_id: str) -> AccessKey | None:
         """The configured key of that id, if any (asked at every use: keys can be removed)."""
-        ...
 
     async def read_body(self, scope: Scope, receive: Receive) -> bytes:
         """The request body within the server's limits; :class:`BodyRefused` otherwise."""
-        ...
 
     async def call(
         self, request_id: str, authenticate: Callable[[], Caller], target: str | None, body: bytes
     ) -> Outcome:
         """One JSON 1.1 request as ``POST /`` runs it, for the caller ``authenticate`` names."""
-        ...
 
 
 @dataclass(frozen=True)
