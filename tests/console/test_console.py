@@ -17,7 +17,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,17 +28,18 @@ from botocore.exceptions import ClientError
 from PIL import Image
 from support import rekognition_client, serve_app
 
-from facesearch.console import (
+from facesearch.server.app import App
+from facesearch.server.auth import AccessKey, Verifier
+from facesearch.server.console import (
     COOKIE,
     IDLE_SECONDS,
     MAX_LIFETIME_SECONDS,
     REFRESH_SECONDS,
     Console,
+    SessionStore,
 )
-from facesearch.server.app import App
-from facesearch.server.auth import AccessKey, Verifier
 from facesearch.service import RekognitionService
-from facesearch.store import StoreUnavailableError
+from facesearch.store import Store, StoreUnavailableError
 
 pytestmark = pytest.mark.slow
 
@@ -63,6 +64,12 @@ class Live:
     url: str
     app: App
     photos: Path
+    store: Store
+
+    def console(self, clock: Callable[[], float] = time.time) -> Console:
+        """A console of its own in the live server, on its store: another worker's, or the
+        server's after a restart."""
+        return Console(self.app, SessionStore(self.store), clock)
 
     def client(self, key: AccessKey = ALICE) -> Any:
         """boto3 on the same server, to get what the API answers for the console's images."""
@@ -74,9 +81,10 @@ class Live:
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory, photos_dir: Path) -> Iterator[Live]:
     service = RekognitionService(tmp_path_factory.mktemp("console-data"))
-    app = App(service, Verifier({key.access_key_id: key for key in (ALICE, BOB)}), threads=2)
+    keys = Verifier({key.access_key_id: key for key in (ALICE, BOB)})
+    app = App(service, keys, threads=2, sessions=SessionStore(service.state.store))
     with serve_app(app) as url:
-        yield Live(url, app, photos_dir)
+        yield Live(url, app, photos_dir, service.state.store)
 
 
 @pytest.fixture(scope="module")
@@ -535,7 +543,7 @@ def refused(answer: tuple[int, Any, dict[str, Any]] | tuple[int, dict[str, Any]]
 def test_the_cookie_is_secure_under_tls_and_slides_until_idle_or_too_old(live: Live) -> None:
     signed_in = float(int(time.time()))
     now = [signed_in]
-    console = Console(live.app, clock=lambda: now[0])
+    console = live.console(clock=lambda: now[0])
     status, headers, _ = asgi(
         console, "POST", "/console/api/session", json.dumps(CREDENTIALS).encode()
     )
@@ -566,7 +574,7 @@ def test_the_cookie_is_secure_under_tls_and_slides_until_idle_or_too_old(live: L
 
 
 def test_a_tampered_foreign_or_junk_cookie_is_refused(live: Live, tmp_path: Path) -> None:
-    console = Console(live.app)
+    console = live.console()
     cookie, _ = sign_in(console)
     value = cookie.removeprefix(f"{COOKIE}=")
     payload, mac = value.split(".")
@@ -591,11 +599,10 @@ def test_a_tampered_foreign_or_junk_cookie_is_refused(live: Live, tmp_path: Path
     ):
         assert refused(who(console, f"{COOKIE}={junk}")), junk
     # A server on another store signs with another key: its cookies mean nothing here.
-    elsewhere = App(
-        RekognitionService(tmp_path / "elsewhere"), Verifier({ALICE.access_key_id: ALICE})
-    )
+    service = RekognitionService(tmp_path / "elsewhere")
+    elsewhere = App(service, Verifier({ALICE.access_key_id: ALICE}))
     try:
-        foreign, _ = sign_in(Console(elsewhere))
+        foreign, _ = sign_in(Console(elsewhere, SessionStore(service.state.store)))
         assert refused(who(console, foreign))
     finally:
         elsewhere.close()
@@ -604,7 +611,7 @@ def test_a_tampered_foreign_or_junk_cookie_is_refused(live: Live, tmp_path: Path
 def test_a_removed_or_changed_key_ends_its_sessions(
     live: Live, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    console = Console(live.app)
+    console = live.console()
     cookie, csrf = sign_in(console)
     assert list_collections(console, cookie, csrf)[0] == 200
     monkeypatch.setattr(live.app, "verifier", Verifier({BOB.access_key_id: BOB}))
@@ -620,7 +627,7 @@ def test_a_removed_or_changed_key_ends_its_sessions(
 
 def test_sessions_outlive_the_process_and_sign_out_holds_everywhere(live: Live) -> None:
     # A new Console on the same store stands for a restarted server or another worker.
-    console, other = Console(live.app), Console(live.app)
+    console, other = live.console(), live.console()
     cookie, csrf = sign_in(console)
     status, _, answer = who(other, cookie)
     assert status == 200 and answer["CsrfToken"] == csrf
@@ -633,13 +640,13 @@ def test_sessions_outlive_the_process_and_sign_out_holds_everywhere(live: Live) 
         [(b"cookie", cookie.encode()), (b"x-csrf-token", csrf.encode())],
     )
     assert status == 200 and headers[b"set-cookie"].startswith(f"{COOKIE}=;".encode())
-    for anywhere in (console, other, Console(live.app)):
+    for anywhere in (console, other, live.console()):
         assert refused(who(anywhere, cookie))
         assert refused(list_collections(anywhere, cookie, csrf))
 
 
 def test_the_csrf_token_of_another_session_is_refused(live: Live) -> None:
-    console = Console(live.app)
+    console = live.console()
     cookie, csrf = sign_in(console)
     other_cookie, other_csrf = sign_in(console)
     assert csrf != other_csrf
@@ -652,12 +659,12 @@ def test_the_csrf_token_of_another_session_is_refused(live: Live) -> None:
 def test_a_store_outage_is_an_internal_error_not_a_crash(
     live: Live, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    console = Console(live.app)
+    console = live.console()
     cookie, _ = sign_in(console)
 
     def unavailable(session_id: str) -> bool:
         raise StoreUnavailableError("The store is unavailable.")
 
-    monkeypatch.setattr(live.app.service, "session_revoked", unavailable)
+    monkeypatch.setattr(live.store, "session_revoked", unavailable)
     status, _, error = who(console, cookie)
     assert status == 500 and error["__type"] == "InternalServerError"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import urllib.error
@@ -37,7 +36,6 @@ class FakeService:
         self.calls: list[tuple[str, dict[str, Any], str]] = []
         self.health_report = {"models": "ready", "store": "ready"}
         self.closed = False
-        self.revoked: set[str] = set()
 
     def call(
         self, operation: str, params: dict[str, Any], *, account_id: str, region: str | None
@@ -64,15 +62,6 @@ class FakeService:
 
     def collection_sizes(self) -> list[tuple[str, str, int, int]]:
         return [(account, collection, 0, 0) for account, collection in sorted(self.collections)]
-
-    def derived_key(self, purpose: str) -> bytes:
-        return hashlib.sha256(b"fake secret\0" + purpose.encode()).digest()
-
-    def revoke_session(self, session_id: str, expires_at: float) -> None:
-        self.revoked.add(session_id)
-
-    def session_revoked(self, session_id: str) -> bool:
-        return session_id in self.revoked
 
     def close(self) -> None:
         self.closed = True

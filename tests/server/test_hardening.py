@@ -21,7 +21,7 @@ import urllib3
 from prometheus_client.parser import text_string_to_metric_families
 
 from facesearch.contract import validate
-from facesearch.server import app as app_module
+from facesearch.server import asgi as asgi_module
 from facesearch.server import http as http_module
 from facesearch.server.app import App
 from facesearch.server.auth import AccessKey, Verifier, load_keys
@@ -121,7 +121,7 @@ def test_too_many_headers_are_refused(endpoint: str) -> None:
 
 
 def test_a_stalled_upload_times_out(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(app_module, "BODY_IDLE_TIMEOUT", 1.0)
+    monkeypatch.setattr(asgi_module, "BODY_IDLE_TIMEOUT", 1.0)
     with socket.create_connection(_host_port(endpoint)) as sock:
         sock.sendall(
             b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10485760\r\n"

@@ -26,10 +26,19 @@ from typing import Any, Protocol
 
 from botocore.model import Shape
 
-from facesearch.console import Console
 from facesearch.contract import operation_model
 from facesearch.errors import RekognitionError
-from facesearch.server.auth import AuthError, Caller, Verifier, is_loopback
+from facesearch.server import asgi
+from facesearch.server.asgi import (
+    MAX_BODY_BYTES,
+    BodyRefused,
+    Outcome,
+    Receive,
+    Scope,
+    Send,
+)
+from facesearch.server.auth import AccessKey, AuthError, Caller, Verifier, is_loopback
+from facesearch.server.console import Console, SessionStore
 from facesearch.server.lanes import ImageLane
 from facesearch.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from facesearch.server.metrics import Metrics
@@ -47,22 +56,6 @@ log = logging.getLogger("facesearch.server")
 # One JSON line per request; ``facesearch serve`` writes it to standard output.
 access_log = logging.getLogger("facesearch.access")
 
-# Fits CompareFaces, the largest request: two 5 MiB images, base64-encoded (4/3), plus JSON.
-MAX_BODY_BYTES = 16 * 1024 * 1024
-# An oversized body is read and dropped up to this size so that the client, still sending, gets
-# the 413 answer instead of a reset connection; past it the connection is closed.
-_DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
-# A client that stops sending its body mid-way is cut off after this many seconds of silence,
-# and any body must arrive within BODY_TIMEOUT (16 MiB in 60 s is 280 kB/s: a slow phone link).
-BODY_IDLE_TIMEOUT = 10.0
-BODY_TIMEOUT = 60.0
-
-Scope = dict[str, Any]
-Receive = Callable[[], Any]
-Send = Callable[[dict[str, Any]], Any]
-# What one call comes to: HTTP status, JSON 1.1 body, error code (None on success).
-Outcome = tuple[int, bytes, str | None]
-
 
 class Service(Protocol):
     """What the server needs of the service layer (facesearch.service.RekognitionService)."""
@@ -75,37 +68,7 @@ class Service(Protocol):
 
     def collection_sizes(self) -> list[tuple[str, str, int, int]]: ...
 
-    def derived_key(self, purpose: str) -> bytes: ...
-
-    def revoke_session(self, session_id: str, expires_at: float) -> None: ...
-
-    def session_revoked(self, session_id: str) -> bool: ...
-
     def close(self) -> None: ...
-
-
-class BodyRefused(Exception):
-    """A request body not read: the error to answer with, and whether to close the connection
-    (when the rest of the body was not read, the connection cannot carry another request)."""
-
-    status, code = 400, "SerializationException"
-
-    def __init__(self, message: str, *, close: bool) -> None:
-        super().__init__(message)
-        self.message = message
-        self.close = close
-
-
-class BodyTooLarge(BodyRefused):
-    """A request body over ``max_body_bytes``."""
-
-    status, code = 413, "RequestEntityTooLargeException"
-
-
-class BodyTimeout(BodyRefused):
-    """A request body that stalled (``BODY_IDLE_TIMEOUT``) or took too long (``BODY_TIMEOUT``)."""
-
-    status, code = 408, "RequestTimeoutException"
 
 
 @dataclass
@@ -120,7 +83,8 @@ class App:
     """The ASGI app. ``threads`` sizes each of the two thread pools; image operations beyond
     ``threads + max_queue`` at once are refused with ThrottlingException; ``max_tps`` is each
     access key's request rate unless the key sets its own (None: unlimited). ``/metrics``
-    answers loopback clients only unless ``public_metrics``."""
+    answers loopback clients only unless ``public_metrics``. ``/console`` is served with
+    ``sessions``, where the console keeps its signing key and sign-outs, and 404 without."""
 
     def __init__(
         self,
@@ -132,6 +96,7 @@ class App:
         max_queue: int = DEFAULT_MAX_QUEUE,
         max_tps: float | None = None,
         public_metrics: bool = False,
+        sessions: SessionStore | None = None,
     ) -> None:
         self.service = service
         self.public_metrics = public_metrics
@@ -145,7 +110,7 @@ class App:
         self._image_capacity = threads + max_queue
         self.rates = RateLimiter(max_tps)
         self.metrics = Metrics(service.collection_sizes, lambda: self._image_calls)
-        self.console = Console(self)
+        self.console = Console(self, sessions) if sessions is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -195,7 +160,7 @@ class App:
             )
             await _send(send, request_id, 200, payload, None, METRICS_CONTENT_TYPE)
             return
-        if path == "/console" or path.startswith("/console/"):
+        if self.console is not None and (path == "/console" or path.startswith("/console/")):
             await self.console(scope, receive, send)
             return
         if path != "/" or method != "POST":
@@ -321,43 +286,12 @@ class App:
         await _send(send, request_id, 200 if ready else 503, payload, None, "application/json")
 
     async def read_body(self, scope: Scope, receive: Receive) -> bytes:
-        """The request body; :class:`BodyRefused` past ``max_body_bytes``, or when the client
-        stalls for ``BODY_IDLE_TIMEOUT`` seconds or takes over ``BODY_TIMEOUT`` in all."""
-        declared = next((v for k, v in scope["headers"] if k.lower() == b"content-length"), None)
-        too_large = (
-            declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes
-        )
-        chunks: list[bytes] = []
-        size = 0
-        more = True
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + BODY_TIMEOUT
-        while more:
-            try:
-                async with asyncio.timeout(min(BODY_IDLE_TIMEOUT, deadline - loop.time())):
-                    message = await receive()
-            except TimeoutError:
-                raise BodyTimeout("Request body took too long to send.", close=True) from None
-            if message["type"] == "http.disconnect":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            more = message.get("more_body", False)
-            if size > self.max_body_bytes:
-                too_large = True
-            if too_large:
-                chunks.clear()
-                if size > _DRAIN_LIMIT_BYTES:
-                    raise BodyTooLarge(self._too_large_message, close=True)
-            else:
-                chunks.append(chunk)
-        if too_large:
-            raise BodyTooLarge(self._too_large_message, close=False)
-        return b"".join(chunks)
+        """The request body within ``max_body_bytes`` and the time limits (asgi.read_body)."""
+        return await asgi.read_body(scope, receive, self.max_body_bytes)
 
-    @property
-    def _too_large_message(self) -> str:
-        return f"Request body is larger than {self.max_body_bytes} bytes."
+    def access_key(self, access_key_id: str) -> AccessKey | None:
+        """The configured key of that id, if any."""
+        return self.verifier.key(access_key_id)
 
 
 def _resource(caller: Caller, params: dict[str, Any]) -> str:

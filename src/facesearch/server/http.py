@@ -7,7 +7,7 @@ httptools' wrapper re-concatenates on every chunk, so each costs more than the l
 connection and the event loop. Here a request's head must arrive within ``HEADER_TIMEOUT``
 seconds, within ``MAX_HEADER_BYTES`` and ``MAX_HEADERS`` lines; otherwise the client gets a
 Rekognition-style JSON error and the connection is closed. The body's own limits (size, time)
-are the app's (:meth:`facesearch.server.app.App.read_body`).
+are the app's (:func:`facesearch.server.asgi.read_body`).
 """
 
 from __future__ import annotations

@@ -140,6 +140,7 @@ def make_app(
     """The server's app over a service that loads every collection's index in the background
     and its models now, before the first request."""
     from facesearch.server.app import App
+    from facesearch.server.console import SessionStore
     from facesearch.service import RekognitionService
 
     service = RekognitionService(data_dir, store=store, preload=True)
@@ -150,6 +151,7 @@ def make_app(
         max_queue=max_queue,
         max_tps=max_tps,
         public_metrics=public_metrics,
+        sessions=SessionStore(service.state.store),
     )
     started = time.perf_counter()
     service.state.analyzer.check_ready()

@@ -7,8 +7,6 @@ runs the operation's handler and returns the response dict, or raises a Rekognit
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 import re
 from collections.abc import Callable
@@ -116,20 +114,6 @@ class RekognitionService:
         """(account id, collection id, faces, users) of every collection, for monitoring."""
         store = self.state.store
         return [(c.account_id, c.collection_id, *store.count(c)) for c in store.all_collections()]
-
-    def derived_key(self, purpose: str) -> bytes:
-        """A key for ``purpose`` derived from the store's secret: the same in every process that
-        shares the store and across restarts, and unlike the pagination tokens' key or any other
-        purpose's."""
-        return hmac.new(self.state.store.secret(), purpose.encode(), hashlib.sha256).digest()
-
-    def revoke_session(self, session_id: str, expires_at: float) -> None:
-        """Refuse a console session from now on, in every process, until ``expires_at``."""
-        self.state.store.revoke_session(session_id, expires_at)
-
-    def session_revoked(self, session_id: str) -> bool:
-        """Whether a console session was signed out (by any process)."""
-        return self.state.store.session_revoked(session_id)
 
     def close(self) -> None:
         """Close the store; acknowledged writes are already on disk."""

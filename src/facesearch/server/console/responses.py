@@ -4,12 +4,11 @@ Rekognition-style JSON errors, the session cookie's attributes, the Origin check
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-Scope = dict[str, Any]
-Send = Callable[[dict[str, Any]], Any]
+from facesearch.server.asgi import Scope, Send
+
 Headers = list[tuple[bytes, bytes]]
 
 COOKIE = "facesearch_console"
@@ -30,7 +29,8 @@ _SECURITY_HEADERS = [
 
 def header(scope: Scope, name: bytes) -> str:
     """A request header's value ('' when absent)."""
-    for key, value in scope["headers"]:
+    headers: Headers = scope["headers"]
+    for key, value in headers:
         if key.lower() == name:
             return value.decode("latin-1")
     return ""
@@ -38,7 +38,8 @@ def header(scope: Scope, name: bytes) -> str:
 
 def session_cookie(scope: Scope) -> str | None:
     """The value of the console's cookie in the request, if any."""
-    for key, value in scope["headers"]:
+    headers: Headers = scope["headers"]
+    for key, value in headers:
         if key.lower() == b"cookie":
             for part in value.decode("latin-1").split(";"):
                 cookie_name, _, cookie_value = part.strip().partition("=")

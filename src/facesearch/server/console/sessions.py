@@ -1,11 +1,12 @@
-"""Console sessions that live in their cookie, not in a process.
+"""Console sessions that live in their cookie, not in a process, and what they keep in the store.
 
 A cookie is base64url JSON of the access key id, the region, a random session id, when it was
 issued and when it lapses, then an HMAC-SHA256 over it and the key's secret. The signing key is
-derived from the store's secret, so every process that shares the store (``--workers N``, several
-machines on one PostgreSQL) accepts the cookies of the others and a restart signs nobody out; the
-secret in the MAC means a key removed from the configuration, or given a new secret, ends its
-sessions. The CSRF token is an HMAC of the session id, so any process can check it too.
+derived from the store's secret (:class:`SessionStore`), so every process that shares the store
+(``--workers N``, several machines on one PostgreSQL) accepts the cookies of the others and a
+restart signs nobody out; the secret in the MAC means a key removed from the configuration, or
+given a new secret, ends its sessions. The CSRF token is an HMAC of the session id, so any
+process can check it too. Signing out is the one thing written: the session id, in the store.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from facesearch.server.auth import AccessKey
+from facesearch.store import Store
 
 # A session unused for this long is gone; using it pushes the limit back.
 IDLE_SECONDS = 12 * 3600
@@ -42,6 +44,27 @@ class Session:
     session_id: str
     issued: int
     expires: int
+
+
+class SessionStore:
+    """What the console keeps in the facesearch store, shared by every process on it: the key
+    that signs the cookies and the sessions signed out. Its calls block (the store's do)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def signing_key(self) -> bytes:
+        """The cookies' signing key: derived from the store's secret, so the same in every
+        process on the store and across restarts, and unlike any other key made from it."""
+        return hmac.new(self._store.secret(), KEY_PURPOSE.encode(), hashlib.sha256).digest()
+
+    def revoke(self, session_id: str, expires_at: float) -> None:
+        """Refuse a session from now on, in every process, until ``expires_at`` (Unix time)."""
+        self._store.revoke_session(session_id, expires_at)
+
+    def revoked(self, session_id: str) -> bool:
+        """Whether a session was signed out (by any process)."""
+        return self._store.session_revoked(session_id)
 
 
 class Sessions:

@@ -3,9 +3,10 @@
 The browser signs in with an access key and its secret; the server checks them against the
 configured keys and answers with a session cookie (HttpOnly, SameSite=Strict, Secure under TLS)
 and a CSRF token that every later POST must echo in ``X-CSRF-Token``. ``POST /console/api`` takes
-the same ``X-Amz-Target`` header and JSON body as ``POST /`` and runs them through
-:meth:`App.call`, so the console gets the API's validation, errors and account isolation; only the
-authentication differs (the session instead of SigV4).
+the same ``X-Amz-Target`` header and JSON body as ``POST /`` and runs them through the server's
+``call``, so the console gets the API's validation, errors and account isolation; only the
+authentication differs (the session instead of SigV4). All the console needs of the server is
+:class:`Host`; all it keeps is in its :class:`SessionStore`.
 
 The session lives in its cookie (sessions.py), so every process sharing the store accepts it. A
 session lapses after ``IDLE_SECONDS`` unused (each use past ``REFRESH_SECONDS`` re-issues the
@@ -27,9 +28,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Protocol
 
-from facesearch.console.responses import (
+from facesearch.server.asgi import BodyRefused, Outcome, Receive, Scope, Send
+from facesearch.server.auth import AccessKey, AuthError, Caller
+from facesearch.server.console.responses import (
     COOKIE,
     Headers,
     header,
@@ -40,30 +43,45 @@ from facesearch.console.responses import (
     session_cookie,
     set_cookie,
 )
-from facesearch.console.sessions import (
+from facesearch.server.console.sessions import (
     IDLE_SECONDS,
-    KEY_PURPOSE,
     MAX_LIFETIME_SECONDS,
     REFRESH_SECONDS,
     Session,
     Sessions,
+    SessionStore,
 )
-from facesearch.server.auth import AuthError, Caller
 from facesearch.store import StoreUnavailableError
 
-if TYPE_CHECKING:
-    from facesearch.server.app import App
-
-__all__ = ["COOKIE", "IDLE_SECONDS", "MAX_LIFETIME_SECONDS", "REFRESH_SECONDS", "Console"]
-
-Scope = dict[str, Any]
-Receive = Callable[[], Any]
-Send = Callable[[dict[str, Any]], Any]
+__all__ = [
+    "COOKIE",
+    "IDLE_SECONDS",
+    "MAX_LIFETIME_SECONDS",
+    "REFRESH_SECONDS",
+    "Console",
+    "Host",
+    "SessionStore",
+]
 
 STATIC = Path(__file__).parent / "static"
 
 _INVALID_TOKEN = "The security token included in the request is invalid."
 _REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+){1,3}")
+
+
+class Host(Protocol):
+    """What the console needs of the server it is part of (:class:`facesearch.server.app.App`)."""
+
+    def access_key(self, access_key_id: str) -> AccessKey | None:
+        """The configured key of that id, if any (asked at every use: keys can be removed)."""
+
+    async def read_body(self, scope: Scope, receive: Receive) -> bytes:
+        """The request body within the server's limits; :class:`BodyRefused` otherwise."""
+
+    async def call(
+        self, request_id: str, authenticate: Callable[[], Caller], target: str | None, body: bytes
+    ) -> Outcome:
+        """One JSON 1.1 request as ``POST /`` runs it, for the caller ``authenticate`` names."""
 
 
 @dataclass(frozen=True)
@@ -74,14 +92,17 @@ class _File:
 
 
 class Console:
-    """The ASGI handler of ``/console`` and everything under it, for one :class:`App`.
+    """The ASGI handler of ``/console`` and everything under it, in ``host`` and over ``store``.
 
     ``clock`` gives Unix time: the cookies it signs are read by other processes and after a
     restart.
     """
 
-    def __init__(self, app: App, clock: Callable[[], float] = time.time) -> None:
-        self.app = app
+    def __init__(
+        self, host: Host, store: SessionStore, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._host = host
+        self._store = store
         self._clock = clock
         self._sessions: Sessions | None = None
         self._files = _load_static(STATIC)
@@ -134,10 +155,8 @@ class Console:
         if not same_origin(scope):
             await send_error(send, 403, "AccessDeniedException", "Cross-origin request refused.")
             return
-        from facesearch.server.app import BodyRefused  # app.py imports this module
-
         try:
-            body = await self.app.read_body(scope, receive)
+            body = await self._host.read_body(scope, receive)
         except BodyRefused as error:
             await send_error(send, error.status, error.code, error.message, close=error.close)
             return
@@ -154,23 +173,21 @@ class Console:
         if name == "api/sign-out":
             # Every copy of the cookie, this one and any other, is refused from now on.
             await asyncio.to_thread(
-                self.app.service.revoke_session,
-                session.session_id,
-                session.issued + MAX_LIFETIME_SECONDS,
+                self._store.revoke, session.session_id, session.issued + MAX_LIFETIME_SECONDS
             )
             await send_json(send, 200, {}, set_cookie(scope, "", 0))
             return
 
         def authenticate() -> Caller:
             # Checked again at call time: a key removed from the configuration stops working.
-            key = self.app.verifier.key(session.access_key_id)
+            key = self._host.access_key(session.access_key_id)
             if key is None:
                 raise AuthError("UnrecognizedClientException", _INVALID_TOKEN)
             return Caller(key, session.region)
 
         request_id = str(uuid.uuid4())
         target = header(scope, b"x-amz-target") or None
-        status, payload, code = await self.app.call(request_id, authenticate, target, body)
+        status, payload, code = await self._host.call(request_id, authenticate, target, body)
         headers = [(b"x-amzn-requestid", request_id.encode()), *self._refresh(scope, session)]
         if code:
             headers.append((b"x-amzn-errortype", code.encode()))
@@ -189,7 +206,7 @@ class Console:
         if not _REGION.fullmatch(region):
             await send_error(send, 400, "InvalidParameterException", "Region is not a region name.")
             return
-        key = self.app.verifier.key(key_id)
+        key = self._host.access_key(key_id)
         # A digest of the wrong length costs the same time as a right one: compare digests.
         given = hashlib.sha256(secret.encode()).digest()
         expected = hashlib.sha256((key.secret_access_key if key else "").encode()).digest()
@@ -205,17 +222,17 @@ class Console:
         """The cookie's session, unless it is not ours, altered, lapsed, of a key no longer
         configured with the same secret, or signed out."""
         sessions = await self._load_sessions()
-        session = sessions.read(cookie, self.app.verifier.key)
+        session = sessions.read(cookie, self._host.access_key)
         if session is None:
             return None
-        if await asyncio.to_thread(self.app.service.session_revoked, session.session_id):
+        if await asyncio.to_thread(self._store.revoked, session.session_id):
             return None
         return session
 
     def _refresh(self, scope: Scope, session: Session) -> Headers:
         """A Set-Cookie header that pushes the session's idle limit back, when that is worth it."""
         assert self._sessions is not None, "_load_sessions first"
-        key = self.app.verifier.key(session.access_key_id)
+        key = self._host.access_key(session.access_key_id)
         extended = self._sessions.extended(session)
         if key is None or extended is None:
             return []
@@ -225,13 +242,13 @@ class Console:
     async def _load_sessions(self) -> Sessions:
         """The sessions' signer, its key fetched from the store once (blocking: on a thread)."""
         if self._sessions is None:
-            key = await asyncio.to_thread(self.app.service.derived_key, KEY_PURPOSE)
+            key = await asyncio.to_thread(self._store.signing_key)
             self._sessions = Sessions(key, self._clock)
         return self._sessions
 
     def _describe(self, session: Session) -> dict[str, str]:
         assert self._sessions is not None, "_load_sessions first"
-        key = self.app.verifier.key(session.access_key_id)
+        key = self._host.access_key(session.access_key_id)
         return {
             "AccessKeyId": session.access_key_id,
             "AccountId": key.account_id if key else "",
