@@ -21,7 +21,6 @@ import hashlib
 import hmac
 import json
 import mimetypes
-import re
 import time
 import uuid
 from collections.abc import Callable
@@ -48,8 +47,10 @@ from facesearch.console.sessions import (
     Session,
     Sessions,
 )
-from facesearch.server.auth import AuthError, Caller
+from facesearch.defaults import DEFAULT_REGION, REGION_NAME
+from facesearch.server.auth import Caller
 from facesearch.store import StoreUnavailableError
+from facesearch.wire.sigv4 import AuthError
 
 if TYPE_CHECKING:
     from facesearch.server.app import App
@@ -63,7 +64,6 @@ Send = Callable[[dict[str, Any]], Any]
 STATIC = Path(__file__).parent / "static"
 
 _INVALID_TOKEN = "The security token included in the request is invalid."
-_REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+){1,3}")
 
 
 @dataclass(frozen=True)
@@ -180,13 +180,13 @@ class Console:
         try:
             form = json.loads(body)
             key_id, secret = str(form["AccessKeyId"]), str(form["SecretAccessKey"])
-            region = str(form.get("Region") or "us-east-1")
+            region = str(form.get("Region") or DEFAULT_REGION)
         except (ValueError, TypeError, KeyError, RecursionError):
             await send_error(
                 send, 400, "SerializationException", "Expected AccessKeyId and SecretAccessKey."
             )
             return
-        if not _REGION.fullmatch(region):
+        if not REGION_NAME.fullmatch(region):
             await send_error(send, 400, "InvalidParameterException", "Region is not a region name.")
             return
         key = self.app.verifier.key(key_id)
