@@ -48,11 +48,11 @@ import numpy as np
 from botocore.config import Config
 
 import facesearch
-from facesearch.server.auth import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
 from facesearch.store import FaceRecord
 from facesearch.store.index import NO_USER
 from facesearch.vision import CURRENT
 from facesearch.vision.image import sniff_format
+from facesearch.wire.keys import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
 
 REPO = Path(__file__).resolve().parent.parent
 PHOTOS = Path(os.environ.get("FACESEARCH_TEST_PHOTOS", REPO.parent / "shared/datasets/faces"))

@@ -45,7 +45,8 @@ from botocore.serialize import create_serializer
 
 import facesearch
 from facesearch.contract import operation_model
-from facesearch.service import DEFAULT_ACCOUNT_ID, RekognitionService
+from facesearch.defaults import DEFAULT_ACCOUNT_ID
+from facesearch.service import RekognitionService
 
 DEFAULT_PHOTOS = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "faces"
 CONCURRENCY = (1, 4, 16)

@@ -23,7 +23,7 @@ def client(
 ) -> RekognitionClient:
     """An in-process, boto3-shaped Rekognition client over ``store`` (a ``postgresql://`` URL),
     else ``$FACESEARCH_STORE``, else the embedded store in ``data_dir``."""
+    from facesearch.defaults import DEFAULT_ACCOUNT_ID
     from facesearch.inprocess import client as make_client
-    from facesearch.service import DEFAULT_ACCOUNT_ID
 
     return make_client(data_dir, store=store, account_id=account_id or DEFAULT_ACCOUNT_ID)

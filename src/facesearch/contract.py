@@ -13,13 +13,12 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-import botocore.session
 import regex
-from botocore.model import OperationModel, ServiceModel, Shape
+from botocore.model import ListShape, MapShape, OperationModel, Shape, StringShape, StructureShape
 
 from facesearch.errors import RekognitionError
-
-SERVICE_NAME = "rekognition"
+from facesearch.model import service_model
+from facesearch.shapes import ShapeVisitor, join
 
 # The face-collection operations this service implements (the rest of Rekognition is out of scope).
 OPERATIONS: tuple[str, ...] = (
@@ -58,12 +57,6 @@ FACE_DETAIL_NOT_RETURNED: tuple[str, ...] = (
 
 
 @cache
-def service_model() -> ServiceModel:
-    """botocore's Rekognition service model (the one installed with the pinned botocore)."""
-    return botocore.session.get_session().get_service_model(SERVICE_NAME)
-
-
-@cache
 def operation_model(name: str) -> OperationModel:
     """The model of one supported operation; unknown names raise InvalidParameterException."""
     if name not in OPERATIONS:
@@ -88,74 +81,96 @@ def validate(operation: str, params: Mapping[str, Any]) -> None:
         if params:
             raise RekognitionError("InvalidParameterException", "Request takes no parameters.")
         return
-    _check(shape, params, "")
+    _VALIDATOR.visit(shape, params, "")
 
 
 def _fail(path: str, problem: str) -> RekognitionError:
     return RekognitionError("InvalidParameterException", f"Invalid parameter {path}: {problem}")
 
 
-def _check(shape: Shape, value: Any, path: str) -> None:
-    kind = shape.type_name
-    meta = shape.metadata
-    if kind == "structure":
+class _Validator(ShapeVisitor):
+    """Raises on the first value that breaks its shape's constraints, in the request's order."""
+
+    def visit_structure(self, shape: StructureShape, value: Any, path: str) -> Any:
         if not isinstance(value, Mapping):
             raise _fail(path or "request", "expected a structure")
         members = shape.members
         for key in value:
             if key not in members:
-                raise _fail(_join(path, key), "unknown parameter")
+                raise _fail(join(path, key), "unknown parameter")
         for required in shape.required_members:
             if value.get(required) is None:
-                raise _fail(_join(path, required), "missing required parameter")
-        for key, item in value.items():
-            if item is not None:
-                _check(members[key], item, _join(path, key))
-    elif kind == "list":
+                raise _fail(join(path, required), "missing required parameter")
+        return super().visit_structure(shape, value, path)
+
+    def visit_list(self, shape: ListShape, value: Any, path: str) -> Any:
         if not isinstance(value, list | tuple):
             raise _fail(path, "expected a list")
-        _check_size(path, len(value), meta, "items")
-        for index, item in enumerate(value):
-            _check(shape.member, item, f"{path}[{index}]")
-    elif kind == "map":
+        _check_size(path, len(value), shape.metadata, "items")
+        return super().visit_list(shape, value, path)
+
+    def visit_map(self, shape: MapShape, value: Any, path: str) -> Any:
         if not isinstance(value, Mapping):
             raise _fail(path, "expected a map")
-        _check_size(path, len(value), meta, "entries")
-        for key, item in value.items():
-            _check(shape.key, key, f"{path} key")
-            _check(shape.value, item, f"{path}.{key}")
-    elif kind == "string":
+        _check_size(path, len(value), shape.metadata, "entries")
+        return super().visit_map(shape, value, path)
+
+    def visit_key(self, shape: Shape, key: Any, path: str) -> Any:
+        return self.visit(shape, key, f"{path} key")
+
+    def visit_string(self, shape: StringShape, value: Any, path: str) -> Any:
         if not isinstance(value, str):
             raise _fail(path, "expected a string")
+        meta = shape.metadata
         _check_size(path, len(value), meta, "characters")
         if "pattern" in meta and not _compiled(meta["pattern"]).fullmatch(value):
             raise _fail(path, f"must match the pattern {meta['pattern']}")
         if shape.enum and value not in shape.enum:
             raise _fail(path, f"must be one of {', '.join(shape.enum)}")
-    elif kind in ("integer", "long"):
+        return value
+
+    def visit_integer(self, shape: Shape, value: Any, path: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise _fail(path, "expected an integer")
-        _check_range(path, value, meta)
-    elif kind in ("float", "double"):
+        _check_range(path, value, shape.metadata)
+        return value
+
+    visit_long = visit_integer
+
+    def visit_float(self, shape: Shape, value: Any, path: str) -> Any:
         if (
             isinstance(value, bool)
             or not isinstance(value, int | float)
             or not math.isfinite(value)
         ):
             raise _fail(path, "expected a number")
-        _check_range(path, value, meta)
-    elif kind == "boolean":
+        _check_range(path, value, shape.metadata)
+        return value
+
+    visit_double = visit_float
+
+    def visit_boolean(self, shape: Shape, value: Any, path: str) -> Any:
         if not isinstance(value, bool):
             raise _fail(path, "expected a boolean")
-    elif kind == "blob":
+        return value
+
+    def visit_blob(self, shape: Shape, value: Any, path: str) -> Any:
         if not isinstance(value, bytes | bytearray | memoryview):
             raise _fail(path, "expected bytes")
+        meta = shape.metadata
         if "max" in meta and len(value) > meta["max"]:
             # Rekognition answers an oversized image with its own error, not a validation one.
             raise RekognitionError("ImageTooLargeException", "Image size is too large.")
         _check_size(path, len(value), meta, "bytes")
-    elif kind == "timestamp" and not isinstance(value, _dt.datetime | int | float):
-        raise _fail(path, "expected a timestamp")
+        return value
+
+    def visit_timestamp(self, shape: Shape, value: Any, path: str) -> Any:
+        if not isinstance(value, _dt.datetime | int | float):
+            raise _fail(path, "expected a timestamp")
+        return value
+
+
+_VALIDATOR = _Validator()
 
 
 def _check_size(path: str, size: int, meta: Mapping[str, Any], unit: str) -> None:
@@ -170,7 +185,3 @@ def _check_range(path: str, value: float, meta: Mapping[str, Any]) -> None:
         raise _fail(path, f"must be at least {meta['min']}")
     if "max" in meta and value > meta["max"]:
         raise _fail(path, f"must be at most {meta['max']}")
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from functools import cache
 
+from facesearch.model import service_model
+
 # The service model carries no HTTP status for Rekognition's errors; AWS documents these as 5xx
 # and every other one as 400.
 _SERVER_ERRORS = {"InternalServerError": 500, "ThrottlingException": 500}
@@ -16,8 +18,6 @@ _SERVER_ERRORS = {"InternalServerError": 500, "ThrottlingException": 500}
 @cache
 def error_codes() -> frozenset[str]:
     """The error codes the Rekognition service model declares."""
-    from facesearch.contract import service_model
-
     return frozenset(shape.name for shape in service_model().error_shapes)
 
 

@@ -25,8 +25,10 @@ from botocore.paginate import Paginator
 from botocore.validate import ParamValidator
 
 from facesearch import contract
+from facesearch.defaults import DEFAULT_ACCOUNT_ID
 from facesearch.errors import RekognitionError
-from facesearch.service import DEFAULT_ACCOUNT_ID, RekognitionService
+from facesearch.model import SERVICE_NAME, service_model
+from facesearch.service import RekognitionService
 
 if TYPE_CHECKING:
     # boto3's stubs (mypy-boto3-rekognition): request and response types for type checkers.
@@ -39,7 +41,7 @@ class InProcessClient:
     def __init__(self, service: RekognitionService, account_id: str = DEFAULT_ACCOUNT_ID) -> None:
         self.service = service
         self.account_id = account_id
-        model = contract.service_model()
+        model = service_model()
         self.exceptions = ClientExceptionsFactory().create_client_exceptions(model)
         self._methods = {xform_name(op): op for op in model.operation_names}
         self.meta = ClientMeta(
@@ -52,7 +54,7 @@ class InProcessClient:
             partition="aws",
         )
         self._paginators = create_loader().load_service_model(
-            contract.SERVICE_NAME, "paginators-1", model.api_version
+            SERVICE_NAME, "paginators-1", model.api_version
         )["pagination"]
 
     def __getattr__(self, name: str) -> Callable[..., dict[str, Any]]:

@@ -9,7 +9,8 @@ import pytest
 from botocore import UNSIGNED
 from botocore.exceptions import ClientError
 
-from facesearch.server.auth import DEFAULT_ACCOUNT_ID, AccessKey, load_keys
+from facesearch.defaults import DEFAULT_ACCOUNT_ID
+from facesearch.server.auth import AccessKey, load_keys
 
 from .conftest import ALICE, error_type, rekognition, signed_post
 

@@ -13,7 +13,7 @@ from botocore.parsers import create_parser
 from facesearch.contract import operation_model
 from facesearch.server.app import App
 from facesearch.server.auth import Verifier
-from facesearch.server.protocol import ProtocolError, decode_request, encode_response
+from facesearch.wire.json11 import ProtocolError, decode_request, encode_response
 
 from .conftest import ALICE, BOB, CREATED, error_type, rekognition, serve, signed_post
 

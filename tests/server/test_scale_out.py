@@ -18,7 +18,8 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from support import free_port, stop_serve, wait_for_url
 
-from facesearch.server.auth import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, AccessKey
+from facesearch.server.auth import AccessKey
+from facesearch.wire.keys import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
 
 from .conftest import rekognition
 from .test_serve import clean_env

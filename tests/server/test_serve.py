@@ -17,13 +17,8 @@ from typing import Any
 import pytest
 
 from facesearch.server.app import App
-from facesearch.server.auth import (
-    LOCAL_ACCESS_KEY_ID,
-    LOCAL_SECRET_ACCESS_KEY,
-    AccessKey,
-    Verifier,
-    is_loopback,
-)
+from facesearch.server.auth import AccessKey, Verifier
+from facesearch.wire.keys import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, is_loopback
 
 from .conftest import ALICE, FakeService, rekognition, serve
 

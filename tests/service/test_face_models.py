@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from facesearch.defaults import DEFAULT_ACCOUNT_ID
 from facesearch.errors import RekognitionError
-from facesearch.service import DEFAULT_ACCOUNT_ID, RekognitionService
+from facesearch.service import RekognitionService
 from facesearch.vision import CURRENT, FACE_MODELS, get_analyzer
 
 OBAMA = ("people/barack_obama/1.jpg", "people/barack_obama/2.jpg")

@@ -46,8 +46,9 @@ from facesearch.cli import arguments, folder, help
 from facesearch.cli.caller import FacesearchCaller
 from facesearch.cli.embedded import Transport, warn_ineffective
 from facesearch.cli.output import OUTPUT_FORMATS
-from facesearch.contract import OPERATIONS, SERVICE_NAME
+from facesearch.contract import OPERATIONS
 from facesearch.errors import ModelsMissingError
+from facesearch.model import SERVICE_NAME
 
 LOG = logging.getLogger("facesearch.cli")
 

@@ -21,9 +21,10 @@ from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.client import BaseClient, Config
 from botocore.session import Session
 
+from facesearch.defaults import DEFAULT_REGION
 from facesearch.errors import RekognitionError
-from facesearch.server import protocol
-from facesearch.server.auth import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, is_loopback
+from facesearch.wire import json11
+from facesearch.wire.keys import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, is_loopback
 
 if TYPE_CHECKING:
     from facesearch.service import RekognitionService
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
 # Never contacted: before-send answers first. An .invalid host guarantees that a request which
 # somehow escaped would fail instead of reaching AWS.
 EMBEDDED_ENDPOINT = "http://embedded.facesearch.invalid"
-DEFAULT_REGION = "us-east-1"
 
 # Global options that only concern talking to a server: (dest in the parsed globals, value it has
 # when the option is absent, as the user wrote it).
@@ -140,17 +140,17 @@ class Transport:
         self, request: AWSPreparedRequest, data_dir: str | None, store: str | None
     ) -> AWSResponse:
         try:
-            operation = protocol.operation_from_target(_header(request, "X-Amz-Target"))
-            params = protocol.decode_request(operation, _body(request))
+            operation = json11.operation_from_target(_header(request, "X-Amz-Target"))
+            params = json11.decode_request(operation, _body(request))
             # The default account: the one the library client and a server's local keys use.
             result = self._get_service(data_dir, store).call(operation, params)
-            status, body = 200, protocol.encode_response(operation, result)
+            status, body = 200, json11.encode_response(operation, result)
         except RekognitionError as error:
-            status, body = error.http_status, protocol.encode_error(error.code, error.message)
-        except protocol.ProtocolError as error:
-            status, body = error.http_status, protocol.encode_error(error.code, error.message)
+            status, body = error.http_status, json11.encode_error(error.code, error.message)
+        except json11.ProtocolError as error:
+            status, body = error.http_status, json11.encode_error(error.code, error.message)
         headers = {
-            "Content-Type": protocol.CONTENT_TYPE,
+            "Content-Type": json11.CONTENT_TYPE,
             "x-amzn-RequestId": str(uuid.uuid4()),
             "Content-Length": str(len(body)),
         }

@@ -25,6 +25,7 @@ from botocore.model import OperationModel, Shape
 from docutils.core import publish_string
 
 from facesearch.contract import FACE_DETAIL_NOT_RETURNED
+from facesearch.shapes import reaches
 
 # The top of ``facesearch help``, in place of Rekognition's introduction (Custom Labels, video...).
 SERVICE_DESCRIPTION = f"""
@@ -110,33 +111,26 @@ class _OperationDocs(OperationDocumentEventHandler):
         GlobalOptionsDocumenter(target).doc_global_options()
 
 
-def _reaches(shape: Shape | None, name: str, seen: set[str] | None = None) -> bool:
-    """Whether ``shape`` holds, at any depth, a shape called ``name``."""
-    seen = set() if seen is None else seen
-    if shape is None or shape.name in seen:
-        return False
-    seen.add(shape.name)
-    if shape.name == name:
-        return True
-    children = [*getattr(shape, "members", {}).values()]
-    children += [getattr(shape, attr) for attr in ("member", "value") if hasattr(shape, attr)]
-    return any(_reaches(child, name, seen) for child in children)
+def _is_face_detail(shape: Shape) -> bool:
+    return shape.name == "FaceDetail"
+
+
+def _is_match(shape: Shape) -> bool:
+    """A match that carries a Similarity."""
+    return shape.name in ("FaceMatch", "UserMatch", "CompareFacesMatch")
 
 
 def operation_notes(operation: OperationModel) -> list[str]:
     """Where this operation in facesearch differs from Rekognition's, as HTML paragraphs."""
     notes = []
-    if _reaches(operation.output_shape, "FaceDetail"):
+    if reaches(operation.output_shape, _is_face_detail):
         notes.append(
             f"<p>facesearch never returns {', '.join(FACE_DETAIL_NOT_RETURNED)} or the CONFUSED "
             "emotion (no model that installs from PyPI provides them); with ALL attributes a "
             "FaceDetail adds AgeRange, Gender, Emotions, Smile, EyesOpen, MouthOpen and "
             "EyeDirection.</p>"
         )
-    if any(
-        _reaches(operation.output_shape, name)
-        for name in ("FaceMatch", "UserMatch", "CompareFacesMatch")
-    ):
+    if reaches(operation.output_shape, _is_match):
         notes.append(
             "<p>Similarity is calibrated: 80 means a false-match rate of 5 in a million per "
             "comparison, and every 10 points ten times fewer; a search of N faces false-matches "

@@ -37,12 +37,14 @@ from facesearch.server.asgi import (
     Scope,
     Send,
 )
-from facesearch.server.auth import AccessKey, AuthError, Caller, Verifier, is_loopback
+from facesearch.server.auth import AccessKey, Caller, Verifier
 from facesearch.server.console import Console, SessionStore
 from facesearch.server.lanes import ImageLane
 from facesearch.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from facesearch.server.metrics import Metrics
-from facesearch.server.protocol import (
+from facesearch.server.throttle import DEFAULT_MAX_QUEUE, RateLimiter
+from facesearch.shapes import reaches
+from facesearch.wire.json11 import (
     CONTENT_TYPE,
     ProtocolError,
     decode_request,
@@ -50,7 +52,8 @@ from facesearch.server.protocol import (
     encode_response,
     operation_from_target,
 )
-from facesearch.server.throttle import DEFAULT_MAX_QUEUE, RateLimiter
+from facesearch.wire.keys import is_loopback
+from facesearch.wire.sigv4 import AuthError
 
 log = logging.getLogger("facesearch.server")
 # One JSON line per request; ``facesearch serve`` writes it to standard output.
@@ -329,18 +332,11 @@ def _takes_image(target: str | None) -> bool:
         shape = operation_model(operation_from_target(target)).input_shape
     except ProtocolError:
         return False
-    return shape is not None and _has_blob(shape)
+    return reaches(shape, _is_blob)
 
 
-def _has_blob(shape: Shape) -> bool:
-    kind = shape.type_name
-    if kind == "blob":
-        return True
-    if kind == "structure":
-        return any(_has_blob(member) for member in shape.members.values())
-    if kind == "list":
-        return _has_blob(shape.member)
-    return kind == "map" and _has_blob(shape.value)
+def _is_blob(shape: Shape) -> bool:
+    return shape.type_name == "blob"
 
 
 async def _send_error(

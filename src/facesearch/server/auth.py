@@ -1,9 +1,8 @@
-"""AWS Signature Version 4 checking, with botocore's own signer, against configured keys.
+"""The server's keys: who may sign requests, for which account, with what scope and rate.
 
-The server recomputes each request's signature with :class:`botocore.auth.SigV4Auth` over the
-request as received (the headers the client says it signed, the raw path and query, the body) and
-compares it in constant time. Each access key belongs to an account id; the service keeps one
-account's collections invisible to another's.
+:class:`Verifier` checks each request's SigV4 signature (:mod:`facesearch.wire.sigv4`) against
+the configured keys. Each access key belongs to an account id; the service keeps one account's
+collections invisible to another's.
 
 Keys come from ``FACESEARCH_ACCESS_KEY_ID`` / ``FACESEARCH_SECRET_ACCESS_KEY`` (account
 ``FACESEARCH_ACCOUNT_ID``, default ``000000000000``) and from a credentials file in the INI form of
@@ -33,49 +32,20 @@ from __future__ import annotations
 import configparser
 import datetime as dt
 import fnmatch
-import hmac
-import ipaddress
 import os
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
-from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
-from botocore.auth import SIGV4_TIMESTAMP, SigV4Auth
-from botocore.awsrequest import AWSRequest, HTTPHeaders
-from botocore.credentials import Credentials
-
+from facesearch.contract import OPERATIONS
+from facesearch.defaults import ACCOUNT_ID, DEFAULT_ACCOUNT_ID
 from facesearch.errors import RekognitionError
+from facesearch.wire import sigv4
+from facesearch.wire.keys import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
+from facesearch.wire.sigv4 import AuthError
 
-SERVICE = "rekognition"
-DEFAULT_ACCOUNT_ID = "000000000000"
-# Used only when no key is configured and the server listens on loopback (documented, not secret).
-LOCAL_ACCESS_KEY_ID = "facesearch-local"
-LOCAL_SECRET_ACCESS_KEY = "facesearch-local-secret"
-# AWS rejects requests signed more than 15 minutes away from its clock.
-MAX_CLOCK_SKEW = dt.timedelta(minutes=15)
-
-_ALGORITHM = "AWS4-HMAC-SHA256"
-_ACCOUNT_ID = re.compile(r"\d{12}")
-_SIGNATURE_MISMATCH = (
-    "The request signature we calculated does not match the signature you provided. Check your "
-    "AWS Secret Access Key and signing method. Consult the service documentation for details."
-)
 _INVALID_TOKEN = "The security token included in the request is invalid."
-
-
-class AuthError(Exception):
-    """An authentication failure, with the code AWS's front end returns (all HTTP 400)."""
-
-    http_status = 400
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -93,12 +63,10 @@ class AccessKey:
     def __post_init__(self) -> None:
         if not self.access_key_id or not self.secret_access_key:
             raise ValueError("an access key needs both an id and a secret")
-        if not _ACCOUNT_ID.fullmatch(self.account_id):
+        if not ACCOUNT_ID.fullmatch(self.account_id):
             raise ValueError(
                 f"account id {self.account_id!r} of {self.access_key_id} is not 12 digits"
             )
-        from facesearch.contract import OPERATIONS
-
         unknown = sorted((self.operations or frozenset()) - set(OPERATIONS))
         if unknown:
             raise ValueError(f"{self.access_key_id}: unknown operations {', '.join(unknown)}")
@@ -124,16 +92,6 @@ class AccessKey:
     def __repr__(self) -> str:
         # Keeps the secret out of logs and tracebacks.
         return f"AccessKey({self.access_key_id!r}, account_id={self.account_id!r})"
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (a name or an address) is this machine only."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def local_key() -> AccessKey:
@@ -202,17 +160,6 @@ def _optional(kind: Callable[[list[str]], Any], names: list[str] | None) -> Any:
     return None if names is None else kind(names)
 
 
-class _ReceivedSigV4(SigV4Auth):
-    """botocore's signer, told which headers were signed instead of choosing them itself."""
-
-    def __init__(self, credentials: Credentials, region: str, signed: HTTPHeaders) -> None:
-        super().__init__(credentials, SERVICE, region)
-        self._signed = signed
-
-    def headers_to_sign(self, request: AWSRequest) -> HTTPHeaders:
-        return self._signed
-
-
 @dataclass(frozen=True)
 class Caller:
     """A verified request's signer and the region its signature is scoped to (ARNs carry it)."""
@@ -248,134 +195,14 @@ class Verifier:
 
         ``headers`` are (name, value) pairs as received, repeated names included.
         """
-        received = HTTPHeaders()
-        for name, value in headers:
-            received.add_header(name.lower(), value)
-        authorization = received.get("authorization")
-        if not authorization:
-            raise AuthError("MissingAuthenticationTokenException", "Missing Authentication Token")
-        fields = _parse_authorization(authorization)
-        key_id, scope_date, region, service, terminator = _parse_credential(fields["Credential"])
-        if service != SERVICE or terminator != "aws4_request":
-            raise AuthError(
-                "InvalidSignatureException",
-                f"Credential should be scoped to correct service: '{SERVICE}'.",
-            )
-        key = self._keys.get(key_id)
+        received = sigv4.received_headers(headers)
+        authorization = sigv4.parse_authorization(received)
+        key = self._keys.get(authorization.access_key_id)
         if key is None or "x-amz-security-token" in received:
             # No session tokens are issued here, so a request carrying one cannot be valid.
             raise AuthError("UnrecognizedClientException", _INVALID_TOKEN)
-
-        signed_names = fields["SignedHeaders"].split(";")
-        timestamp = self._check_date(received, signed_names, scope_date)
-        signed = HTTPHeaders()
-        for name in signed_names:
-            for value in received.get_all(name) or ():
-                signed.add_header(name, value)
-            if name not in received:
-                raise AuthError("InvalidSignatureException", _SIGNATURE_MISMATCH)
-
-        body_hash = sha256(body).hexdigest()
-        # The signer trusts X-Amz-Content-SHA256 when present, so it must be the body's true hash.
-        if received.get("x-amz-content-sha256", body_hash) != body_hash:
-            raise AuthError(
-                "InvalidSignatureException",
-                "The provided 'x-amz-content-sha256' header does not match what was computed.",
-            )
-        request = AWSRequest(
-            method=method, url=f"http://server{raw_path}{'?' if query else ''}{query}"
+        timestamp = sigv4.check_date(received, authorization, self._clock)
+        sigv4.check_signature(
+            authorization, key.secret_access_key, timestamp, method, raw_path, query, received, body
         )
-        request.context["timestamp"] = timestamp
-        # The signer takes the payload hash from this header when present: the hash just computed
-        # (the header itself, if signed, is among the signed headers above).
-        request.headers["X-Amz-Content-SHA256"] = body_hash
-        signer = _ReceivedSigV4(
-            Credentials(key.access_key_id, key.secret_access_key), region, signed
-        )
-        expected = signer.signature(
-            signer.string_to_sign(request, signer.canonical_request(request)), request
-        )
-        if not hmac.compare_digest(expected, fields["Signature"]):
-            raise AuthError("InvalidSignatureException", _SIGNATURE_MISMATCH)
-        return Caller(key, region)
-
-    def _check_date(self, received: HTTPHeaders, signed_names: list[str], scope_date: str) -> str:
-        """The request's SigV4 timestamp, checked against the scope and the clock."""
-        if "x-amz-date" in received:
-            header = "x-amz-date"
-            try:
-                when = dt.datetime.strptime(received["x-amz-date"], SIGV4_TIMESTAMP)
-            except ValueError:
-                raise AuthError(
-                    "IncompleteSignatureException", "Invalid X-Amz-Date header."
-                ) from None
-            when = when.replace(tzinfo=dt.UTC)
-        elif "date" in received:
-            header = "date"
-            try:
-                when = parsedate_to_datetime(received["date"]).astimezone(dt.UTC)
-            except (TypeError, ValueError):
-                raise AuthError("IncompleteSignatureException", "Invalid Date header.") from None
-        else:
-            raise AuthError(
-                "IncompleteSignatureException",
-                "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' "
-                "header.",
-            )
-        if header not in signed_names:
-            # An unsigned date could be replayed with a fresh value.
-            raise AuthError("InvalidSignatureException", f"The '{header}' header must be signed.")
-        timestamp = when.strftime(SIGV4_TIMESTAMP)
-        if timestamp[:8] != scope_date:
-            raise AuthError(
-                "InvalidSignatureException",
-                f"Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date "
-                f"from HTTP: '{scope_date}' != '{timestamp[:8]}', from '{timestamp}'.",
-            )
-        now = self._clock()
-        if when < now - MAX_CLOCK_SKEW:
-            raise AuthError(
-                "InvalidSignatureException",
-                f"Signature expired: {timestamp} is now earlier than "
-                f"{(now - MAX_CLOCK_SKEW).strftime(SIGV4_TIMESTAMP)} "
-                f"({now.strftime(SIGV4_TIMESTAMP)} - 15 min.)",
-            )
-        if when > now + MAX_CLOCK_SKEW:
-            raise AuthError(
-                "InvalidSignatureException",
-                f"Signature not yet current: {timestamp} is still later than "
-                f"{(now + MAX_CLOCK_SKEW).strftime(SIGV4_TIMESTAMP)} "
-                f"({now.strftime(SIGV4_TIMESTAMP)} + 15 min.)",
-            )
-        return timestamp
-
-
-def _parse_authorization(value: str) -> dict[str, str]:
-    algorithm, _, rest = value.strip().partition(" ")
-    if algorithm != _ALGORITHM:
-        raise AuthError(
-            "IncompleteSignatureException",
-            f"Unsupported authorization algorithm; use {_ALGORITHM}.",
-        )
-    fields = {}
-    for part in rest.split(","):
-        name, _, field = part.strip().partition("=")
-        fields[name] = field
-    for required in ("Credential", "SignedHeaders", "Signature"):
-        if not fields.get(required):
-            raise AuthError(
-                "IncompleteSignatureException",
-                f"Authorization header requires '{required}' parameter.",
-            )
-    return fields
-
-
-def _parse_credential(credential: str) -> tuple[str, str, str, str, str]:
-    parts = credential.split("/")
-    if len(parts) != 5 or not all(parts):
-        raise AuthError(
-            "IncompleteSignatureException",
-            "Credential must have exactly 5 slash-delimited elements, "
-            "e.g. keyid/date/region/service/term.",
-        )
-    return parts[0], parts[1], parts[2], parts[3], parts[4]
+        return Caller(key, authorization.region)

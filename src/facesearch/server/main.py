@@ -14,15 +14,9 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from facesearch.server.auth import (
-    LOCAL_ACCESS_KEY_ID,
-    LOCAL_SECRET_ACCESS_KEY,
-    Verifier,
-    is_loopback,
-    load_keys,
-    local_key,
-)
+from facesearch.server.auth import Verifier, load_keys, local_key
 from facesearch.server.throttle import DEFAULT_MAX_QUEUE
+from facesearch.wire.keys import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, is_loopback
 
 if TYPE_CHECKING:
     from facesearch.server.app import App

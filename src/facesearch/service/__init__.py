@@ -8,12 +8,12 @@ runs the operation's handler and returns the response dict, or raises a Rekognit
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from facesearch import contract
+from facesearch.defaults import DEFAULT_ACCOUNT_ID, REGION_NAME
 from facesearch.errors import RekognitionError
 from facesearch.service import collections, detect, faces, search, users  # noqa: F401 (registers)
 from facesearch.service.context import Context, State
@@ -23,10 +23,6 @@ from facesearch.store import Store, StoreBusyError, StoreUnavailableError, open_
 
 if TYPE_CHECKING:
     from facesearch.vision.analyzer import Analyzer
-
-DEFAULT_ACCOUNT_ID = "000000000000"
-_REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+)+")
-
 
 def default_data_dir() -> Path:
     """``FACESEARCH_DATA_DIR``, else ``~/.local/share/facesearch``."""
@@ -78,7 +74,7 @@ class RekognitionService:
         """
         contract.validate(operation, params)
         handler = HANDLERS[operation]
-        if region is None or not _REGION.fullmatch(region):
+        if region is None or not REGION_NAME.fullmatch(region):
             region = self.state.region
         try:
             return handler(Context(self.state, account_id, operation, region), dict(params))

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from facesearch.defaults import DEFAULT_REGION
 from facesearch.errors import RekognitionError, not_found
 from facesearch.service.tokens import TokenCodec
 from facesearch.store import CollectionRecord, Store
@@ -20,7 +21,6 @@ from facesearch.vision.face_model import CURRENT, FaceModel
 if TYPE_CHECKING:
     from facesearch.vision.analyzer import AnalyzedImage, Analyzer
 
-DEFAULT_REGION = "us-east-1"
 # Rekognition's image size limits: 5 MiB of raw bytes in the request, 15 MB for an S3 object.
 BYTES_IMAGE_MAX_BYTES = 5 * 1024 * 1024
 S3_IMAGE_MAX_BYTES = 15 * 1024 * 1024

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from facesearch.contract import service_model
+from facesearch.model import service_model
 from facesearch.store import FaceRecord
 
 if TYPE_CHECKING:

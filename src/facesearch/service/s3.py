@@ -17,12 +17,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from facesearch.defaults import DEFAULT_REGION
 from facesearch.errors import RekognitionError
 from facesearch.service.context import S3_IMAGE_MAX_BYTES
 
 log = logging.getLogger("facesearch.s3")
 
-DEFAULT_REGION = "us-east-1"
 # Rekognition's own wording for every object it cannot read, whatever S3's reason.
 UNREADABLE = (
     "Unable to get object metadata from S3. Check object key, region and/or access permissions."

@@ -22,7 +22,6 @@ import hashlib
 import hmac
 import json
 import mimetypes
-import re
 import time
 import uuid
 from collections.abc import Callable
@@ -30,8 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from facesearch.defaults import DEFAULT_REGION, REGION_NAME
 from facesearch.server.asgi import BodyRefused, Outcome, Receive, Scope, Send
-from facesearch.server.auth import AccessKey, AuthError, Caller
+from facesearch.server.auth import AccessKey, Caller
 from facesearch.server.console.responses import (
     COOKIE,
     Headers,
@@ -52,6 +52,7 @@ from facesearch.server.console.sessions import (
     SessionStore,
 )
 from facesearch.store import StoreUnavailableError
+from facesearch.wire.sigv4 import AuthError
 
 __all__ = [
     "COOKIE",
@@ -66,7 +67,6 @@ __all__ = [
 STATIC = Path(__file__).parent / "static"
 
 _INVALID_TOKEN = "The security token included in the request is invalid."
-_REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+){1,3}")
 
 
 class Host(Protocol):
@@ -197,13 +197,13 @@ class Console:
         try:
             form = json.loads(body)
             key_id, secret = str(form["AccessKeyId"]), str(form["SecretAccessKey"])
-            region = str(form.get("Region") or "us-east-1")
+            region = str(form.get("Region") or DEFAULT_REGION)
         except (ValueError, TypeError, KeyError, RecursionError):
             await send_error(
                 send, 400, "SerializationException", "Expected AccessKeyId and SecretAccessKey."
             )
             return
-        if not _REGION.fullmatch(region):
+        if not REGION_NAME.fullmatch(region):
             await send_error(send, 400, "InvalidParameterException", "Region is not a region name.")
             return
         key = self._host.access_key(key_id)

@@ -11,13 +11,14 @@ from __future__ import annotations
 import binascii
 import datetime as dt
 import json
-from functools import cache
 from typing import Any
 
 import pybase64
-from botocore.model import Shape
+from botocore.model import ListShape, MapShape, Shape, StructureShape
 
-from facesearch.contract import OPERATIONS, operation_model, service_model
+from facesearch.contract import OPERATIONS, operation_model
+from facesearch.model import service_model
+from facesearch.shapes import ShapeVisitor, reaches
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
 
@@ -65,13 +66,14 @@ def decode_request(operation: str, body: bytes) -> dict[str, Any]:
         if not isinstance(document, dict):
             raise _serialization("Request body must be a JSON object.")
         return document
-    return _decode(shape, document, "")
+    params: dict[str, Any] = _DECODER.visit(shape, document, "")
+    return params
 
 
 def encode_response(operation: str, result: dict[str, Any]) -> bytes:
     """The JSON 1.1 body of a successful response (blobs base64, timestamps epoch seconds)."""
     shape = operation_model(operation).output_shape
-    document = result if shape is None else _encode(shape, result)
+    document = result if shape is None else _ENCODER.visit(shape, result)
     return _dumps(document)
 
 
@@ -99,31 +101,25 @@ def _wrong_type(path: str, expected: str) -> ProtocolError:
     return _serialization(f"{path or 'request'}: expected {expected}")
 
 
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
+class _Decoder(ShapeVisitor):
+    """JSON values to botocore's Python forms, raising SerializationException on a wrong type."""
 
-
-def _decode(shape: Shape, value: Any, path: str) -> Any:
-    kind = shape.type_name
-    if kind == "structure":
+    def visit_structure(self, shape: StructureShape, value: Any, path: str) -> Any:
         if not isinstance(value, dict):
             raise _wrong_type(path, "a JSON object")
-        members = shape.members
-        return {
-            key: item if key not in members else _decode(members[key], item, _join(path, key))
-            for key, item in value.items()
-            # JSON null means "absent", as for botocore's parser.
-            if item is not None
-        }
-    if kind == "list":
+        return super().visit_structure(shape, value, path)
+
+    def visit_list(self, shape: ListShape, value: Any, path: str) -> Any:
         if not isinstance(value, list):
             raise _wrong_type(path, "a JSON array")
-        return [_decode(shape.member, item, f"{path}[{i}]") for i, item in enumerate(value)]
-    if kind == "map":
+        return super().visit_list(shape, value, path)
+
+    def visit_map(self, shape: MapShape, value: Any, path: str) -> Any:
         if not isinstance(value, dict):
             raise _wrong_type(path, "a JSON object")
-        return {key: _decode(shape.value, item, f"{path}.{key}") for key, item in value.items()}
-    if kind == "string":
+        return super().visit_map(shape, value, path)
+
+    def visit_string(self, shape: Shape, value: Any, path: str) -> Any:
         if not isinstance(value, str):
             raise _wrong_type(path, "a string")
         if not value.isascii():
@@ -133,19 +129,27 @@ def _decode(shape: Shape, value: Any, path: str) -> Any:
                 # JSON's \ud800 escapes decode to lone surrogates, which no UTF-8 text holds.
                 raise _serialization(f"{path}: not a valid Unicode string") from None
         return value
-    if kind in ("integer", "long"):
+
+    def visit_integer(self, shape: Shape, value: Any, path: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise _wrong_type(path, "an integer")
         return value
-    if kind in ("float", "double"):
+
+    visit_long = visit_integer
+
+    def visit_float(self, shape: Shape, value: Any, path: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise _wrong_type(path, "a number")
         return float(value)
-    if kind == "boolean":
+
+    visit_double = visit_float
+
+    def visit_boolean(self, shape: Shape, value: Any, path: str) -> Any:
         if not isinstance(value, bool):
             raise _wrong_type(path, "a boolean")
         return value
-    if kind == "blob":
+
+    def visit_blob(self, shape: Shape, value: Any, path: str) -> Any:
         if not isinstance(value, str):
             raise _wrong_type(path, "a base64 string")
         try:
@@ -153,9 +157,9 @@ def _decode(shape: Shape, value: Any, path: str) -> Any:
             return pybase64.b64decode(value, validate=True)
         except (binascii.Error, ValueError):
             raise _serialization(f"{path}: not valid base64") from None
-    if kind == "timestamp":
+
+    def visit_timestamp(self, shape: Shape, value: Any, path: str) -> Any:
         return _decode_timestamp(value, path)
-    return value
 
 
 def _decode_timestamp(value: Any, path: str) -> dt.datetime:
@@ -171,41 +175,31 @@ def _decode_timestamp(value: Any, path: str) -> dt.datetime:
     raise _wrong_type(path, "a timestamp (epoch seconds)")
 
 
-@cache
-def _needs_encoding(shape: Shape) -> bool:
-    """Whether a shape holds a blob or timestamp anywhere (else its value is sent as it is)."""
-    kind = shape.type_name
-    if kind in ("blob", "timestamp"):
-        return True
-    if kind == "structure":
-        return any(_needs_encoding(member) for member in shape.members.values())
-    if kind == "list":
-        return _needs_encoding(shape.member)
-    if kind == "map":
-        return _needs_encoding(shape.value)
-    return False
+def _encoded(shape: Shape) -> bool:
+    """Whether values of this type change on the wire (all others are sent as they are)."""
+    return shape.type_name in ("blob", "timestamp")
 
 
-def _encode(shape: Shape, value: Any) -> Any:
-    if value is None or not _needs_encoding(shape):
-        return value
-    kind = shape.type_name
-    if kind == "structure":
-        members = shape.members
-        return {
-            key: item if key not in members else _encode(members[key], item)
-            for key, item in value.items()
-            if item is not None
-        }
-    if kind == "list":
-        return [_encode(shape.member, item) for item in value]
-    if kind == "map":
-        return {key: _encode(shape.value, item) for key, item in value.items()}
-    if kind == "blob":
+class _Encoder(ShapeVisitor):
+    """botocore's Python forms to JSON values: blobs base64, timestamps epoch seconds."""
+
+    def visit(self, shape: Shape, value: Any, path: str = "") -> Any:
+        # A value with nothing to encode inside is sent as it is (None members included).
+        if value is None or not reaches(shape, _encoded):
+            return value
+        return super().visit(shape, value, path)
+
+    def visit_blob(self, shape: Shape, value: Any, path: str) -> Any:
         return pybase64.b64encode(value).decode("ascii")
-    # A timestamp: epoch seconds, as botocore's JSON parser expects.
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
-        return round(value.timestamp(), 3)
-    return value
+
+    def visit_timestamp(self, shape: Shape, value: Any, path: str) -> Any:
+        # Epoch seconds, as botocore's JSON parser expects.
+        if isinstance(value, dt.datetime):
+            if value.tzinfo is None:
+                value = value.replace(tzinfo=dt.UTC)
+            return round(value.timestamp(), 3)
+        return value
+
+
+_DECODER = _Decoder()
+_ENCODER = _Encoder()
