@@ -46,7 +46,8 @@ def convert(onnx_model: bytes) -> bytes:
     """The TFLite model (float32, input 1x112x112x3 RGB scaled by embedder.INPUT_MEAN and
     embedder.INPUT_SCALE, output 1x128 not normalised) equivalent to the SFace ONNX graph."""
     graph = folded_graph(onnx_model)
-    scaling = [float(graph.values[n.input[1]][0]) for n in graph.nodes if n.op_type in _SCALING]
+    constants = [n.input[1] for n in graph.nodes if n.op_type in ("Sub", "Mul")]
+    scaling = [float(graph.values[name][0]) for name in constants]
     if scaling != [INPUT_MEAN, INPUT_SCALE]:
         raise ValueError(f"unexpected SFace input scaling {scaling}")
     state = _SFace(graph, Builder(b"SFace 2021dec, from the int8bq ONNX graph (facesearch)"))
@@ -55,9 +56,6 @@ def convert(onnx_model: bytes) -> bytes:
     if state.embedding is None:
         raise ValueError("SFace graph has no fully connected layer")
     return state.out.finish([graph_input.tensor], [state.embedding])
-
-
-_SCALING = ("Sub", "Mul")
 
 
 def _input_scaling(state: _SFace, node: onnx.NodeProto) -> None:
@@ -112,7 +110,8 @@ def _gemm(state: _SFace, node: onnx.NodeProto) -> None:
     flatten = graph.producer(node.input[0])
     dropout = graph.producer(flatten.input[0])
     norm = graph.producer(dropout.input[0])
-    if [flatten.op_type, dropout.op_type, norm.op_type] != [*_READ_THROUGH, "BatchNormalization"]:
+    layers = [norm.op_type, dropout.op_type, flatten.op_type]
+    if layers != ["BatchNormalization", "Dropout", "Flatten"]:
         raise ValueError(f"unexpected SFace layers before {node.name}")
     x = state.tensors[norm.input[0]]
     before = _batch_norm(graph, norm)
@@ -136,13 +135,14 @@ def _gemm(state: _SFace, node: onnx.NodeProto) -> None:
     )
 
 
-_READ_THROUGH = ("Flatten", "Dropout")  # between bn1 and the Gemm: read through by _gemm
 _OPS: dict[str, Callable[[_SFace, onnx.NodeProto], None]] = {
     "DequantizeLinear": skip,  # the weights, folded by folded_graph
     "Reshape": skip,  # likewise
+    "Sub": _input_scaling,
+    "Mul": _input_scaling,
+    "Dropout": skip,  # none at inference: _gemm reads through it
+    "Flatten": skip,  # likewise
     "Constant": skip,  # the Dropout's ratio
-    **dict.fromkeys(_SCALING, _input_scaling),
-    **dict.fromkeys(_READ_THROUGH, skip),
     "Conv": _conv,
     "BatchNormalization": _batch_normalization,
     "PRelu": _prelu,
