@@ -1,4 +1,4 @@
-"""YuNet as run by LiteRT (yunet_tflite.py, detector.py) against cv2.FaceDetectorYN on the pinned
+"""YuNet as run by LiteRT (convert/yunet.py, detector.py) against cv2.FaceDetectorYN on the pinned
 ONNX graph: the same faces, on real photos of every kind and on input sizes of every aspect."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Face detection with YuNet (OpenCV Zoo, int8 block-quantized), run by LiteRT.
 
-The network is the TFLite model yunet_tflite.py makes at setup (models.YUNET_TFLITE); LiteRT's
+The network is the TFLite model convert/yunet.py makes at setup (models.YUNET_TFLITE); LiteRT's
 XNNPACK runs it in about half the time OpenCV 5.0's dnn takes on the ONNX graph
 (benchmarks/detector.py). The post-processing is cv2.FaceDetectorYN's (OpenCV's
 modules/objdetect/src/face_detect.cpp) in numpy, step for step, so the faces are the same as
@@ -20,7 +20,11 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from facesearch.vision.tflite import interpreter
-from facesearch.vision.yunet_tflite import DIVISOR, STRIDES
+
+# The model's outputs, one per stride (in input pixels) of its feature pyramid, and what its input's
+# height and width must be multiples of (convert/yunet.py writes it so).
+STRIDES = (8, 16, 32)
+DIVISOR = 32
 
 # YuNet misplaces boxes on faces that fill a large frame (a 560 px face in a 1536x2048 photo got a
 # box over the forehead) and costs time in proportion to the pixels; detection therefore runs on a
@@ -153,7 +157,7 @@ class YuNetDetector:
     """Not thread-safe (interpreters, and FaceDetectorYN's input size): one per thread."""
 
     def __init__(self, model: bytes, threads: int = DEFAULT_THREADS) -> None:
-        """``model``: the TFLite file yunet_tflite.convert made (models.YUNET_TFLITE), run by
+        """``model``: the TFLite file convert.yunet.convert made (models.YUNET_TFLITE), run by
         LiteRT on ``threads`` threads; or the pinned ONNX graph (models.YUNET), run by
         cv2.FaceDetectorYN on OpenCV's threads (``threads`` unused)."""
         is_tflite = model[4:8] == b"TFL3"  # the flatbuffer's file identifier

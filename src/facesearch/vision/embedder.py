@@ -7,8 +7,13 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from facesearch.vision.sface_tflite import INPUT_MEAN, INPUT_SCALE, INPUT_SIZE
 from facesearch.vision.tflite import interpreter
+
+INPUT_SIZE = 112  # the side of SFace's aligned crop
+# The graph's own input scaling (its Sub and Mul nodes, which convert/sface.py checks): applied to
+# the pixels before the network, because the first convolution pads its scaled input with zeros.
+INPUT_MEAN = 127.5
+INPUT_SCALE = 0.0078125
 
 
 class Embedder(Protocol):
@@ -84,7 +89,7 @@ class SFaceEmbedder:
     dim = 128
 
     def __init__(self, model: bytes, threads: int = 1) -> None:
-        """``model``: the TFLite file sface_tflite.convert made from the pinned ONNX graph."""
+        """``model``: the TFLite file convert.sface.convert made from the pinned ONNX graph."""
         self._net = interpreter(model, threads)
         self._input = self._net.get_input_details()[0]["index"]
         self._output = self._net.get_output_details()[0]["index"]

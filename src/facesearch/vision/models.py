@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib
 import os
 import subprocess
 import sys
@@ -113,20 +112,20 @@ class Derived:
 
 
 # SFace as a TFLite model for LiteRT's XNNPACK, about a fifth faster than OpenCV's dnn on the
-# ONNX graph (sface_tflite.py). Made once at setup: importing onnx and converting the graph would
+# ONNX graph (convert/sface.py). Made once at setup: importing onnx and converting the graph would
 # cost every process about a second.
 SFACE_TFLITE = Derived(
     "face_recognition_sface_2021dec.tflite",
     SFACE,
     "1f805fa836ae769413832bfbb62b7571967336eab20df4084bb2be3d97c9fffb",
 )
-# YuNet likewise, about twice as fast as OpenCV's dnn (yunet_tflite.py, benchmarks/detector.py).
+# YuNet likewise, about twice as fast as OpenCV's dnn (convert/yunet.py, benchmarks/detector.py).
 YUNET_TFLITE = Derived(
     "face_detection_yunet_2023mar.tflite",
     YUNET,
     "0dfb85e42d52a52789b282a1ffa7f655bc1adbc28487789ef5bd3dfe4097f4ff",
 )
-# SFace with int8 weights (int8_weights.py): the network of the int8 face model, 2.7 times
+# SFace with int8 weights (convert/int8_weights.py): the network of the int8 face model, 2.7 times
 # faster on XNNPACK than the float one.
 SFACE_TFLITE_INT8 = Derived(
     "face_recognition_sface_2021dec_int8.tflite",
@@ -136,12 +135,6 @@ SFACE_TFLITE_INT8 = Derived(
 # The embedding network of each FaceModel.weights.
 SFACE_WEIGHTS = {"float32": SFACE_TFLITE, "int8": SFACE_TFLITE_INT8}
 DERIVED: tuple[Derived, ...] = (SFACE_TFLITE, YUNET_TFLITE, SFACE_TFLITE_INT8)
-# The converter of each derived file, imported only when setup makes it (it imports onnx).
-_CONVERTERS = {
-    SFACE_TFLITE.name: "facesearch.vision.sface_tflite",
-    YUNET_TFLITE.name: "facesearch.vision.yunet_tflite",
-    SFACE_TFLITE_INT8.name: "facesearch.vision.int8_weights",
-}
 # What the analyser loads.
 RUNTIME_MODELS: tuple[Artifact | Derived, ...] = (
     YUNET_TFLITE,
@@ -237,12 +230,24 @@ def install(directory: Path, *, log=print) -> None:
         if _is_installed(derived, directory):
             log(f"ok       {derived.name}")
             continue
-        converter = importlib.import_module(_CONVERTERS[derived.name])
-        data = converter.convert(read_model(derived.source, directory))
+        data = make(derived, read_model(derived.source, directory))
         if _sha256_bytes(data) != derived.sha256:
             raise RuntimeError(f"{derived.name}: sha256 differs from the pinned value")
         _write(directory / derived.name, data)
         log(f"make     {derived.name}")
+
+
+def make(derived: Derived, source: bytes) -> bytes:
+    """``derived`` made from its source's bytes. The converters are imported here, only when
+    setup makes a file: they load onnx and the flatbuffer writer, which no analysis needs."""
+    from facesearch.vision.convert import int8_weights, sface, yunet
+
+    converters = {
+        SFACE_TFLITE.name: sface.convert,
+        YUNET_TFLITE.name: yunet.convert,
+        SFACE_TFLITE_INT8.name: int8_weights.convert,
+    }
+    return converters[derived.name](source)
 
 
 def _write(path: Path, data: bytes) -> None:
