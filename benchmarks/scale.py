@@ -48,9 +48,9 @@ import numpy as np
 from botocore.config import Config
 
 import facesearch
+from facesearch.index import NO_USER
 from facesearch.server.auth import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
 from facesearch.store import FaceRecord
-from facesearch.store.index import NO_USER
 from facesearch.vision import CURRENT
 from facesearch.vision.image import sniff_format
 
