@@ -2,7 +2,8 @@
 
 A subclass supplies the connection handling (``_tx``, ``_read``), the schema migrations, the
 cross-process write lock and how a vector goes into and comes out of a column. Statements use
-``?`` placeholders; the PostgreSQL store rewrites them.
+``?`` placeholders; the PostgreSQL store rewrites them. Each record's SELECT and the mapping of
+its rows are in rows.py.
 
 Every write that touches faces bumps its collection's ``version`` in the same transaction and
 stamps the faces it changed with it; deletions leave a tombstone. ``face_changes`` reads those
