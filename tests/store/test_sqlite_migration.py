@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from facesearch.index import NO_USER, SearchIndexes
 from facesearch.store import SQLiteStore
-from facesearch.store.index import NO_USER, SearchIndexes
 from facesearch.store.sqlite import _MIGRATIONS
 
 

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from facesearch.defaults import DEFAULT_REGION
 from facesearch.errors import RekognitionError, not_found
+from facesearch.index import CollectionIndex, SearchIndexes
 from facesearch.service.tokens import TokenCodec
 from facesearch.store import CollectionRecord, Store
-from facesearch.store.index import CollectionIndex, SearchIndexes
 from facesearch.vision.face_model import CURRENT, FaceModel
 
 if TYPE_CHECKING:

@@ -2,8 +2,9 @@
 
 ``Store`` (base.py) is the narrow interface the service uses. ``SQLiteStore`` (sqlite.py, the
 embedded default) and ``PostgresStore`` (postgres.py, shared by many processes) both implement it
-with the SQL in sql.py. The in-memory search indexes (index.py) are built and kept current from a
-store's change feed, never the other way round.
+with the SQL in sql.py (rows.py maps rows to records). The in-memory search indexes (the
+``facesearch.index`` package) are built and kept current from a store's change feed; the store
+never imports them.
 """
 
 from __future__ import annotations

@@ -116,7 +116,7 @@ def redacted(url: str) -> str:
         params = conninfo_to_dict(url)
     except psycopg.ProgrammingError:
         return "PostgreSQL (unparseable URL)"
-    host, database = params.get("host", "localhost"), params.get("dbname", "")
+    host, database = str(params.get("host", "localhost")), params.get("dbname", "")
     if host.startswith("/"):  # a Unix socket directory
         return f"postgresql:///{database}?host={host}"
     return f"postgresql://{host}:{params.get('port', '5432')}/{database}"
@@ -166,7 +166,7 @@ class PostgresStore(SQLStore):
         self._where = redacted(url)
         self._local_locks: dict[str, threading.Lock] = {}
         self._held = threading.local()
-        options = {
+        options: dict[str, Any] = {
             "options": f"-c search_path={SCHEMA},public",
             "connect_timeout": CONNECT_TIMEOUT_S,
         }
@@ -210,7 +210,7 @@ class PostgresStore(SQLStore):
                 return  # current (or newer: a later release's schema is left as it is)
             for script in _MIGRATIONS[current:]:
                 for statement in split_statements(script):
-                    conn.execute(statement)  # type: ignore[call-overload]
+                    conn.execute(statement)
             conn.execute(f"DELETE FROM {SCHEMA}.schema_version")
             conn.execute(f"INSERT INTO {SCHEMA}.schema_version VALUES (%s)", (len(_MIGRATIONS),))
 
@@ -270,7 +270,7 @@ class PostgresStore(SQLStore):
         return super()._face_page(db, collection, since, after_seq, limit)
 
     def _embedding(self, value: bytes) -> np.ndarray:
-        return _vectors(value, 1)[0]
+        return _vectors(value, 1).reshape(-1)
 
     def _embeddings(self, values: list[bytes]) -> np.ndarray:
         if not values:

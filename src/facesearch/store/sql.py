@@ -2,7 +2,8 @@
 
 A subclass supplies the connection handling (``_tx``, ``_read``), the schema migrations, the
 cross-process write lock and how a vector goes into and comes out of a column. Statements use
-``?`` placeholders; the PostgreSQL store rewrites them.
+``?`` placeholders; the PostgreSQL store rewrites them. Each record's SELECT and the mapping of
+its rows are in rows.py.
 
 Every write that touches faces bumps its collection's ``version`` in the same transaction and
 stamps the faces it changed with it; deletions leave a tombstone. ``face_changes`` reads those
@@ -29,34 +30,31 @@ from facesearch.store.base import (
     IdempotencyRecord,
     UserRecord,
 )
+from facesearch.store.rows import (
+    COLLECTION_SELECT,
+    FACE_COLUMNS,
+    IDEMPOTENCY_SELECT,
+    USER_SELECT,
+    collection_record,
+    face_record,
+    idempotency_record,
+    user_record,
+)
 
 # ClientRequestTokens are remembered this long, then forgotten.
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 # Stay under SQLite's bound-variable limit in IN (...) lists.
 _CHUNK = 500
 _NO_LIMIT = 2**62
-_NO_VECTOR = np.empty(0, np.float32)
-
-_COLLECTION_SQL = (
-    "SELECT c.key, c.account_id, c.collection_id, c.arn, c.face_model_version, c.created_at,"
-    " c.version FROM collections c"
-)
-_FACE_COLUMNS = (
-    "face_id, image_id, external_image_id, bounding_box, confidence, index_model_version,"
-    " {embedding}, user_id, seq"
-)
 # A user's seq from its collection and UserId (NULL for none): what faces.user_seq holds.
 _USER_SEQ = "(SELECT seq FROM users WHERE collection_key = ? AND user_id = ?)"
-_USER_SQL = (
-    "SELECT u.user_id, (SELECT COUNT(*) FROM faces f"
-    " WHERE f.collection_key = u.collection_key AND f.user_id = u.user_id), u.seq FROM users u"
-)
 
 
 class Cursor(Protocol):
     """What both drivers' cursors offer (DB-API)."""
 
-    rowcount: int
+    @property
+    def rowcount(self) -> int: ...
 
     def execute(self, sql: str, args: Sequence[Any] = ...) -> Any: ...
 
@@ -65,18 +63,6 @@ class Cursor(Protocol):
     def fetchone(self) -> Any: ...
 
     def fetchall(self) -> list[Any]: ...
-
-
-def _collection(row: Sequence[Any]) -> CollectionRecord:
-    return CollectionRecord(
-        key=row[0],
-        account_id=row[1],
-        collection_id=row[2],
-        arn=row[3],
-        face_model_version=row[4],
-        created_at=dt.datetime.fromtimestamp(row[5], dt.UTC),
-        version=row[6],
-    )
 
 
 def _in(values: Sequence[Any]) -> str:
@@ -111,7 +97,7 @@ class SQLStore(ABC):
 
     @functools.cached_property
     def _face_columns(self) -> str:
-        return _FACE_COLUMNS.format(embedding=self._EMBEDDING_COLUMN)
+        return FACE_COLUMNS.format(embedding=self._EMBEDDING_COLUMN)
 
     @functools.cached_property
     def _face_sql(self) -> str:
@@ -165,19 +151,20 @@ class SQLStore(ABC):
             row = db.fetchone()
             if row is None:
                 return None
+            (key,) = row
             db.executemany(
                 "INSERT INTO tags (collection_key, key, value) VALUES (?, ?, ?)",
-                [(row[0], k, v) for k, v in tags.items()],
+                [(key, k, v) for k, v in tags.items()],
             )
-            db.execute(_COLLECTION_SQL + " WHERE c.key = ?", (row[0],))
-            return _collection(db.fetchone())
+            db.execute(COLLECTION_SELECT + " WHERE c.key = ?", (key,))
+            return collection_record(db.fetchone())
 
     def get_collection(self, account_id: str, collection_id: str) -> CollectionRecord | None:
         rows = self._read(
-            _COLLECTION_SQL + " WHERE c.account_id = ? AND c.collection_id = ?",
+            COLLECTION_SELECT + " WHERE c.account_id = ? AND c.collection_id = ?",
             (account_id, collection_id),
         )
-        return _collection(rows[0]) if rows else None
+        return collection_record(rows[0]) if rows else None
 
     def delete_collection(self, account_id: str, collection_id: str) -> bool:
         with self._tx() as db:
@@ -191,20 +178,24 @@ class SQLStore(ABC):
         self, account_id: str, after: str | None, limit: int
     ) -> list[CollectionRecord]:
         rows = self._read(
-            _COLLECTION_SQL
+            COLLECTION_SELECT
             + " WHERE c.account_id = ? AND c.collection_id > ? ORDER BY c.collection_id LIMIT ?",
             (account_id, after or "", limit),
         )
-        return [_collection(row) for row in rows]
+        return [collection_record(row) for row in rows]
 
     def all_collections(self) -> list[CollectionRecord]:
-        return [_collection(row) for row in self._read(_COLLECTION_SQL + " ORDER BY c.key")]
+        rows = self._read(COLLECTION_SELECT + " ORDER BY c.key")
+        return [collection_record(row) for row in rows]
 
     def count(self, collection: CollectionRecord) -> tuple[int, int]:
         rows = self._read(
             "SELECT face_count, user_count FROM collections WHERE key = ?", (collection.key,)
         )
-        return (rows[0][0], rows[0][1]) if rows else (0, 0)
+        if not rows:
+            return 0, 0
+        faces, users = rows[0]
+        return faces, users
 
     def get_tags(self, collection: CollectionRecord) -> dict[str, str]:
         rows = self._read(
@@ -228,18 +219,10 @@ class SQLStore(ABC):
 
     # Faces
 
-    def _face(self, row: Sequence[Any]) -> FaceRecord:
-        return FaceRecord(
-            face_id=row[0],
-            image_id=row[1],
-            external_image_id=row[2],
-            bounding_box=json.loads(row[3]),
-            confidence=row[4],
-            index_model_version=row[5],
-            embedding=_NO_VECTOR if row[6] is None else self._embedding(row[6]),
-            user_id=row[7],
-            seq=row[8],
-        )
+    def _faces(self, rows: Iterable[Sequence[Any]]) -> list[FaceRecord]:
+        """Rows of ``_face_columns`` (or of FACE_COLUMNS without vectors) as records."""
+        embedding = self._embedding
+        return [face_record(row, embedding) for row in rows]
 
     def add_faces(self, collection: CollectionRecord, faces: Sequence[FaceRecord]) -> None:
         with self._tx() as db:
@@ -275,7 +258,7 @@ class SQLStore(ABC):
             + " WHERE collection_key = ? AND image_id = ? AND external_image_id = ? ORDER BY seq",
             (collection.key, image_id, external_image_id),
         )
-        return [self._face(row) for row in rows]
+        return self._faces(rows)
 
     def get_faces(
         self, collection: CollectionRecord, face_ids: Iterable[str]
@@ -285,13 +268,13 @@ class SQLStore(ABC):
             list(dict.fromkeys(face_ids)),
             (collection.key,),
         )
-        return {row[0]: self._face(row) for row in rows}
+        return {face.face_id: face for face in self._faces(rows)}
 
     def faces_by_seq(
         self, collection: CollectionRecord, seqs: Sequence[int]
     ) -> dict[int, FaceRecord]:
         rows = self._by_seq(self._face_columns, "faces", collection, seqs)
-        return {row[8]: self._face(row) for row in rows}
+        return {face.seq: face for face in self._faces(rows)}
 
     def list_faces(
         self,
@@ -302,7 +285,7 @@ class SQLStore(ABC):
         face_ids: Sequence[str] | None = None,
     ) -> list[FaceRecord]:
         # Lists never need the vectors: reading them would cost more than the rest together.
-        sql = f"SELECT {_FACE_COLUMNS.format(embedding='NULL')} FROM faces"
+        sql = f"SELECT {FACE_COLUMNS.format(embedding='NULL')} FROM faces"
         sql += " WHERE collection_key = ? AND seq > ?"
         args: list[object] = [collection.key, after_seq]
         if user_id is not None:
@@ -313,7 +296,7 @@ class SQLStore(ABC):
             args.extend(face_ids)
         sql += " ORDER BY seq LIMIT ?"
         args.append(limit)
-        return [self._face(row) for row in self._read(sql, args)]
+        return self._faces(self._read(sql, args))
 
     def delete_faces(self, collection: CollectionRecord, face_ids: Sequence[str]) -> list[str]:
         deleted: list[tuple[str, int]] = []
@@ -326,7 +309,8 @@ class SQLStore(ABC):
                 )
                 row = db.fetchone()
                 if row is not None:
-                    deleted.append((face_id, row[0]))
+                    (seq,) = row
+                    deleted.append((face_id, seq))
             if deleted:
                 version = self._bump(db, collection, faces=-len(deleted))
                 db.executemany(
@@ -362,6 +346,7 @@ class SQLStore(ABC):
         """Faces changed after version ``since`` and after ``after_seq``, in seq order: their
         seqs, their users' seqs (-1 for none) and their vectors."""
         db.execute(*self._page_query(collection, since, after_seq, limit))
+        # Rows of (seq, user_seq, vector), read column by column: the hot path of a load.
         rows = db.fetchall()
         return (
             np.array([r[0] for r in rows], np.int64),
@@ -384,19 +369,19 @@ class SQLStore(ABC):
             seqs, user_seqs, embeddings = self._face_page(
                 db, collection, after_version or -1, after_seq, limit
             )
-            deleted: list[Any] = []
+            deleted: list[int] = []
             if after_version and not after_seq:  # every page's deletions come with the first
                 db.execute(
                     "SELECT seq FROM face_tombstones WHERE collection_key = ? AND version > ?",
                     (collection.key, after_version),
                 )
-                deleted = db.fetchall()
+                deleted = [seq for (seq,) in db.fetchall()]
         return FaceChanges(
             version=version,
             seqs=seqs,
             user_seqs=user_seqs,
             embeddings=embeddings,
-            deleted=np.array([r[0] for r in deleted], np.int64),
+            deleted=np.array(deleted, np.int64),
         )
 
     def embeddings(
@@ -405,8 +390,8 @@ class SQLStore(ABC):
         rows = self._by_seq(f"seq, {self._EMBEDDING_COLUMN}", "faces", collection, seqs)
         if not rows:
             return {}
-        vectors = self._embeddings([row[1] for row in rows])
-        return {row[0]: vector for row, vector in zip(rows, vectors, strict=True)}
+        vectors = self._embeddings([vector for _, vector in rows])
+        return {seq: vector for (seq, _), vector in zip(rows, vectors, strict=True)}
 
     def user_embeddings(
         self, collection: CollectionRecord, user_ids: Sequence[str]
@@ -426,7 +411,8 @@ class SQLStore(ABC):
         self, columns: str, table: str, collection: CollectionRecord, seqs: Sequence[int]
     ) -> list[Any]:
         """Rows of ``table`` by seq (its primary key: unique across collections, so looked up by
-        it alone, which both databases do by the key) that belong to the collection."""
+        it alone, which both databases do by the key) that belong to the collection: their
+        ``columns``, without the collection_key they are checked by."""
         rows = self._rows_in(
             f"SELECT collection_key, {columns} FROM {table} WHERE seq", [int(s) for s in seqs]
         )
@@ -454,7 +440,10 @@ class SQLStore(ABC):
         rows = self._read(
             "SELECT model FROM search_models WHERE collection_key = ?", (collection.key,)
         )
-        return bytes(rows[0][0]) if rows else None
+        if not rows:
+            return None
+        ((model,),) = rows
+        return bytes(model)
 
     # Users
 
@@ -475,10 +464,10 @@ class SQLStore(ABC):
 
     def get_user(self, collection: CollectionRecord, user_id: str) -> UserRecord | None:
         rows = self._read(
-            _USER_SQL + " WHERE u.collection_key = ? AND u.user_id = ?",
+            USER_SELECT + " WHERE u.collection_key = ? AND u.user_id = ?",
             (collection.key, user_id),
         )
-        return UserRecord(*rows[0]) if rows else None
+        return user_record(rows[0]) if rows else None
 
     def user_ids(self, collection: CollectionRecord, seqs: Sequence[int]) -> dict[int, str]:
         return dict(self._by_seq("seq, user_id", "users", collection, seqs))
@@ -503,10 +492,10 @@ class SQLStore(ABC):
         self, collection: CollectionRecord, after_seq: int, limit: int
     ) -> list[UserRecord]:
         rows = self._read(
-            _USER_SQL + " WHERE u.collection_key = ? AND u.seq > ? ORDER BY u.seq LIMIT ?",
+            USER_SELECT + " WHERE u.collection_key = ? AND u.seq > ? ORDER BY u.seq LIMIT ?",
             (collection.key, after_seq, limit),
         )
-        return [UserRecord(*row) for row in rows]
+        return [user_record(row) for row in rows]
 
     def set_face_user(
         self, collection: CollectionRecord, face_ids: Sequence[str], user_id: str | None
@@ -531,11 +520,11 @@ class SQLStore(ABC):
     ) -> IdempotencyRecord | None:
         oldest = dt.datetime.now(dt.UTC).timestamp() - IDEMPOTENCY_TTL_SECONDS
         rows = self._read(
-            "SELECT request_hash, response FROM idempotency WHERE account_id = ?"
+            IDEMPOTENCY_SELECT + " WHERE account_id = ?"
             " AND operation = ? AND token = ? AND created_at >= ?",
             (account_id, operation, token, oldest),
         )
-        return IdempotencyRecord(rows[0][0], json.loads(rows[0][1])) if rows else None
+        return idempotency_record(rows[0]) if rows else None
 
     def put_idempotency(
         self, account_id: str, operation: str, token: str, record: IdempotencyRecord

@@ -76,7 +76,7 @@ _MIGRATIONS = (
     )
     """,
     # The change feed (versions, tombstones, faces' user seqs), kept counts, indexes that let
-    # lists page, and the trained search model of each large collection (store/index.py).
+    # lists page, and the trained search model of each large collection (facesearch.index).
     """
     ALTER TABLE collections ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE collections ADD COLUMN face_count INTEGER NOT NULL DEFAULT 0;

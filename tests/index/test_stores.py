@@ -11,15 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from facesearch.index import SearchIndexes
+from facesearch.index import collection as collection_module
 from facesearch.store import FaceRecord, open_store
-from facesearch.store import index as index_module
-from facesearch.store.index import SearchIndexes
 
 
 def test_large_collection_on_each_store(
     store: str | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(index_module, "COMPRESSED_MIN_FACES", 2_000)
+    monkeypatch.setattr(collection_module, "COMPRESSED_MIN_FACES", 2_000)
     rng = np.random.default_rng(21)
     vectors = rng.standard_normal((3_000, 128)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from facesearch.index import NO_USER, CollectionIndex, VectorSource
 from facesearch.store import FaceChanges
-from facesearch.store.index import NO_USER, CollectionIndex, VectorSource
 
 
 class Faces:
