@@ -47,7 +47,7 @@ from facesearch.cli.caller import FacesearchCaller
 from facesearch.cli.embedded import Transport, warn_ineffective
 from facesearch.cli.output import OUTPUT_FORMATS
 from facesearch.contract import OPERATIONS, SERVICE_NAME
-from facesearch.errors import ModelsMissingError
+from facesearch.vision.errors import ModelsMissingError
 
 LOG = logging.getLogger("facesearch.cli")
 

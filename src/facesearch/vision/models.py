@@ -18,7 +18,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from facesearch.errors import ModelsMissingError
+from facesearch.vision.errors import ModelsMissingError
 
 SETUP_HINT = (
     "run `facesearch setup-models` (it installs them in $FACESEARCH_MODELS_DIR, default "
