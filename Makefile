@@ -31,6 +31,7 @@ $(CHROMIUM):
 test: setup
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 bench: setup

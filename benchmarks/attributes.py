@@ -63,9 +63,10 @@ def _analyse(job: tuple[str, str]) -> tuple[str, int] | None:
     face = labelled_face(get_analyzer().analyze(data, attributes=True).faces, notes)
     if face is None:
         return None
-    detail = face.detail(all_attributes=True)
-    ages = detail["AgeRange"]
-    return detail["Gender"]["Value"], ages["High"] - ages["Low"]
+    attributes = face.attributes
+    assert attributes is not None
+    ages = attributes.age_range
+    return attributes.gender.label.capitalize(), ages.high - ages.low
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ quadratic in the cosine where the data are dense (FMR 1e-1 .. 1e-5), and continu
 along the fit's tangent: an exponential tail, more cautious than the Gaussian that the quadratic
 would extrapolate (beyond 2e-6 the measured tail is mostly mislabelled pairs of the same person).
 Above 99 the map runs straight to (1, 100). It prints the cosines to paste into
-vision/face_model.py, then the measured FMR and FNMR (same person below the threshold) of the
+vision/face_models.py, then the measured FMR and FNMR (same person below the threshold) of the
 installed calibration on faces-calib and on faces/, and the names behind false matches at 99.
 
     .venv/bin/python benchmarks/calibrate.py

@@ -29,10 +29,10 @@ from photoset import FACES, FACES_CALIB
 from PIL import Image
 from vision import PHOTO, SIZES, letterboxed, load
 
-from facesearch.errors import RekognitionError
 from facesearch.vision import detector as detector_module
 from facesearch.vision import models
 from facesearch.vision.detector import Detection, YuNetDetector
+from facesearch.vision.errors import ImageError
 from facesearch.vision.image import decode_image
 
 RUNS = 40  # timed calls of each runner per row, alternating
@@ -129,7 +129,7 @@ def resolution_study(photos: Path, calib: Path, calib_limit: int | None) -> None
         for path in paths:
             try:
                 images.append(decode_image(path.read_bytes()))
-            except RekognitionError:
+            except ImageError:
                 continue  # refused by the service: never detected on
         found: dict[int, list[list[Detection]]] = {}
         for width, height in RESOLUTIONS:

@@ -19,7 +19,7 @@ import numpy as np
 
 from facesearch.vision import Face, FaceModel, face_model, get_analyzer
 from facesearch.vision.image import sniff_format
-from facesearch.vision.quality import QUALITY_BARS
+from facesearch.vision.quality_bars import QUALITY_BARS
 
 PROBE_FILTERS = tuple(QUALITY_BARS)  # LOW, AUTO, MEDIUM, HIGH
 REPO = Path(__file__).resolve().parent.parent
@@ -77,7 +77,7 @@ def _analyse(job: tuple[str, str, str]) -> tuple[np.ndarray, list[bool]] | None:
     face = labelled_face(analysed.faces, notes)
     if face is None:
         return None
-    return face.embedding, [not face.quality_reasons(level) for level in PROBE_FILTERS]
+    return face.embedding, [not QUALITY_BARS[level].shortfalls(face) for level in PROBE_FILTERS]
 
 
 def labelled_face(faces: list[Face], notes: str) -> Face | None:
@@ -90,8 +90,7 @@ def labelled_face(faces: list[Face], notes: str) -> Face | None:
     return min(
         faces,
         key=lambda f: (
-            abs(f.bounding_box["Left"] + f.bounding_box["Width"] / 2 - 0.5)
-            + abs(f.bounding_box["Top"] + f.bounding_box["Height"] / 2 - 0.5)
+            abs(f.box.left + f.box.width / 2 - 0.5) + abs(f.box.top + f.box.height / 2 - 0.5)
         ),
     )
 

@@ -36,11 +36,6 @@ class RekognitionError(Exception):
         return _SERVER_ERRORS.get(self.code, 400)
 
 
-class ModelsMissingError(RuntimeError):
-    """A model file is missing or corrupt: an installation problem, not a Rekognition error. The
-    message names the command that installs the models."""
-
-
 def invalid_parameter(message: str = "Request has invalid parameters.") -> RekognitionError:
     return RekognitionError("InvalidParameterException", message)
 

@@ -67,7 +67,7 @@ class InProcessClient:
             return self._call(operation, params)
 
         call.__name__ = name
-        call.__doc__ = contract.service_model().operation_model(operation).documentation
+        call.__doc__ = service_model().operation_model(operation).documentation
         return call
 
     def __dir__(self) -> list[str]:

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from support import is_near_copy
 
-from facesearch.errors import RekognitionError
-from facesearch.vision import get_analyzer
+from facesearch.vision import ImageError, get_analyzer
 from facesearch.vision.age_gender import age_range, face_chip
+from facesearch.vision.face import AgeRange
 
 # The public gender presentation of the named people of faces/ (deepface_unnamed_* left out).
 GENDER = {
@@ -37,14 +37,15 @@ def test_gender_and_age_on_named_people(manifest, photos_dir: Path) -> None:
             continue
         try:
             faces = analyzer.analyze((photos_dir / row["path"]).read_bytes(), attributes=True).faces
-        except RekognitionError:
+        except ImageError:
             continue  # the WebP named .jpg
-        detail = faces[0].detail(all_attributes=True)
-        gender, ages = detail["Gender"], detail["AgeRange"]
-        assert gender["Value"] in ("Male", "Female") and 50 <= gender["Confidence"] <= 100
-        assert 0 <= ages["Low"] < ages["High"] <= 100, (row["path"], ages)
+        attributes = faces[0].attributes
+        assert attributes is not None
+        gender, ages = attributes.gender, attributes.age_range
+        assert gender.label in ("male", "female") and 50 <= gender.confidence <= 100
+        assert 0 <= ages.low < ages.high <= 100, (row["path"], ages)
         total += 1
-        right += gender["Value"] == GENDER[row["identity"]]
+        right += gender.label == GENDER[row["identity"]].lower()
     print(f"\ngender right on {right}/{total} photos of named people")
     assert total > 280
     assert right / total >= GENDER_BAR
@@ -53,11 +54,11 @@ def test_gender_and_age_on_named_people(manifest, photos_dir: Path) -> None:
 def test_age_range_follows_the_distribution() -> None:
     sure = np.zeros(81)
     sure[40] = 1.0  # all mass on 40 years: at least 3 years either side
-    assert age_range(sure) == {"Low": 37, "High": 43}
+    assert age_range(sure) == AgeRange(low=37, high=43)
     spread = np.zeros(81)
     spread[20:61] = 1.0  # flat over 20..60: the middle 80 %
     low_high = age_range(spread)
-    assert 23 <= low_high["Low"] <= 25 and 55 <= low_high["High"] <= 57
+    assert 23 <= low_high.low <= 25 and 55 <= low_high.high <= 57
 
 
 def test_chip_puts_the_five_points_on_the_template() -> None:

@@ -11,33 +11,33 @@ import pytest
 from PIL import Image, ImageFilter
 from support import is_near_copy
 
-from facesearch.contract import FACE_DETAIL_NOT_RETURNED
-from facesearch.errors import RekognitionError
-from facesearch.vision import CURRENT, FACE_MODELS, AnalyzedImage
+from facesearch.vision import CURRENT, FACE_MODELS, AnalyzedImage, ImageError, ImageErrorKind
 from facesearch.vision import image as image_module
-from facesearch.vision.image import MAX_IMAGE_BYTES, sniff_format
-from facesearch.vision.landmarks import REKOGNITION_LANDMARKS
+from facesearch.vision.face import Attributes, Box
+from facesearch.vision.image import MAX_IMAGE_BYTES, MIN_IMAGE_SIDE, sniff_format
+from facesearch.vision.landmarks import LANDMARKS
+from facesearch.vision.quality_bars import QUALITY_BARS, Shortfall
 from facesearch.vision.similarity import fmr_of_similarity
 
 
 @pytest.fixture(scope="session")
 def analyzed(analyzer, photos_dir: Path):
-    """path -> AnalyzedImage (or the RekognitionError), computed at most once per photo."""
-    cache: dict[str, AnalyzedImage | RekognitionError] = {}
+    """path -> AnalyzedImage (or the ImageError), computed at most once per photo."""
+    cache: dict[str, AnalyzedImage | ImageError] = {}
 
-    def get(path: str) -> AnalyzedImage | RekognitionError:
+    def get(path: str) -> AnalyzedImage | ImageError:
         if path not in cache:
             try:
                 cache[path] = analyzer.analyze((photos_dir / path).read_bytes())
-            except RekognitionError as exc:
+            except ImageError as exc:
                 cache[path] = exc
         return cache[path]
 
     return get
 
 
-def _error(call) -> RekognitionError:
-    with pytest.raises(RekognitionError) as info:
+def _error(call) -> ImageError:
+    with pytest.raises(ImageError) as info:
         call()
     return info.value
 
@@ -48,10 +48,10 @@ def test_every_person_photo_yields_a_face(analyzed, manifest, photos_dir: Path) 
         result = analyzed(row["path"])
         if sniff_format((photos_dir / row["path"]).read_bytes()) is None:
             # A WebP named .jpg: Rekognition accepts only JPEG and PNG.
-            assert isinstance(result, RekognitionError), row["path"]
-            assert result.code == "InvalidImageFormatException"
+            assert isinstance(result, ImageError), row["path"]
+            assert result.kind is ImageErrorKind.INVALID_FORMAT
             refused.append(row["path"])
-        elif isinstance(result, RekognitionError) or not result.faces:
+        elif isinstance(result, ImageError) or not result.faces:
             missing.append(row["path"])
     assert not missing
     assert len(refused) <= 1
@@ -60,16 +60,16 @@ def test_every_person_photo_yields_a_face(analyzed, manifest, photos_dir: Path) 
 def test_group_photos_yield_at_least_the_known_faces(analyzed, manifest) -> None:
     for row in manifest("group"):
         result = analyzed(row["path"])
-        assert not isinstance(result, RekognitionError)
+        assert not isinstance(result, ImageError)
         assert len(result.faces) >= int(row["n_faces"] or 2), row["path"]
-        areas = [f.bounding_box["Width"] * f.bounding_box["Height"] for f in result.faces]
+        areas = [f.box.width * f.box.height for f in result.faces]
         assert areas == sorted(areas, reverse=True)
 
 
 def test_noface_photos_yield_none(analyzed, manifest) -> None:
     for row in manifest("noface"):
         result = analyzed(row["path"])
-        assert not isinstance(result, RekognitionError)
+        assert not isinstance(result, ImageError)
         assert result.faces == [], row["path"]
 
 
@@ -78,8 +78,7 @@ def test_invalid_files_are_invalid_image_format(analyzer, manifest, photos_dir: 
     assert rows
     for row in rows:
         err = _error(lambda row=row: analyzer.analyze((photos_dir / row["path"]).read_bytes()))
-        assert err.code == "InvalidImageFormatException"
-        assert err.message == "Request has invalid image format."
+        assert err.kind is ImageErrorKind.INVALID_FORMAT
 
 
 # Pillow warns about the bomb before decode_image refuses it; pytest re-enables that warning.
@@ -87,20 +86,22 @@ def test_invalid_files_are_invalid_image_format(analyzer, manifest, photos_dir: 
 def test_input_limits(analyzer, photos_dir: Path) -> None:
     photo = (photos_dir / "people/bill_gates/1.jpg").read_bytes()
     err = _error(lambda: analyzer.analyze(photo + b"\0" * (MAX_IMAGE_BYTES + 1 - len(photo))))
-    assert (err.code, err.message) == ("ImageTooLargeException", "Image size is too large.")
+    assert err.kind is ImageErrorKind.TOO_LARGE
     # The limit is a parameter: an S3 object may be 15 MB.
     analyzer.analyze(photo + b"\0" * (MAX_IMAGE_BYTES + 1 - len(photo)), max_bytes=15 << 20)
 
     tiny = io.BytesIO()
     Image.new("RGB", (79, 200), "white").save(tiny, "PNG")
-    assert _error(lambda: analyzer.analyze(tiny.getvalue())).code == "InvalidParameterException"
+    err = _error(lambda: analyzer.analyze(tiny.getvalue()))
+    assert (err.kind, err.size, err.min_side) == (ImageErrorKind.TOO_SMALL, (79, 200), 80)
+    assert MIN_IMAGE_SIDE == 80
     for junk in (b"", b"GIF89a" + b"\0" * 100, b"hello, world"):
-        assert _error(lambda junk=junk: analyzer.analyze(junk)).code == (
-            "InvalidImageFormatException"
+        assert _error(lambda junk=junk: analyzer.analyze(junk)).kind is (
+            ImageErrorKind.INVALID_FORMAT
         )
     bomb = io.BytesIO()
     Image.new("1", (12_000, 8_000)).save(bomb, "PNG")  # 96 Mpx in a few kB
-    assert _error(lambda: analyzer.analyze(bomb.getvalue())).code == "ImageTooLargeException"
+    assert _error(lambda: analyzer.analyze(bomb.getvalue())).kind is ImageErrorKind.TOO_LARGE
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
@@ -117,9 +118,9 @@ def test_large_images_are_analysed_reduced_with_the_same_box(
     monkeypatch.setattr(image_module, "MAX_ANALYSIS_PIXELS", enlarged.width * enlarged.height // 4)
     reduced = analyzer.analyze(buf.getvalue(), max_bytes=15 << 20)
     assert reduced.width * reduced.height <= enlarged.width * enlarged.height // 4
-    a, b = original.faces[0].bounding_box, reduced.faces[0].bounding_box
-    for key in ("Left", "Top", "Width", "Height"):
-        assert abs(a[key] - b[key]) < 0.02, (key, a, b)
+    a, b = original.faces[0].box, reduced.faces[0].box
+    for key in ("left", "top", "width", "height"):
+        assert abs(getattr(a, key) - getattr(b, key)) < 0.02, (key, a, b)
 
 
 @pytest.mark.parametrize("transpose,orientation", [
@@ -139,45 +140,39 @@ def test_exif_orientation_gives_the_same_box(
     stored.save(buf, "JPEG", quality=95, exif=exif)
     rotated = analyzer.analyze(buf.getvalue())
     assert (rotated.width, rotated.height) == (upright.width, upright.height)
-    a, b = upright.faces[0].bounding_box, rotated.faces[0].bounding_box
-    for key in ("Left", "Top", "Width", "Height"):
-        assert abs(a[key] - b[key]) < 0.02, (key, a, b)
+    a, b = upright.faces[0].box, rotated.faces[0].box
+    for key in ("left", "top", "width", "height"):
+        assert abs(getattr(a, key) - getattr(b, key)) < 0.02, (key, a, b)
 
 
-def test_face_detail_shapes(analyzer, analyzed, photos_dir: Path) -> None:
+def test_face_shapes(analyzer, analyzed, photos_dir: Path) -> None:
     face = analyzed("people/barack_obama/1.jpg").faces[0]
-    detail = face.detail()
-    assert set(detail) == {"BoundingBox", "Confidence", "Landmarks", "Pose", "Quality"}
-    assert [lm["Type"] for lm in detail["Landmarks"]] == list(REKOGNITION_LANDMARKS)
-    assert len(detail["Landmarks"]) == 30
-    assert 0 <= detail["Confidence"] <= 100
-    assert all(0 <= v <= 100 for v in detail["Quality"].values())
-    assert all(-180 <= v <= 180 for v in detail["Pose"].values())
+    assert isinstance(face.box, Box)
+    assert list(face.landmarks) == list(LANDMARKS)
+    assert len(face.landmarks) == 30
+    assert 0 <= face.confidence <= 100
+    assert 0 <= face.quality.brightness <= 100 and 0 <= face.quality.sharpness <= 100
+    assert all(-180 <= v <= 180 for v in (face.pose.roll, face.pose.yaw, face.pose.pitch))
     assert face.embedding.dtype == np.float32
     assert abs(float(np.linalg.norm(face.embedding)) - 1) < 1e-5
-    lm = {m["Type"]: m for m in detail["Landmarks"]}
-    # Rekognition's left/right are the viewer's.
-    assert lm["eyeLeft"]["X"] < lm["eyeRight"]["X"]
-    assert lm["mouthLeft"]["X"] < lm["mouthRight"]["X"]
-    assert lm["eyeLeft"]["Y"] < lm["nose"]["Y"] < lm["mouthUp"]["Y"] < lm["chinBottom"]["Y"]
-    with pytest.raises(ValueError):
-        face.detail(all_attributes=True)
+    lm = face.landmarks
+    # Left and right are the viewer's.
+    assert lm["eye_left"].x < lm["eye_right"].x
+    assert lm["mouth_left"].x < lm["mouth_right"].x
+    assert lm["eye_left"].y < lm["nose"].y < lm["mouth_up"].y < lm["chin_bottom"].y
+    assert face.attributes is None
 
     full = analyzer.analyze(
         (photos_dir / "people/barack_obama/1.jpg").read_bytes(), attributes=True
     )
-    everything = full.faces[0].detail(all_attributes=True)
-    assert {"Smile", "EyesOpen", "MouthOpen", "Emotions", "EyeDirection", "AgeRange", "Gender"} <= (
-        set(everything)
-    )
-    assert not set(FACE_DETAIL_NOT_RETURNED) & set(everything)
-    assert everything["Gender"]["Value"] == "Male"
-    assert 30 <= everything["AgeRange"]["Low"] < everything["AgeRange"]["High"] <= 60
+    attributes = full.faces[0].attributes
+    assert isinstance(attributes, Attributes)
+    assert attributes.gender.label == "male"
+    assert 30 <= attributes.age_range.low < attributes.age_range.high <= 60
     # A broad smile with open eyes.
-    assert everything["Emotions"][0]["Type"] == "HAPPY"
-    assert everything["Smile"]["Value"] and everything["EyesOpen"]["Value"]
-    compared = full.faces[0].compared_face()
-    assert {"Emotions", "Smile"} <= set(compared) and "EyesOpen" not in compared
+    assert attributes.emotions[0].label == "happy"
+    assert len(attributes.emotions) == 7
+    assert attributes.smile.value and attributes.eyes_open.value
 
 
 def test_mirror_flips_pose_sign(analyzer, photos_dir: Path) -> None:
@@ -186,9 +181,9 @@ def test_mirror_flips_pose_sign(analyzer, photos_dir: Path) -> None:
     image.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(buf, "JPEG", quality=95)
     pose = analyzer.analyze((photos_dir / "people/madonna/11.jpg").read_bytes()).faces[0].pose
     mirrored = analyzer.analyze(buf.getvalue()).faces[0].pose
-    assert abs(pose["Yaw"]) > 20
-    assert pose["Yaw"] * mirrored["Yaw"] < 0
-    assert abs(pose["Yaw"] + mirrored["Yaw"]) < 12
+    assert abs(pose.yaw) > 20
+    assert pose.yaw * mirrored.yaw < 0
+    assert abs(pose.yaw + mirrored.yaw) < 12
 
 
 def test_landmarks_fall_in_their_box(analyzed, manifest) -> None:
@@ -196,16 +191,16 @@ def test_landmarks_fall_in_their_box(analyzed, manifest) -> None:
     total = 0
     for row in manifest("person")[::4] + manifest("group"):
         result = analyzed(row["path"])
-        if isinstance(result, RekognitionError):
+        if isinstance(result, ImageError):
             continue
         for face in result.faces:
-            box = face.bounding_box
+            box = face.box
             # "On the edge": a tenth of the box's size of slack for the jaw and brow outline.
-            sx, sy = box["Width"] * 0.1, box["Height"] * 0.1
-            for lm in face.landmarks:
+            sx, sy = box.width * 0.1, box.height * 0.1
+            for lm in face.landmarks.values():
                 total += 1
-                inside_x = box["Left"] - sx <= lm["X"] <= box["Left"] + box["Width"] + sx
-                inside_y = box["Top"] - sy <= lm["Y"] <= box["Top"] + box["Height"] + sy
+                inside_x = box.left - sx <= lm.x <= box.left + box.width + sx
+                inside_y = box.top - sy <= lm.y <= box.top + box.height + sy
                 outside += not (inside_x and inside_y)
     assert total > 1000
     assert outside / total < 0.01, f"{outside} of {total} landmarks outside their box"
@@ -215,12 +210,11 @@ def test_quality_filter_auto_keeps_people(analyzed, manifest) -> None:
     dropped = {}
     for row in manifest("person"):
         result = analyzed(row["path"])
-        if isinstance(result, RekognitionError):
+        if isinstance(result, ImageError):
             continue
-        reasons = result.faces[0].quality_reasons("AUTO")
-        if reasons:
-            dropped[row["path"]] = reasons
-        assert result.faces[0].quality_reasons("NONE") == []
+        shortfalls = QUALITY_BARS["AUTO"].shortfalls(result.faces[0])
+        if shortfalls:
+            dropped[row["path"]] = shortfalls
     assert dropped == {}
 
 
@@ -229,14 +223,12 @@ def test_quality_filter_reasons(analyzer, photos_dir: Path) -> None:
     dark = io.BytesIO()
     image.point(lambda v: v // 12).save(dark, "JPEG", quality=95)
     face = analyzer.analyze(dark.getvalue()).faces[0]
-    assert "LOW_BRIGHTNESS" in face.quality_reasons("MEDIUM")
+    assert Shortfall.BRIGHTNESS in QUALITY_BARS["MEDIUM"].shortfalls(face)
     blurred = io.BytesIO()
     small = image.resize((image.width // 10, image.height // 10))
     small.resize(image.size).save(blurred, "JPEG", quality=95)
     face = analyzer.analyze(blurred.getvalue()).faces[0]
-    assert "LOW_SHARPNESS" in face.quality_reasons("HIGH")
-    with pytest.raises(ValueError):
-        face.quality_reasons("BEST")
+    assert Shortfall.SHARPNESS in QUALITY_BARS["HIGH"].shortfalls(face)
 
 
 def test_verification_on_pairs(analyzed, manifest, photos_dir: Path) -> None:
@@ -247,7 +239,7 @@ def test_verification_on_pairs(analyzed, manifest, photos_dir: Path) -> None:
             if row["path_a"] in variants or row["path_b"] in variants:
                 continue
             a, b = analyzed(row["path_a"]), analyzed(row["path_b"])
-            if isinstance(a, RekognitionError) or isinstance(b, RekognitionError):
+            if isinstance(a, ImageError) or isinstance(b, ImageError):
                 continue
             score = float(
                 CURRENT.calibration.scores(a.faces[0].embedding, b.faces[0].embedding[None])[0]
@@ -288,7 +280,7 @@ def test_false_match_scale_holds_on_held_out_photos(analyzed, manifest) -> None:
         for row in manifest("person")
         if not is_near_copy(row)
     ]
-    faces = [(name, a) for name, a in faces if not isinstance(a, RekognitionError) and a.faces]
+    faces = [(name, a) for name, a in faces if not isinstance(a, ImageError) and a.faces]
     vectors = np.stack([a.faces[0].embedding for _, a in faces])
     names = np.array([name for name, _ in faces])
     upper = np.triu_indices(len(faces), 1)
@@ -310,15 +302,15 @@ def test_every_face_has_a_head_pose(analyzed, manifest) -> None:
     one (they fall back to the detector's five points)."""
     for row in manifest("person") + manifest("group"):
         result = analyzed(row["path"])
-        if isinstance(result, RekognitionError):
+        if isinstance(result, ImageError):
             continue
         for face in result.faces:
-            assert abs(face.pose["Yaw"]) <= 90 and abs(face.pose["Pitch"]) <= 90, (
+            assert abs(face.pose.yaw) <= 90 and abs(face.pose.pitch) <= 90, (
                 row["path"],
                 face.pose,
             )
     cut = analyzed("people/jerry_seinfeld/13.jpg").faces[1]  # half a face at the right edge
-    assert abs(cut.pose["Roll"]) < 45
+    assert abs(cut.pose.roll) < 45
 
 
 def test_sharpness_of_a_face_cut_by_the_edge(analyzer, photos_dir: Path) -> None:
@@ -327,9 +319,9 @@ def test_sharpness_of_a_face_cut_by_the_edge(analyzer, photos_dir: Path) -> None
     image = Image.open(photos_dir / "people/barack_obama/1.jpg").convert("RGB")
     image = image.filter(ImageFilter.GaussianBlur(3))
     x, _, w, _ = analyzer.analyze(_jpeg(image)).faces[0].box_pixels
-    whole = analyzer.analyze(_jpeg(image)).faces[0].quality["Sharpness"]
+    whole = analyzer.analyze(_jpeg(image)).faces[0].quality.sharpness
     cut = analyzer.analyze(_jpeg(image.crop((0, 0, int(x + 0.7 * w), image.height))))
-    assert abs(cut.faces[0].quality["Sharpness"] - whole) <= 10, (whole, cut.faces[0].quality)
+    assert abs(cut.faces[0].quality.sharpness - whole) <= 10, (whole, cut.faces[0].quality)
 
 
 def _jpeg(image: Image.Image) -> bytes:
@@ -341,7 +333,7 @@ def _jpeg(image: Image.Image) -> bytes:
 @pytest.mark.parametrize("angle", [90, 270, 180])
 def test_a_photo_turned_without_exif_is_looked_at_again(analyzer, photos_dir, angle) -> None:
     """A photo turned on its side (no EXIF orientation) is analysed turned back: the same
-    face, its Roll the turn, its box and landmarks in the photo's own frame."""
+    face, its roll the turn, its box and landmarks in the photo's own frame."""
     path = photos_dir / "people/bill_gates/1.jpg"
     upright = analyzer.analyze(path.read_bytes()).faces[0]
     image = Image.open(path).convert("RGB")
@@ -351,7 +343,7 @@ def test_a_photo_turned_without_exif_is_looked_at_again(analyzer, photos_dir, an
     face = turned[0]
     assert float(face.embedding @ upright.embedding) > 0.9
     expected_roll = {90: 90, 270: -90, 180: 180}[angle]
-    assert abs((face.pose["Roll"] - expected_roll + 180) % 360 - 180) < 25, face.pose
+    assert abs((face.pose.roll - expected_roll + 180) % 360 - 180) < 25, face.pose
     # PIL turns counter-clockwise: where the upright box's corners went.
     x, y, w, h = upright.box_pixels
     corners = {
@@ -360,15 +352,9 @@ def test_a_photo_turned_without_exif_is_looked_at_again(analyzer, photos_dir, an
         180: (width - x - w, height - y - h, w, h),
     }[angle]
     size = (width, height) if angle == 180 else (height, width)
-    box = face.bounding_box
-    got = (
-        box["Left"] * size[0],
-        box["Top"] * size[1],
-        box["Width"] * size[0],
-        box["Height"] * size[1],
-    )
+    box = face.box
+    got = (box.left * size[0], box.top * size[1], box.width * size[0], box.height * size[1])
     assert all(abs(g - e) < 0.03 * max(size) for g, e in zip(got, corners, strict=True)), got
-    eyes = {m["Type"]: m for m in face.landmarks}
-    box_x, box_y = box["Left"], box["Top"]
-    assert box_x <= eyes["nose"]["X"] <= box_x + box["Width"]
-    assert box_y <= eyes["nose"]["Y"] <= box_y + box["Height"]
+    nose = face.landmarks["nose"]
+    assert box.left <= nose.x <= box.left + box.width
+    assert box.top <= nose.y <= box.top + box.height

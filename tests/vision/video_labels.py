@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from facesearch.vision.analyzer import Face
+from facesearch.vision.face import Face
 from facesearch.vision.similarity import Calibration
+from facesearch.vision.tracking import box_of
 from facesearch.vision.video import SampledFrame
 
 REPO = Path(__file__).resolve().parents[2]
@@ -187,12 +188,6 @@ def best_match(
         if value > best[1]:
             best = (identity, value)
     return best
-
-
-def box_of(face: Face) -> Box:
-    """A face's box as (left, top, width, height) ratios."""
-    b = face.bounding_box
-    return b["Left"], b["Top"], b["Width"], b["Height"]
 
 
 def seen_faces(

@@ -19,7 +19,7 @@ from awscli.argprocess import ParamError
 from awscli.customizations import cliinputjson, generatecliskeleton
 from awscli.paramfile import LOCAL_PREFIX_MAP, get_paramfile
 from botocore import xform_name
-from botocore.model import OperationModel, Shape
+from botocore.model import OperationModel, Shape, StructureShape
 from botocore.session import Session
 from botocore.utils import ArgumentGenerator
 
@@ -27,6 +27,7 @@ from facesearch.cli.caller import StubbedCaller
 from facesearch.cli.embedded import Transport
 from facesearch.cli.output import dump_yaml
 from facesearch.contract import OPERATIONS, operation_model
+from facesearch.shapes import ShapeVisitor, join
 
 _DEFAULT_BINARY_FORMAT = "raw-in-base64-out"
 
@@ -152,25 +153,41 @@ def _apply_binary_format(
     shape = operation_model(operation).input_shape
     for key, value in call_parameters.items():
         if shape is not None and key in shape.members:
-            call_parameters[key] = _decode_blobs(shape.members[key], value, xform_name(key, "-"))
+            option = f"--{xform_name(key, '-')}"
+            call_parameters[key] = _Base64Blobs(option).visit(shape.members[key], value, key)
 
 
-def _decode_blobs(shape: Shape, value: Any, cli_name: str) -> Any:
-    kind = shape.type_name
-    if kind == "structure" and isinstance(value, dict):
+class _Base64Blobs(ShapeVisitor):
+    """Decodes the base64 text of one option's blobs. The value is what the user typed: one
+    that does not fit its shape, or a null, is left for botocore's validation to name."""
+
+    def __init__(self, option: str) -> None:
+        super().__init__()
+        self._option = option
+
+    def visit(self, shape: Shape, value: Any, path: str = "") -> Any:
+        expected = {"structure": dict, "map": dict, "list": list}.get(shape.type_name)
+        if expected is not None and not isinstance(value, expected):
+            return value
+        return super().visit(shape, value, path)
+
+    def visit_structure(self, shape: StructureShape, value: Any, path: str) -> Any:
+        members = shape.members
         return {
-            key: _decode_blobs(shape.members[key], item, cli_name) if key in shape.members else item
+            key: self.visit(members[key], item, join(path, key))
+            if key in members and item is not None
+            else item
             for key, item in value.items()
         }
-    if kind == "list" and isinstance(value, list):
-        return [_decode_blobs(shape.member, item, cli_name) for item in value]
-    if kind == "blob" and isinstance(value, str):
+
+    def visit_blob(self, shape: Shape, value: Any, path: str) -> Any:
+        if not isinstance(value, str):
+            return value  # fileb:// gave bytes already
         try:
             return base64.b64decode(value, validate=True)
         except (binascii.Error, ValueError):
             message = "Invalid base64 text (--cli-binary-format is base64)"
-            raise ParamError(f"--{cli_name}", message) from None
-    return value
+            raise ParamError(self._option, message) from None
 
 
 def auto_prompt_enabled(parsed_globals: Namespace) -> bool:

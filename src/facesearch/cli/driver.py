@@ -47,8 +47,8 @@ from facesearch.cli.caller import FacesearchCaller
 from facesearch.cli.embedded import Transport, warn_ineffective
 from facesearch.cli.output import OUTPUT_FORMATS
 from facesearch.contract import OPERATIONS
-from facesearch.errors import ModelsMissingError
 from facesearch.model import SERVICE_NAME
+from facesearch.vision.errors import ModelsMissingError
 
 LOG = logging.getLogger("facesearch.cli")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import uuid
 from argparse import Namespace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from awscli.utils import create_nested_client
@@ -27,6 +27,8 @@ from facesearch.wire import json11
 from facesearch.wire.keys import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, is_loopback
 
 if TYPE_CHECKING:
+    from botocore.compat import HTTPHeaders
+
     from facesearch.service import RekognitionService
 
 # Never contacted: before-send answers first. An .invalid host guarantees that a request which
@@ -154,7 +156,8 @@ class Transport:
             "x-amzn-RequestId": str(uuid.uuid4()),
             "Content-Length": str(len(body)),
         }
-        return AWSResponse(request.url, status, headers, _Raw(body))
+        # AWSResponse takes any mapping of headers (botocore-stubs say an HTTPMessage).
+        return AWSResponse(request.url, status, cast("HTTPHeaders", headers), _Raw(body))
 
     def _get_service(self, data_dir: str | None, store: str | None) -> RekognitionService:
         # Built on first use: help, skeletons and usage errors never load the models.

@@ -29,7 +29,7 @@ from botocore.session import Session
 from facesearch.cli.arguments import UsageError
 from facesearch.cli.embedded import Transport
 from facesearch.cli.output import display
-from facesearch.contract import service_model
+from facesearch.model import service_model
 
 PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
 EXIT_SERVICE = 254

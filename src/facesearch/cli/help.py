@@ -102,7 +102,7 @@ class _OperationDocs(OperationDocumentEventHandler):
             value = "" if argument.cli_type_name == "boolean" else " <value>"
             doc.writeln(f"[{argument.cli_name}{value}]")
         doc.style.end_codeblock()
-        self._documented_arg_groups = []
+        self._documented_arg_groups: list[Any] = []
 
     def doc_global_option(self, help_command: OperationHelp, **kwargs: Any) -> None:
         """The Global Options section."""

@@ -60,8 +60,8 @@ def _prepare() -> Any:
     from awscli import EnvironmentVariables
     from PIL import Image
 
-    from facesearch.errors import ModelsMissingError
     from facesearch.vision.analyzer import get_analyzer
+    from facesearch.vision.errors import ModelsMissingError
 
     Image.init()  # Pillow imports its format plugins on the first open: 20 ms
     loader = botocore.session.Session(EnvironmentVariables).get_component("data_loader")

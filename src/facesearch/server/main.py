@@ -237,9 +237,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
-    from facesearch.errors import ModelsMissingError
     from facesearch.server.http import PROTOCOL
     from facesearch.store import StoreUnavailableError
+    from facesearch.vision.errors import ModelsMissingError
     from facesearch.vision.models import check_installed
 
     try:

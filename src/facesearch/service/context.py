@@ -12,11 +12,12 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from facesearch.defaults import DEFAULT_REGION
-from facesearch.errors import RekognitionError, not_found
+from facesearch.errors import RekognitionError, invalid_parameter, not_found
 from facesearch.index import CollectionIndex, SearchIndexes
 from facesearch.service.tokens import TokenCodec
 from facesearch.store import CollectionRecord, Store
-from facesearch.vision.face_model import CURRENT, FaceModel
+from facesearch.vision.errors import ImageError, ImageErrorKind, UnknownFaceModelError, VisionError
+from facesearch.vision.face_models import CURRENT, FaceModel
 
 if TYPE_CHECKING:
     from facesearch.vision.analyzer import AnalyzedImage, Analyzer
@@ -25,6 +26,28 @@ if TYPE_CHECKING:
 BYTES_IMAGE_MAX_BYTES = 5 * 1024 * 1024
 S3_IMAGE_MAX_BYTES = 15 * 1024 * 1024
 _IMAGE_NAMESPACE = uuid.UUID("6f1f8f4e-4a43-4c8e-9a57-2f7f0c1d7e10")
+
+
+def rekognition_error(error: VisionError) -> RekognitionError:
+    """The error Rekognition gives for what vision refused (an image, a face model version)."""
+    match error:
+        case ImageError(kind=ImageErrorKind.TOO_LARGE):
+            return RekognitionError("ImageTooLargeException", "Image size is too large.")
+        case ImageError(kind=ImageErrorKind.INVALID_FORMAT):
+            return RekognitionError(
+                "InvalidImageFormatException", "Request has invalid image format."
+            )
+        case ImageError(kind=ImageErrorKind.TOO_SMALL, size=(width, height), min_side=least):
+            return invalid_parameter(
+                f"Image dimensions {width}x{height} are below the minimum of {least} pixels "
+                "per side."
+            )
+        case UnknownFaceModelError(version=version, known=known):
+            return invalid_parameter(
+                f"Face model version {version} is unknown to this facesearch, which runs "
+                f"{', '.join(known)}. Upgrade facesearch to use this collection."
+            )
+    return invalid_parameter(str(error))
 
 
 @dataclass(frozen=True)
@@ -47,14 +70,17 @@ class ImageInput:
         max_faces: int | None = None,
     ) -> AnalyzedImage:
         """Analyse with ``face_model`` (a collection's), or the current model when None; the
-        ``max_faces`` largest faces, or every one."""
-        return analyzer.analyze(
-            self.data,
-            max_bytes=self.max_bytes,
-            attributes=attributes,
-            face_model=face_model or CURRENT,
-            max_faces=max_faces,
-        )
+        ``max_faces`` largest faces, or every one. Rekognition's errors for a bad image."""
+        try:
+            return analyzer.analyze(
+                self.data,
+                max_bytes=self.max_bytes,
+                attributes=attributes,
+                face_model=face_model or CURRENT,
+                max_faces=max_faces,
+            )
+        except VisionError as error:
+            raise rekognition_error(error) from None
 
 
 @dataclass

@@ -8,7 +8,13 @@ import numpy as np
 
 from facesearch.errors import invalid_parameter
 from facesearch.service.context import Context
-from facesearch.service.details import face_detail, wants_attributes
+from facesearch.service.details import (
+    bounding_box,
+    compared_face,
+    face_detail,
+    quality_reasons,
+    wants_attributes,
+)
 from facesearch.service.faces import MAX_FACES_PER_IMAGE
 from facesearch.service.registry import operation
 from facesearch.vision import CURRENT
@@ -34,7 +40,7 @@ def compare_faces(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     if not source_faces:
         raise invalid_parameter("There are no faces in the source image. Should be at least 1.")
     source = source_faces[0]
-    if source.quality_reasons(quality_filter):
+    if quality_reasons(source, quality_filter):
         raise invalid_parameter(
             "The largest face of the source image did not pass the quality filter."
         )
@@ -47,22 +53,26 @@ def compare_faces(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
             field_name="TargetImage",
             max_faces=MAX_FACES_PER_IMAGE,
         ).faces
-        if not face.quality_reasons(quality_filter)
+        if not quality_reasons(face, quality_filter)
     ]
     threshold = params.get("SimilarityThreshold", COMPARE_THRESHOLD)
-    matches, unmatched = [], []
+    matches: list[dict[str, Any]] = []
+    unmatched: list[dict[str, Any]] = []
     if targets:
         scores = CURRENT.calibration.scores(
             source.embedding, np.stack([t.embedding for t in targets])
         )
         for face, score in zip(targets, scores, strict=True):
             if score >= threshold:
-                matches.append({"Similarity": float(score), "Face": face.compared_face()})
+                matches.append({"Similarity": float(score), "Face": compared_face(face)})
             else:
-                unmatched.append(face.compared_face())
-    matches.sort(key=lambda match: -match["Similarity"])
+                unmatched.append(compared_face(face))
+    matches.sort(key=lambda match: -float(match["Similarity"]))
     return {
-        "SourceImageFace": {"BoundingBox": source.bounding_box, "Confidence": source.confidence},
+        "SourceImageFace": {
+            "BoundingBox": bounding_box(source.box),
+            "Confidence": source.confidence,
+        },
         "FaceMatches": matches,
         "UnmatchedFaces": unmatched,
     }

@@ -6,10 +6,17 @@ import uuid
 from typing import Any
 
 from facesearch.service.context import Context
-from facesearch.service.details import face_detail, stored_face, wants_attributes
+from facesearch.service.details import (
+    bounding_box,
+    face_detail,
+    quality_reasons,
+    stored_face,
+    wants_attributes,
+)
 from facesearch.service.registry import operation, paginate
 from facesearch.service.scoring import collection_model
 from facesearch.store import FaceRecord
+from facesearch.vision.face import Face
 
 LIST_FACES_PAGE = 1000
 MAX_FACES_PER_IMAGE = 100
@@ -26,9 +33,10 @@ def index_faces(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     max_faces = min(params.get("MaxFaces", MAX_FACES_PER_IMAGE), MAX_FACES_PER_IMAGE)
 
     # Faces come largest first: the quality bar drops faces first, then MaxFaces the smallest.
-    accepted, unindexed = [], []
+    accepted: list[Face] = []
+    unindexed: list[dict[str, Any]] = []
     for face in analysed.faces:
-        reasons = face.quality_reasons(quality_filter)
+        reasons = quality_reasons(face, quality_filter)
         if not reasons and len(accepted) >= max_faces:
             reasons = ["EXCEEDS_MAX_FACES"]
         if reasons:
@@ -41,6 +49,7 @@ def index_faces(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     version = collection.face_model_version
     # The embedding network runs here, not under the write lock where other writers wait.
     vectors = [face.embedding for face in accepted]
+    boxes = [bounding_box(face.box) for face in accepted]
     with ctx.write_lock():
         collection = ctx.collection(collection.collection_id)  # still there?
         existing = (
@@ -55,16 +64,19 @@ def index_faces(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
                     face_id=str(uuid.uuid4()),
                     image_id=image_id,
                     external_image_id=external_id,
-                    bounding_box=face.bounding_box,
+                    bounding_box=box,
                     confidence=face.confidence,
                     index_model_version=version,
                     embedding=vector,
                 )
-                for face, vector in zip(accepted, vectors, strict=True)
+                for face, vector, box in zip(accepted, vectors, boxes, strict=True)
             ]
             if records:
                 ctx.store.add_faces(collection, records)
-    details = {_box_key(f.bounding_box): face_detail(f, attributes) for f in accepted}
+    details = {
+        _box_key(box): face_detail(face, attributes)
+        for face, box in zip(accepted, boxes, strict=True)
+    }
     face_records = [
         {"Face": stored_face(r), "FaceDetail": details.get(_box_key(r.bounding_box), {})}
         for r in records

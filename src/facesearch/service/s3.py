@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from facesearch.defaults import DEFAULT_REGION
 from facesearch.errors import RekognitionError
@@ -145,7 +145,8 @@ class S3ImageFetcher:
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
             retries={"max_attempts": settings.max_attempts, "mode": "standard"},
-            s3={"addressing_style": settings.addressing_style or "auto"},
+            # A setting's value, checked by botocore (the stubs want a literal).
+            s3=cast(Any, {"addressing_style": settings.addressing_style or "auto"}),
         )
         try:
             session = boto3.session.Session(

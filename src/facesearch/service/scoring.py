@@ -6,13 +6,18 @@ from functools import lru_cache
 
 import numpy as np
 
+from facesearch.service.context import rekognition_error
 from facesearch.store import CollectionRecord
-from facesearch.vision import FaceModel, face_model
+from facesearch.vision import FaceModel, UnknownFaceModelError, face_model
 
 
 def collection_model(collection: CollectionRecord) -> FaceModel:
-    """The face model a collection was created with (its faces compare only under it)."""
-    return face_model(collection.face_model_version)
+    """The face model a collection was created with (its faces compare only under it), or
+    InvalidParameterException for a version this build lacks."""
+    try:
+        return face_model(collection.face_model_version)
+    except UnknownFaceModelError as error:
+        raise rekognition_error(error) from None
 
 
 @lru_cache(maxsize=1024)

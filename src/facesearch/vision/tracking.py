@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from facesearch.vision.analyzer import Face
-from facesearch.vision.face_model import FaceModel
+from facesearch.vision.face import Face
+from facesearch.vision.face_models import FaceModel
 
 # Overlap with the track's last box (one sample earlier) from which a face may continue it
 # without a look at its embedding, if its patch also looks alike (below) and the picture did not
@@ -48,8 +48,8 @@ PATCH_SIDE = 24
 
 def box_of(face: Face) -> tuple[float, float, float, float]:
     """Left, top, width, height of a face's box (ratios of the frame)."""
-    box = face.bounding_box
-    return box["Left"], box["Top"], box["Width"], box["Height"]
+    box = face.box
+    return box.left, box.top, box.width, box.height
 
 
 def iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:

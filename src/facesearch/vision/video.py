@@ -21,8 +21,9 @@ import numpy as np
 
 from facesearch.stages import stage
 from facesearch.vision import mp4
-from facesearch.vision.analyzer import Analyzer, Face
-from facesearch.vision.face_model import CURRENT, FaceModel
+from facesearch.vision.analyzer import Analyzer
+from facesearch.vision.face import Face
+from facesearch.vision.face_models import CURRENT, FaceModel
 from facesearch.vision.tracking import Tracker
 
 # Rekognition's examples report faces 200 ms apart; a face seen for a fifth of a second is listed.

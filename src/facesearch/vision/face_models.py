@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from facesearch.errors import RekognitionError
+from facesearch.vision.errors import UnknownFaceModelError
 from facesearch.vision.similarity import KNOT_SIMILARITIES, Calibration
 
 
@@ -66,12 +66,8 @@ FACE_MODELS = {
 
 
 def face_model(version: str) -> FaceModel:
-    """The FaceModel of a version, or InvalidParameterException for one this build lacks."""
+    """The FaceModel of a version; UnknownFaceModelError for one this build lacks."""
     model = FACE_MODELS.get(version)
     if model is None:
-        raise RekognitionError(
-            "InvalidParameterException",
-            f"Face model version {version} is unknown to this facesearch, which runs "
-            f"{', '.join(FACE_MODELS)}. Upgrade facesearch to use this collection.",
-        )
+        raise UnknownFaceModelError(version, tuple(FACE_MODELS))
     return model
