@@ -90,7 +90,7 @@ def test_the_rotated_phone_clip_is_seen_upright(analysed: dict[str, list[Sampled
         total += 1
         on_label += any(iou(box_of(f.face), label) >= 0.5 for f in frame.faces)
     assert on_label >= 0.9 * total
-    rolls = [f.face.pose["Roll"] for frame in analysed[clip["file"]] for f in frame.faces]
+    rolls = [f.face.pose.roll for frame in analysed[clip["file"]] for f in frame.faces]
     assert abs(float(np.median(rolls))) < 20  # upright faces, not lying on their side
 
 
