@@ -315,6 +315,7 @@ def test_a_wrong_secret_is_refused_and_shown(page: Any) -> None:
     # Keys are configured: the local key is neither accepted nor offered.
     assert page.locator(".local-key").count() == 0
     assert "facesearch-local" not in page.locator("main").inner_text()
+    assert "null" not in page.locator("main").inner_text()
     assert page.get_by_label("Access key ID").input_value() == ALICE.access_key_id
     screenshot(page, "sign-in")
 

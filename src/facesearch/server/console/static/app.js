@@ -444,7 +444,7 @@ function showSignIn(message) {
     : null;
   main.replaceChildren(h("h1", { id: "signin-title", tabindex: "-1" }, "Sign in"),
     h("p", { className: "muted" }, "Use an access key that the server accepts, as for boto3 or the AWS CLI."),
-    localNote, form);
+    ...(localNote ? [localNote] : []), form);
   if (message) say(message);
   keyId.focus();
 }
