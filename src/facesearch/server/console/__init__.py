@@ -6,7 +6,9 @@ and a CSRF token that every later POST must echo in ``X-CSRF-Token``. ``POST /co
 the same ``X-Amz-Target`` header and JSON body as ``POST /`` and runs them through the server's
 ``call``, so the console gets the API's validation, errors and account isolation; only the
 authentication differs (the session instead of SigV4). All the console needs of the server is
-:class:`Host`; all it keeps is in its :class:`SessionStore`.
+:class:`Host`; all it keeps is in its :class:`SessionStore`. ``GET /console/api/info`` tells the
+page, before signing in, what it cannot know itself (info.py): the model's formats and the
+service's defaults, and the local key when that is the one key the server takes.
 
 The session lives in its cookie (sessions.py), so every process sharing the store accepts it. A
 session lapses after ``IDLE_SECONDS`` unused (each use past ``REFRESH_SECONDS`` re-issues the
@@ -32,6 +34,7 @@ from typing import Protocol
 from facesearch.defaults import DEFAULT_REGION, REGION_NAME
 from facesearch.server.asgi import BodyRefused, Outcome, Receive, Scope, Send
 from facesearch.server.auth import AccessKey, Caller
+from facesearch.server.console.info import console_info
 from facesearch.server.console.responses import (
     COOKIE,
     Headers,
@@ -67,6 +70,9 @@ __all__ = [
 STATIC = Path(__file__).parent / "static"
 
 _INVALID_TOKEN = "The security token included in the request is invalid."
+# Signing in is a form, not a signed request: say which of its fields can be wrong (not which one
+# is, which would tell a guesser whether the key id exists).
+_WRONG_KEY = "The access key ID or the secret access key is wrong."
 
 
 class Host(Protocol):
@@ -140,6 +146,9 @@ class Console:
     async def _api(
         self, scope: Scope, receive: Receive, send: Send, name: str, method: str
     ) -> None:
+        if name == "api/info" and method == "GET":
+            await send_json(send, 200, console_info(self._host.access_key, scope.get("client")))
+            return
         sessions = await self._load_sessions()
         cookie = session_cookie(scope)
         if name == "api/session" and method == "GET":
@@ -211,7 +220,7 @@ class Console:
         given = hashlib.sha256(secret.encode()).digest()
         expected = hashlib.sha256((key.secret_access_key if key else "").encode()).digest()
         if key is None or not hmac.compare_digest(given, expected):
-            await send_error(send, 400, "UnrecognizedClientException", _INVALID_TOKEN)
+            await send_error(send, 400, "UnrecognizedClientException", _WRONG_KEY)
             return
         sessions = await self._load_sessions()
         session = sessions.start(key, region)

@@ -10,6 +10,10 @@ const session = { csrf: null };
 let photoUrls = [];
 // What the current view must undo when it is left (a paste listener, a webcam stream).
 let cleanups = [];
+// GET api/info's answer: the model's formats and ranges, the service's defaults, the local key.
+let facts = {};
+// Makes element ids unique within the page.
+let serial = 0;
 
 class ApiError extends Error {
   constructor(code, message) {
@@ -69,6 +73,50 @@ function percent(value) {
 
 function formatTime(epochSeconds) {
   return epochSeconds ? new Date(epochSeconds * 1000).toLocaleString() : "";
+}
+
+// "1 photo", "2 photos".
+function plural(count, one, many = `${one}s`) {
+  return `${count} ${count === 1 ? one : many}`;
+}
+
+// "1", "1 and 2", "1, 2 and 3".
+function listed(items) {
+  return items.length < 2 ? items.join("") : `${items.slice(0, -1).join(", ")} and ${items[items.length - 1]}`;
+}
+
+// A model pattern such as [a-zA-Z0-9_.\-]+ in words: "letters, digits and _ . -".
+function describeCharacters(pattern) {
+  const match = /^\[(.*)\]\+$/.exec(pattern || "");
+  if (!match) return `characters matching ${pattern}`;
+  let rest = match[1];
+  const parts = [];
+  for (const [range, words] of [["a-zA-Z", "letters"], ["0-9", "digits"]]) {
+    if (rest.includes(range)) { parts.push(words); rest = rest.replace(range, ""); }
+  }
+  const others = [...rest.replace(/\\(.)/g, "$1")];
+  if (others.length) parts.push(others.join(" "));
+  return listed(parts);
+}
+
+/**
+ * A text input for an id the API constrains (shape: "CollectionId", "UserId"): the model's length
+ * and pattern are checked by the browser, said under the field and, when it is refused, in the
+ * browser's message and the alert region.
+ */
+function idField(id, shape, what) {
+  const rule = facts.Shapes?.[shape] || {};
+  const format = `${rule.Min ?? 1} to ${rule.Max} characters: ${describeCharacters(rule.Pattern)}`;
+  const input = h("input", {
+    type: "text", id, required: true, pattern: rule.Pattern, minlength: rule.Min, maxlength: rule.Max,
+    spellcheck: "false", autocomplete: "off", "aria-describedby": `${id}-format`,
+  });
+  input.addEventListener("input", () => input.setCustomValidity(""));
+  input.addEventListener("invalid", () => {
+    input.setCustomValidity(input.validity.valueMissing ? `Enter a ${what}: ${format}.` : `A ${what} is ${format}.`);
+    $("#alert").textContent = input.validationMessage;
+  });
+  return { input, format: h("small", { id: `${id}-format`, className: "format" }, `${format}.`) };
 }
 
 // ---- the API --------------------------------------------------------------------------------
@@ -216,33 +264,141 @@ function onPaste(handler) {
 }
 
 /**
- * A photo with faces drawn over it. Each face: {box, landmarks, kind, tag, label}; the box and
- * landmarks are ratios of the image's width and height, as Rekognition returns them, so they are
- * placed in percent of the frame that the image exactly fills.
+ * A photo with faces drawn over it. Each face: {box, landmarks, kind, tag, label, onpick}; the
+ * box and landmarks are ratios of the image's width and height, as Rekognition returns them, so
+ * they are placed in percent of the frame that the image exactly fills. A face with onpick is a
+ * button. The tags are laid out once the photo's size on screen is known (layoutFrame).
  */
 function photoFigure(url, name, faces, ...caption) {
-  const frame = h("div", { className: "frame" }, h("img", { src: url, alt: `Photo ${name}` }));
+  const image = h("img", { src: url, alt: `Photo ${name}` });
+  const frame = h("div", { className: "frame" }, image);
   faces.forEach((face, index) => {
     const box = face.box;
-    frame.append(
-      h(
-        "div",
-        {
-          className: `box ${face.kind}${box.Top < 0.08 ? " tag-inside" : ""}`,
-          role: "img",
-          "aria-label": face.label || face.tag || `Face ${index + 1}`,
-          title: face.label || face.tag || "",
-          dataset: { kind: face.kind, left: box.Left, top: box.Top, width: box.Width, height: box.Height },
-          style: { left: percent(box.Left), top: percent(box.Top), width: percent(box.Width), height: percent(box.Height) },
-        },
-        face.tag ? h("span", { className: "tag", "aria-hidden": "true" }, face.tag) : null,
-      ),
-    );
+    const label = face.label || face.tag || `Face ${index + 1}`;
+    frame.append(h(face.onpick ? "button" : "div", {
+      className: `box ${face.kind}`,
+      ...(face.onpick ? { type: "button", onclick: face.onpick } : { role: "img" }),
+      "aria-label": label,
+      title: label,
+      dataset: { kind: face.kind, face: index, left: box.Left, top: box.Top, width: box.Width, height: box.Height },
+      style: { left: percent(box.Left), top: percent(box.Top), width: percent(box.Width), height: percent(box.Height) },
+    }));
+    if (face.tag) frame.append(h("span", { className: `tag ${face.kind}`, "aria-hidden": "true", dataset: { face: index } }, face.tag));
     for (const point of face.landmarks || []) {
-      frame.append(h("span", { className: "dot", "aria-hidden": "true", title: point.Type, style: { left: percent(point.X), top: percent(point.Y) } }));
+      frame.append(h("span", { className: "dot", "aria-hidden": "true", title: point.Type, dataset: { face: index }, style: { left: percent(point.X), top: percent(point.Y) } }));
     }
   });
+  const layout = () => layoutFrame(frame);
+  image.addEventListener("load", layout);
+  const observer = new ResizeObserver(layout);
+  observer.observe(frame);
+  cleanups.push(() => observer.disconnect());
   return h("figure", { className: "photo" }, frame, caption.length ? h("figcaption", {}, ...caption) : null);
+}
+
+function overlap(a, b) {
+  const width = Math.min(a.x + a.w, b.x + b.w) - Math.max(a.x, b.x);
+  const height = Math.min(a.y + a.h, b.y + b.h) - Math.max(a.y, b.y);
+  return width > 0 && height > 0 ? width * height : 0;
+}
+
+/**
+ * Sizes the landmark dots to their face and places each tag next to its box where it covers
+ * no other tag and no other face: above, below, beside, stacked further out, inside as a last
+ * resort, whichever costs least (a tag over a tag costs most, over another face less, over its
+ * own face least). Faces are placed largest first, so small faces' tags move, not big ones'.
+ */
+function layoutFrame(frame) {
+  const image = frame.querySelector("img");
+  const width = frame.clientWidth;
+  const height = frame.clientHeight;
+  if (!image.complete || !image.naturalWidth || !width || !height) return;
+  const boxes = [...frame.querySelectorAll(".box")].map((el) => ({
+    x: el.dataset.left * width, y: el.dataset.top * height, w: el.dataset.width * width, h: el.dataset.height * height,
+  }));
+  for (const dot of frame.querySelectorAll(".dot")) {
+    // About a 25th of the face: visible on a big face, not a blot over a small one.
+    const size = Math.max(1.5, Math.min(5, boxes[dot.dataset.face].w / 25));
+    Object.assign(dot.style, { width: `${size}px`, height: `${size}px`, margin: `${-size / 2}px 0 0 ${-size / 2}px` });
+  }
+  const tags = [...frame.querySelectorAll(".tag")];
+  tags.sort((a, b) => boxes[b.dataset.face].w * boxes[b.dataset.face].h - boxes[a.dataset.face].w * boxes[a.dataset.face].h);
+  const placed = [];
+  for (const tag of tags) {
+    const own = boxes[tag.dataset.face];
+    const w = tag.offsetWidth;
+    const h = tag.offsetHeight;
+    const spots = [
+      [own.x, own.y - h], [own.x + own.w - w, own.y - h], [own.x, own.y + own.h], [own.x + own.w - w, own.y + own.h],
+      [own.x - w, own.y], [own.x + own.w, own.y], [own.x - w, own.y + own.h - h], [own.x + own.w, own.y + own.h - h],
+      ...[2, 3, 4].flatMap((k) => [[own.x, own.y - k * h], [own.x, own.y + own.h + (k - 1) * h]]),
+      [own.x, own.y], [own.x, own.y + own.h - h],
+    ];
+    let best = null;
+    spots.forEach(([x, y], order) => {
+      const spot = { x: Math.max(0, Math.min(width - w, x)), y: Math.max(0, Math.min(height - h, y)), w, h };
+      const cost = placed.reduce((sum, other) => sum + 1000 * overlap(spot, other), 0)
+        + boxes.reduce((sum, box) => sum + (box === own ? 1 : 20) * overlap(spot, box), 0) + order;
+      if (!best || cost < best.cost) best = { ...spot, cost };
+    });
+    placed.push(best);
+    Object.assign(tag.style, { left: `${best.x}px`, top: `${best.y}px` });
+  }
+  // The size laid out for (the tests wait for it).
+  frame.dataset.laidOut = `${width}x${height}`;
+}
+
+// The image of a file as it is shown (EXIF orientation applied, as the API reads it).
+function decodePhoto(file) {
+  return createImageBitmap(file, { imageOrientation: "from-image" });
+}
+
+/**
+ * A JPEG of one face's surroundings, for searching that face: the box padded by its own size on
+ * every side (the detector needs some context), the other faces in it painted over grey so that
+ * the chosen one is the largest, small faces scaled up as a camera's zoom would. Answers the
+ * blob and where the crop lies in the photo (ratios), to map the API's box back.
+ */
+async function cropOfFace(file, box, others) {
+  const bitmap = await decodePhoto(file);
+  const W = bitmap.width;
+  const H = bitmap.height;
+  const left = Math.max(0, (box.Left - box.Width) * W);
+  const top = Math.max(0, (box.Top - box.Height) * H);
+  const right = Math.min(W, (box.Left + 2 * box.Width) * W);
+  const bottom = Math.min(H, (box.Top + 2 * box.Height) * H);
+  const scale = Math.min(4, Math.max(1, 240 / Math.min(right - left, bottom - top)));
+  const canvas = h("canvas", { width: String(Math.round((right - left) * scale)), height: String(Math.round((bottom - top) * scale)) });
+  const context = canvas.getContext("2d");
+  context.imageSmoothingQuality = "high";
+  const draw = (x0, y0, x1, y1) => {
+    const [x, y] = [Math.max(x0, 0), Math.max(y0, 0)];
+    const [w, h_] = [Math.min(x1, W) - x, Math.min(y1, H) - y];
+    if (w > 0 && h_ > 0) context.drawImage(bitmap, x, y, w, h_, (x - left) * scale, (y - top) * scale, w * scale, h_ * scale);
+  };
+  draw(left, top, right, bottom);
+  context.fillStyle = "#808080";
+  for (const other of others) {
+    context.fillRect((other.Left * W - left) * scale, (other.Top * H - top) * scale, other.Width * W * scale, other.Height * H * scale);
+  }
+  // Where another face's box overlaps the chosen one, the chosen face's pixels win.
+  draw(box.Left * W, box.Top * H, (box.Left + box.Width) * W, (box.Top + box.Height) * H);
+  bitmap.close();
+  const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.95));
+  return { blob, area: { Left: left / W, Top: top / H, Width: (right - left) / W, Height: (bottom - top) / H } };
+}
+
+// A box found in a crop, as ratios of the whole photo.
+function uncropped(box, area) {
+  return {
+    Left: area.Left + box.Left * area.Width, Top: area.Top + box.Top * area.Height,
+    Width: box.Width * area.Width, Height: box.Height * area.Height,
+  };
+}
+
+function intersectionOverUnion(a, b) {
+  const shared = overlap({ x: a.Left, y: a.Top, w: a.Width, h: a.Height }, { x: b.Left, y: b.Top, w: b.Width, h: b.Height });
+  return shared / (a.Width * a.Height + b.Width * b.Height - shared);
 }
 
 // ---- sign in and out ------------------------------------------------------------------------
@@ -274,9 +430,21 @@ function showSignIn(message) {
       say(`Signed in as ${who.AccessKeyId}.`);
     });
   });
+  // The server names its local key only when it takes no other (loopback, nothing configured).
+  const local = facts.LocalKey;
+  const localNote = local
+    ? h("p", { className: "card local-key" },
+        "This server runs on this machine with no access keys configured, so it takes its local key: access key ID ",
+        h("code", {}, local.AccessKeyId), ", secret access key ", h("code", {}, local.SecretAccessKey), ". ",
+        h("button", { type: "button", className: "secondary", onclick: () => {
+          keyId.value = local.AccessKeyId;
+          secret.value = local.SecretAccessKey;
+          submit.focus();
+        } }, "Fill in the local key"))
+    : null;
   main.replaceChildren(h("h1", { id: "signin-title", tabindex: "-1" }, "Sign in"),
     h("p", { className: "muted" }, "Use an access key that the server accepts, as for boto3 or the AWS CLI."),
-    form);
+    ...(localNote ? [localNote] : []), form);
   if (message) say(message);
   keyId.focus();
 }
@@ -351,7 +519,11 @@ function pager(fetchPage, showPage) {
   };
 }
 
+// A table; at phone width each row becomes a card whose cells are labelled by their column.
 function table(headers, rows, caption) {
+  for (const row of rows) {
+    [...row.children].forEach((cell, index) => { if (headers[index]) cell.dataset.label = headers[index]; });
+  }
   return h("div", { className: "table-wrap" },
     h("table", {}, caption ? h("caption", { className: "muted" }, caption) : null,
       h("thead", {}, h("tr", {}, headers.map((title) => h("th", { scope: "col" }, title)))),
@@ -360,11 +532,11 @@ function table(headers, rows, caption) {
 
 // Collections: list (paginated), create, delete.
 function collectionsView() {
-  const idInput = h("input", { type: "text", id: "new-collection", required: true, pattern: "[a-zA-Z0-9_.\\-]+", maxlength: "255" });
+  const { input: idInput, format: idFormat } = idField("new-collection", "CollectionId", "collection ID");
   const tagsInput = h("input", { type: "text", id: "new-tags", placeholder: "team=ops, site=paris" });
   const createButton = h("button", { type: "submit" }, "Create collection");
   const form = h("form", { className: "form", "aria-label": "New collection" },
-    h("label", { for: "new-collection" }, "Collection ID", idInput),
+    h("label", { for: "new-collection" }, "Collection ID", idInput, idFormat),
     h("label", { for: "new-tags" }, "Tags (key=value, comma separated)", tagsInput),
     createButton);
   const list = h("div");
@@ -423,7 +595,7 @@ function collectionView(id) {
   const usersList = h("datalist", { id: "user-ids" });
   const refreshSummary = () => act(null, async () => {
     const about = await api("DescribeCollection", { CollectionId: id });
-    summary.textContent = `${about.FaceCount} faces · ${about.UserCount} users · ${about.FaceModelVersion} · ${about.CollectionARN}`;
+    summary.textContent = `${plural(about.FaceCount, "face")} · ${plural(about.UserCount, "user")} · ${about.FaceModelVersion} · ${about.CollectionARN}`;
   });
   const refreshUserIds = () => act(null, async () => {
     const users = await listAll("ListUsers", { CollectionId: id, MaxResults: 500 }, "Users", 2000);
@@ -434,10 +606,10 @@ function collectionView(id) {
   };
 
   // Users.
-  const userInput = h("input", { type: "text", id: "new-user", required: true, pattern: "[a-zA-Z0-9_.\\-:]+", maxlength: "128" });
+  const { input: userInput, format: userFormat } = idField("new-user", "UserId", "user ID");
   const createUserButton = h("button", { type: "submit" }, "Create user");
   const userForm = h("form", { className: "form", "aria-label": "New user" },
-    h("label", { for: "new-user" }, "User ID", userInput), createUserButton);
+    h("label", { for: "new-user" }, "User ID", userInput, userFormat), createUserButton);
   userForm.addEventListener("submit", (event) => {
     event.preventDefault();
     act(createUserButton, async () => {
@@ -479,9 +651,10 @@ function collectionView(id) {
     const picked = selected();
     const userId = targetUser.value.trim();
     if (!picked.length || !userId) throw new Error("Pick faces and name a user.");
-    await ensureUser(id, userId);
-    const result = await api("AssociateFaces", { CollectionId: id, UserId: userId, FaceIds: picked.map((f) => f.faceId) });
-    say(`${(result.AssociatedFaces || []).length} faces associated with ${userId}.` + unsuccessful(result.UnsuccessfulFaceAssociations));
+    const chosen = picked.map((f) => ({ faceId: f.faceId, name: `Face ${f.faceId}` }));
+    const result = await associateChecked(id, userId, chosen, associateWarning);
+    if (!result) { say("Nothing associated."); return; }
+    say(associationOutcome(result, chosen, userId));
     await refreshAll();
   }) }, "Associate selected");
   const disassociateButton = h("button", { type: "button", className: "secondary", onclick: () => act(disassociateButton, async () => {
@@ -493,17 +666,18 @@ function collectionView(id) {
       const result = await api("DisassociateFaces", { CollectionId: id, UserId: userId, FaceIds: faceIds });
       count += (result.DisassociatedFaces || []).length;
     }
-    say(`${count} faces disassociated.`);
+    say(`${plural(count, "face")} disassociated.`);
     await refreshAll();
   }) }, "Disassociate selected");
   const deleteButton = h("button", { type: "button", className: "danger", onclick: () => act(deleteButton, async () => {
     const picked = selected();
     if (!picked.length) throw new Error("Pick the faces to delete.");
-    if (!confirm(`Delete ${picked.length} faces?`)) return;
+    if (!confirm(`Delete ${plural(picked.length, "face")}?`)) return;
     const result = await api("DeleteFaces", { CollectionId: id, FaceIds: picked.map((f) => f.faceId) });
-    say(`${(result.DeletedFaces || []).length} faces deleted.`);
+    say(`${plural((result.DeletedFaces || []).length, "face")} deleted.`);
     await refreshAll();
   }) }, "Delete selected");
+  const associateWarning = h("div");
   const facesBox = h("div");
   const faces = pager(async (token) => {
     const userId = filterInput.value.trim();
@@ -528,7 +702,8 @@ function collectionView(id) {
     h("section", { "aria-labelledby": "faces-title" }, h("h2", { id: "faces-title" }, "Faces"),
       h("div", { className: "toolbar" }, h("label", { for: "face-filter", className: "form" }, "User ", filterInput), filterButton),
       facesBox, faces.controls,
-      h("div", { className: "toolbar" }, h("label", { for: "associate-user" }, "User ", targetUser), associateButton, disassociateButton, deleteButton)),
+      h("div", { className: "toolbar" }, h("label", { for: "associate-user" }, "User ", targetUser), associateButton, disassociateButton, deleteButton),
+      associateWarning),
   );
   refreshSummary();
   refreshUserIds();
@@ -536,8 +711,91 @@ function collectionView(id) {
   faces.load();
 }
 
-function unsuccessful(failures) {
-  return failures && failures.length ? ` Not done: ${failures.map((f) => `${f.FaceId} (${(f.Reasons || []).join(", ")})`).join("; ")}.` : "";
+function faceFailures(failures, names, userId) {
+  return (failures || []).map((f) => {
+    const reasons = (f.Reasons || []).join(", ");
+    const score = f.Confidence !== undefined
+      ? `: it scores ${f.Confidence.toFixed(1)} against ${userId}'s faces, below the bar of ${associateBar()}` : "";
+    const other = f.UserId && f.UserId !== userId ? ` (it is ${f.UserId}'s)` : "";
+    return `${names.get(f.FaceId) || f.FaceId} not associated: ${reasons}${score}${other}.`;
+  });
+}
+
+function associateBar() {
+  return facts.Defaults?.["AssociateFaces.UserMatchThreshold"] ?? 75;
+}
+
+/**
+ * Why the faces `chosen` ([{faceId, name}]) may not belong together in `userId`, before they are
+ * associated: AssociateFaces takes faces of one call into a user without faces whatever they look
+ * like, and refuses a face below its bar (UserMatchThreshold, default 75) against a user that has
+ * faces. So each pair of chosen faces is compared (SearchFaces) and each face scored against the
+ * user's faces as AssociateFaces scores it (SearchUsers).
+ */
+async function associationWarnings(collectionId, userId, chosen) {
+  const bar = associateBar();
+  const warnings = [];
+  const ids = new Set(chosen.map((f) => f.faceId));
+  const similarity = new Map();
+  for (const face of chosen.slice(0, -1)) {
+    const answer = await api("SearchFaces", { CollectionId: collectionId, FaceId: face.faceId, FaceMatchThreshold: 0, MaxFaces: 4096 });
+    for (const match of answer.FaceMatches || []) {
+      if (ids.has(match.Face.FaceId)) similarity.set(`${face.faceId} ${match.Face.FaceId}`, match.Similarity);
+    }
+  }
+  chosen.forEach((a, i) => chosen.slice(i + 1).forEach((b) => {
+    const score = similarity.get(`${a.faceId} ${b.faceId}`);
+    if (score === undefined || score < bar) {
+      warnings.push(`${a.name} and ${b.name} do not look like one person: similarity ${score === undefined ? "too low to be found" : score.toFixed(1)}, below ${bar}.`);
+    }
+  }));
+  const theirs = await api("ListFaces", { CollectionId: collectionId, UserId: userId, MaxResults: 1 });
+  if ((theirs.Faces || []).length) {
+    for (const face of chosen) {
+      const answer = await api("SearchUsers", { CollectionId: collectionId, FaceId: face.faceId, UserMatchThreshold: 0, MaxUsers: 500 });
+      const match = (answer.UserMatches || []).find((m) => m.User.UserId === userId);
+      if (!match || match.Similarity < bar) {
+        warnings.push(`${face.name} scores ${match ? match.Similarity.toFixed(1) : "too low to be found"} against ${userId}'s faces: AssociateFaces will refuse it below ${bar} (LOW_MATCH_CONFIDENCE).`);
+      }
+    }
+  }
+  return warnings;
+}
+
+/**
+ * Associates `chosen` ([{faceId, name}]) with `userId` (created if need be) after checking that
+ * they match; a warning is shown in `panel` with a choice to go on or not. Answers the API's
+ * answer, or null when the user stopped.
+ */
+async function associateChecked(collectionId, userId, chosen, panel) {
+  const warnings = await associationWarnings(collectionId, userId, chosen);
+  if (warnings.length) {
+    const goOn = await new Promise((resolve) => {
+      const anyway = h("button", { type: "button", className: "danger", onclick: () => resolve(true) }, "Associate anyway");
+      const cancel = h("button", { type: "button", className: "secondary", onclick: () => resolve(false) }, "Cancel");
+      panel.replaceChildren(h("div", { className: "warning", role: "alert" },
+        h("p", {}, `Before associating with ${userId}:`), h("ul", {}, warnings.map((w) => h("li", {}, w))),
+        h("div", { className: "toolbar" }, anyway, cancel)));
+      cancel.focus();
+    });
+    panel.replaceChildren();
+    if (!goOn) return null;
+  }
+  await ensureUser(collectionId, userId);
+  return api("AssociateFaces", { CollectionId: collectionId, UserId: userId, FaceIds: chosen.map((f) => f.faceId) });
+}
+
+// What AssociateFaces did, in words, with the faces called by their names.
+function associationOutcome(answer, chosen, userId) {
+  const names = new Map(chosen.map((f) => [f.faceId, f.name]));
+  const done = (answer.AssociatedFaces || []).map((f) => names.get(f.FaceId) || f.FaceId);
+  const refused = faceFailures(answer.UnsuccessfulFaceAssociations, names, userId);
+  const untouched = chosen.length - done.length - refused.length;
+  return [
+    done.length ? `Associated ${listed(done.map((n) => n.toLowerCase()))} with ${userId}.` : `Nothing associated with ${userId}.`,
+    ...refused,
+    ...(untouched > 0 ? [`${plural(untouched, "face was", "faces were")} already ${userId}'s.`] : []),
+  ].join(" ");
 }
 
 async function ensureUser(collectionId, userId) {
@@ -549,7 +807,7 @@ async function ensureUser(collectionId, userId) {
   }
 }
 
-// Enrol: IndexFaces on each dropped photo, with a progress bar, then associate with a user.
+// Enrol: IndexFaces on each dropped photo, with a progress bar, then associate chosen faces.
 function enrolPanel(collectionId, refresh) {
   const progress = h("progress", { max: "1", value: "0", "aria-label": "Enrolment progress", hidden: true });
   const progressText = h("p", { className: "muted enrol-progress", "aria-live": "polite" });
@@ -559,13 +817,18 @@ function enrolPanel(collectionId, refresh) {
     progress.hidden = false;
     progress.max = files.length;
     progress.value = 0;
-    let indexed = 0;
+    const tally = { indexed: 0, unindexed: 0, failed: 0 };
     for (const [index, { file, path }] of files.entries()) {
       progressText.textContent = `Indexing ${index + 1} of ${files.length}: ${path}`;
-      photos.append(await enrolOne(file, path).then((result) => { indexed += result.count; return result.card; }));
+      const result = await enrolOne(file, path);
+      for (const key of Object.keys(tally)) tally[key] += result[key];
+      photos.append(result.card);
       progress.value = index + 1;
     }
-    progressText.textContent = `Done: ${files.length} photos, ${indexed} faces indexed.`;
+    const parts = [`${plural(tally.indexed, "face")} indexed`];
+    if (tally.unindexed) parts.push(`${plural(tally.unindexed, "face")} not indexed`);
+    progressText.textContent = `Done: ${plural(files.length, "photo")}, ${parts.join(", ")}`
+      + (tally.failed ? `; ${plural(tally.failed, "photo")} failed.` : ".");
     await refresh();
   }
   async function enrolOne(file, path) {
@@ -578,34 +841,66 @@ function enrolPanel(collectionId, refresh) {
       });
     } catch (error) {
       const message = error instanceof ApiError ? `${error.code}: ${error.message}` : String(error);
-      return { count: 0, card: h("figure", { className: "photo", dataset: { path } },
+      return { indexed: 0, unindexed: 0, failed: 1, card: h("figure", { className: "photo", dataset: { path, failed: "" } },
         h("figcaption", {}, h("p", {}, h("strong", {}, path)), h("p", { className: "error" }, message))) };
     }
     const records = result.FaceRecords || [];
     const unindexed = result.UnindexedFaces || [];
+    // One numbering for the boxes and the lists: the indexed faces (largest first), then the rest.
     const drawn = [
-      ...records.map((r, i) => ({ box: r.Face.BoundingBox, kind: "indexed", tag: `${i + 1}`, label: `Indexed face ${i + 1}` })),
-      ...unindexed.map((u) => ({ box: u.FaceDetail.BoundingBox, kind: "unindexed", tag: u.Reasons.join(", "), label: `Not indexed: ${u.Reasons.join(", ")}` })),
+      ...records.map((r, i) => ({ box: r.Face.BoundingBox, kind: "indexed", tag: `${i + 1}`, label: `Face ${i + 1}: indexed` })),
+      ...unindexed.map((u, i) => {
+        const number = records.length + i + 1;
+        // The number only: the reasons, long, are in the list under the photo.
+        return { box: u.FaceDetail.BoundingBox, kind: "unindexed", tag: `${number}`, label: `Face ${number}: not indexed (${u.Reasons.join(", ")})` };
+      }),
     ];
-    const userInput = h("input", { type: "text", list: "user-ids", className: "enrol-user", "aria-label": `User for the faces of ${path}`, placeholder: "user id" });
-    const associate = h("button", { type: "button", className: "associate", disabled: !records.length }, records.length ? `Associate ${records.length === 1 ? "face" : `${records.length} faces`}` : "No face to associate");
-    const outcome = h("p", { className: "outcome" });
+    const picks = records.map((r, i) => h("input", {
+      type: "checkbox", className: "enrol-face", value: r.Face.FaceId, id: `enrol-face-${++serial}`,
+      // One face is surely the one to enrol; of several, the user says which.
+      checked: records.length === 1,
+    }));
+    const owners = records.map(() => h("span", { className: "muted owner" }));
+    const userInput = h("input", { type: "text", list: "user-ids", className: "enrol-user", "aria-label": `User for the chosen faces of ${path}`, placeholder: "user id" });
+    const associate = h("button", { type: "button", className: "associate" });
+    const warning = h("div");
+    const outcome = h("p", { className: "outcome", "aria-live": "polite" });
+    const chosen = () => records.map((r, i) => ({ faceId: r.Face.FaceId, name: `Face ${i + 1}`, pick: picks[i], owner: owners[i] }))
+      .filter((f) => f.pick.checked && !f.pick.disabled);
+    const label = () => {
+      const faces = chosen();
+      associate.disabled = !faces.length;
+      associate.textContent = !records.length ? "No face to associate"
+        : faces.length ? `Associate ${faces.length === 1 ? "face" : "faces"} ${listed(faces.map((f) => f.name.slice(5)))}` : "Choose the faces to associate";
+    };
+    picks.forEach((pick) => pick.addEventListener("change", label));
+    label();
     associate.addEventListener("click", () => act(associate, async () => {
       const userId = userInput.value.trim();
+      const faces = chosen();
       if (!userId) throw new Error("Name the user to associate the faces with.");
-      await ensureUser(collectionId, userId);
-      const answer = await api("AssociateFaces", { CollectionId: collectionId, UserId: userId, FaceIds: records.map((r) => r.Face.FaceId) });
-      outcome.textContent = `Associated ${(answer.AssociatedFaces || []).length} with ${userId}.${unsuccessful(answer.UnsuccessfulFaceAssociations)}`;
+      const answer = await associateChecked(collectionId, userId, faces, warning);
+      if (!answer) { outcome.textContent = "Nothing associated."; return; }
+      const done = new Set((answer.AssociatedFaces || []).map((f) => f.FaceId));
+      for (const face of faces.filter((f) => done.has(f.faceId))) {
+        face.pick.checked = false;
+        face.pick.disabled = true;
+        face.owner.textContent = ` → ${userId}`;
+      }
+      outcome.textContent = associationOutcome(answer, faces, userId);
       say(outcome.textContent);
       await refresh();
-    }));
+    }).finally(label));
     const card = photoFigure(url, path, drawn,
       h("p", {}, h("strong", {}, path)),
       h("p", {}, `${records.length} indexed${unindexed.length ? `, ${unindexed.length} not indexed` : ""}`),
-      unindexed.length ? h("ul", { className: "reasons" }, unindexed.map((u, i) => h("li", {}, `Face ${i + 1}: ${u.Reasons.join(", ")}`))) : null,
-      h("div", { className: "toolbar" }, userInput, associate), outcome);
+      records.length ? h("ul", { className: "enrol-faces", "aria-label": `Indexed faces of ${path}` },
+        records.map((r, i) => h("li", {}, picks[i], h("label", { for: picks[i].id }, ` Face ${i + 1}`), owners[i]))) : null,
+      unindexed.length ? h("ul", { className: "reasons" }, unindexed.map((u, i) =>
+        h("li", {}, `Face ${records.length + i + 1}: not indexed (${u.Reasons.join(", ")})`))) : null,
+      h("div", { className: "toolbar" }, userInput, associate), warning, outcome);
     card.dataset.path = path;
-    return { count: records.length, card };
+    return { indexed: records.length, unindexed: unindexed.length, failed: 0, card };
   }
   return h("div", {}, zone, progress, progressText, photos);
 }
@@ -622,11 +917,19 @@ async function collectionPicker(id) {
   return select;
 }
 
-// Search: SearchUsersByImage on a dropped, pasted or webcam photo.
+// Search: SearchUsersByImage on a dropped, pasted or webcam photo; any face of it can be searched.
 async function searchView() {
   const picker = h("span");
-  const slider = h("input", { type: "range", id: "threshold", min: "0", max: "100", step: "1", value: "80" });
-  const sliderValue = h("output", { for: "threshold" }, "80");
+  const maxRule = facts.Shapes?.MaxUsers || {};
+  const maxUsers = h("input", {
+    type: "number", id: "max-users", min: String(maxRule.Min ?? 1), max: String(maxRule.Max ?? 500), step: "1",
+    value: String(facts.Defaults?.MaxUsers ?? maxRule.Max ?? 500), required: true, "aria-describedby": "max-users-format",
+  });
+  const maxFormat = h("small", { id: "max-users-format", className: "format" },
+    `${maxRule.Min ?? 1} to ${maxRule.Max ?? 500}; the API's default is ${facts.Defaults?.MaxUsers ?? maxRule.Max}.`);
+  const defaultThreshold = String(facts.Defaults?.UserMatchThreshold ?? 80);
+  const slider = h("input", { type: "range", id: "threshold", min: "0", max: "100", step: "1", value: defaultThreshold });
+  const sliderValue = h("output", { for: "threshold" }, defaultThreshold);
   const results = h("div", { className: "search-results" });
   const webcam = h("div", { className: "webcam" });
   let lastMatches = null;
@@ -641,46 +944,104 @@ async function searchView() {
   onPaste(({ file, path }) => search(file, path));
   main.replaceChildren(heading("Search"),
     h("div", { className: "form" }, h("label", { for: "search-collection" }, "Collection", picker),
+      h("label", { for: "max-users" }, "Users to return (MaxUsers)", maxUsers, maxFormat),
       h("div", { className: "threshold" }, h("label", { for: "threshold" }, "Similarity threshold"), slider, sliderValue)),
     zone, webcam, results);
   picker.replaceWith(await collectionPicker("search-collection"));
 
-  async function search(file, name) {
+  // The request's settings, or an error that says what is wrong with them.
+  function settings() {
     const collectionId = $("#search-collection")?.value;
-    if (!collectionId) { showError(new Error("Create a collection first.")); return; }
+    if (!collectionId) throw new Error("Create a collection first.");
+    if (!maxUsers.checkValidity()) {
+      throw new Error(`MaxUsers (users to return) is a whole number from ${maxUsers.min} to ${maxUsers.max}.`);
+    }
+    return { collectionId, limit: Number(maxUsers.value) };
+  }
+
+  // The whole photo: the API searches its largest face and lists the others.
+  async function search(file, name) {
+    let request;
+    try { request = settings(); } catch (error) { showError(error); return; }
     const url = photoUrl(file);
-    say(`Searching ${collectionId}…`);
+    say(`Searching ${request.collectionId}…`);
     const answer = await act(null, async () => api("SearchUsersByImage", {
-      CollectionId: collectionId, Image: { Bytes: await imageBase64(file) }, UserMatchThreshold: 0, MaxUsers: 20,
+      CollectionId: request.collectionId, Image: { Bytes: await imageBase64(file) }, UserMatchThreshold: 0, MaxUsers: request.limit,
     }));
     if (!answer) { results.replaceChildren(); say(""); return; }
     const searched = answer.SearchedFace?.FaceDetail;
-    const others = answer.UnsearchedFaces || [];
+    // One numbering for the whole photo: the searched (largest) face first, then the others.
     const faces = [
-      ...(searched ? [{ box: searched.BoundingBox, landmarks: searched.Landmarks, kind: "searched", tag: "searched", label: "Searched face" }] : []),
-      ...others.map((u, i) => ({ box: u.FaceDetails.BoundingBox, landmarks: u.FaceDetails.Landmarks, kind: "unsearched", tag: `${i + 1}`, label: `Face ${i + 1} not searched: ${u.Reasons.join(", ")}` })),
+      ...(searched ? [{ detail: searched, reasons: [] }] : []),
+      ...(answer.UnsearchedFaces || []).map((u) => ({ detail: u.FaceDetails, reasons: u.Reasons })),
     ];
+    await show({ file, url, name, faces, request }, searched ? 0 : null, answer, false);
+  }
+
+  // Another face of the photo: SearchUsersByImage on a crop around it, where it is the largest.
+  async function searchFace(photo, index) {
+    let request;
+    try { request = settings(); } catch (error) { showError(error); return; }
+    const chosen = photo.faces[index].detail.BoundingBox;
+    say(`Searching face ${index + 1} in ${request.collectionId}…`);
+    const answer = await act(null, async () => {
+      const others = photo.faces.filter((_, i) => i !== index).map((f) => f.detail.BoundingBox);
+      const crop = await cropOfFace(photo.file, chosen, others);
+      const found = await api("SearchUsersByImage", {
+        CollectionId: request.collectionId, Image: { Bytes: await imageBase64(crop.blob) }, UserMatchThreshold: 0, MaxUsers: request.limit,
+      });
+      const box = found.SearchedFace?.FaceDetail?.BoundingBox;
+      if (!box || intersectionOverUnion(uncropped(box, crop.area), chosen) < 0.3) {
+        throw new Error(`The detector does not find face ${index + 1} again in a crop around it (too small or turned away?): nothing was searched.`);
+      }
+      return found;
+    });
+    if (!answer) { say(""); return; }
+    await show({ ...photo, request }, index, answer, true);
+  }
+
+  async function show(photo, index, answer, cropped) {
+    const { request } = photo;
+    const matches = answer.UserMatches || [];
+    const about = await api("DescribeCollection", { CollectionId: request.collectionId }).catch(() => ({}));
+    const drawn = photo.faces.map((face, i) => {
+      const why = i === index ? "searched" : face.reasons.length ? `not searched (${face.reasons.join(", ")})` : "not searched";
+      return {
+        box: face.detail.BoundingBox, landmarks: face.detail.Landmarks, kind: i === index ? "searched" : "unsearched",
+        tag: i === index ? `${i + 1} searched` : `${i + 1}`, label: i === index ? `Face ${i + 1}: searched` : `Face ${i + 1}, ${why}: search this face`,
+        onpick: i === index ? null : () => searchFace(photo, i),
+      };
+    });
     const matchList = h("ul", { className: "matches", "aria-label": "Matching users" });
     const matchCount = h("p", { className: "match-count" });
-    const matches = answer.UserMatches || [];
+    const returned = plural(matches.length, "user");
+    const capped = matches.length === request.limit && about.UserCount > matches.length;
+    const userCount = plural(about.UserCount ?? 0, "user");
+    const scope = h("p", { className: "muted match-scope" }, index === null ? "" : capped
+      ? `The ${matches.length} most similar of the collection's ${userCount} (MaxUsers ${request.limit}): more may pass the threshold.`
+      : `${returned} returned of the collection's ${userCount}; a user without faces is never returned.`);
     lastMatches = () => {
       const threshold = Number(slider.value);
       const shown = matches.filter((m) => m.Similarity >= threshold);
-      matchCount.textContent = searched
-        ? `${shown.length} of ${matches.length} users at similarity ${threshold} or more`
-        : "No face found in the photo.";
+      matchCount.textContent = index === null
+        ? "No face found in the photo. Nothing was searched."
+        : `${shown.length} of ${returned} returned at similarity ${threshold} or more (face ${index + 1}).`;
       matchList.replaceChildren(...shown.map((m) => h("li", { className: "match", dataset: { user: m.User.UserId, similarity: m.Similarity } },
         h("div", {}, h("strong", {}, m.User.UserId), ` ${m.Similarity.toFixed(1)}`),
         h("div", { className: "bar", role: "meter", "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": m.Similarity.toFixed(1), "aria-label": `Similarity of ${m.User.UserId}` },
           h("span", { style: { width: `${m.Similarity}%` } })))));
     };
     lastMatches();
+    const others = photo.faces.map((face, i) => ({ face, i })).filter(({ i }) => i !== index);
     results.replaceChildren(h("div", { className: "results" },
-      photoFigure(url, name, faces),
-      h("div", {}, h("h2", {}, "Matches"), matchCount, matchList,
+      photoFigure(photo.url, photo.name, drawn),
+      h("div", {}, h("h2", {}, "Matches"), matchCount, scope, matchList,
         others.length ? [h("h2", {}, "Faces not searched"), h("ul", { className: "reasons unsearched-list" },
-          others.map((u, i) => h("li", {}, `Face ${i + 1}: ${u.Reasons.join(", ")}`)))] : null)));
-    say(`${matches.length} users compared; ${faces.length} faces in the photo.`);
+          others.map(({ face, i }) => h("li", {}, `Face ${i + 1}: ${face.reasons.length ? face.reasons.join(", ") : "another face was chosen"} `,
+            h("button", { type: "button", className: "secondary search-face", onclick: () => searchFace(photo, i) }, `Search face ${i + 1}`))))] : null)));
+    say(index === null
+      ? `No face found in ${photo.name}; nothing was searched.`
+      : `Searched face ${index + 1} of ${plural(photo.faces.length, "face")}${cropped ? " (in a crop around it)" : ""}: ${returned} returned.`);
   }
 }
 
@@ -741,7 +1102,7 @@ function detectView() {
         tag: `${i + 1} ${faceSummary(f)}`, label: `Face ${i + 1}: ${faceSummary(f)}` }))),
       h("div", {}, faces.length ? faces.map((f, i) => h("section", { className: "attributes" },
         h("h2", {}, `Face ${i + 1}`), table(["Attribute", "Value"], attributeRows(f)))) : h("p", {}, "No face found."))));
-    say(`${faces.length} faces found.`);
+    say(`${plural(faces.length, "face")} found.`);
   });
   const zone = dropZone({ label: "Photo to analyse", multiple: false, onFiles: ([{ file, path }]) => run(file, path) });
   zone.append(h("span", { className: "muted" }, "or paste an image"));
@@ -808,6 +1169,13 @@ function compareView() {
 
 $("#sign-out").addEventListener("click", signOut);
 window.addEventListener("hashchange", route);
-fetch("api/session", { credentials: "same-origin" })
+// What the server tells the page before anyone signs in (formats, defaults, the local key).
+fetch("api/info", { credentials: "same-origin" })
+  .then((response) => (response.ok ? response.json() : {}))
+  .catch(() => ({}))
+  .then((info) => {
+    facts = info;
+    return fetch("api/session", { credentials: "same-origin" });
+  })
   .then(async (response) => (response.ok ? signedIn(await response.json()) : showSignIn()))
   .catch(() => showSignIn());
