@@ -260,8 +260,7 @@ def main() -> int:
         store_url, store_args = None, ["--data-dir", str(workdir / "data")]
     else:
         if args.store == "postgresql":
-            sys.path.insert(0, str(REPO / "tests"))
-            from support import PostgresServer
+            from support.postgres import PostgresServer
 
             pg = PostgresServer(workdir / "pgdata")
             store_url = pg.new_database()

@@ -27,16 +27,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
+from support.serve import start_serve, stop_serve
+from support.soak import populate, run_mixed_load, soak_client
 
-from support import (  # noqa: E402 (the tests' helpers, importable once tests/ is on the path)
-    populate,
-    run_mixed_load,
-    soak_client,
-    start_serve,
-    stop_serve,
-)
+REPO = Path(__file__).resolve().parents[1]
 
 DEFAULT_PHOTOS = REPO.parent / "shared" / "datasets" / "faces"
 KEY_ID, SECRET = "AKIDSOAKBENCH", "soak-bench-secret"

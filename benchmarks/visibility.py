@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from scale import PHOTOS, REPO, first_answer, server
+from scale import PHOTOS, first_answer, server
 
 
 def main() -> int:
@@ -29,8 +29,7 @@ def main() -> int:
     pg = None
     store = args.store
     if store is None:
-        sys.path.insert(0, str(REPO / "tests"))
-        from support import PostgresServer
+        from support.postgres import PostgresServer
 
         pg = PostgresServer(Path(tempfile.mkdtemp(prefix="facesearch-visibility-")))
         store = pg.new_database()

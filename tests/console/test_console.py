@@ -26,7 +26,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from PIL import Image
-from support import rekognition_client, serve_app
+from support.clients import rekognition_client
+from support.serve import serve_app
 
 from facesearch.console import (
     COOKIE,

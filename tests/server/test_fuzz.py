@@ -20,18 +20,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support import (
-    NASTY_BODIES,
-    FuzzTarget,
-    HttpResponse,
-    fuzz_service,
-    fuzz_target,
-    odd_requests,
-    raw_bodies,
-    request_bodies,
-    response_problems,
-    send_http,
-)
+from support.clients import HttpResponse, send_http
+from support.fuzz import FuzzTarget, fuzz_service, fuzz_target, response_problems
+from support.strategies import NASTY_BODIES, odd_requests, raw_bodies, request_bodies
 
 from facesearch.contract import OPERATIONS
 from facesearch.server.app import App

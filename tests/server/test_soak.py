@@ -11,14 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support import (
-    MIX_OPERATIONS,
-    populate,
-    run_mixed_load,
-    soak_client,
-    start_serve,
-    stop_serve,
-)
+from support.serve import start_serve, stop_serve
+from support.soak import MIX_OPERATIONS, populate, run_mixed_load, soak_client
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support import is_near_copy
+from support.photos import is_near_copy
 
 from facesearch.errors import RekognitionError
 from facesearch.vision import get_analyzer

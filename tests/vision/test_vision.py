@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image, ImageFilter
-from support import is_near_copy
+from support.photos import is_near_copy
 
 from facesearch.contract import FACE_DETAIL_NOT_RETURNED
 from facesearch.errors import RekognitionError
