@@ -32,6 +32,9 @@ test: setup
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/pytest
 
+# The benchmarks import the tests' helpers (tests/support/) as `support`.
+bench bench-scale: export PYTHONPATH := tests$(if $(PYTHONPATH),:$(PYTHONPATH))
+
 bench: setup
 	$(BIN)/python benchmarks/vision.py
 	$(BIN)/python benchmarks/search.py

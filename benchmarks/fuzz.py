@@ -6,8 +6,10 @@ tests/server/test_fuzz.py: well-typed and ill-typed bodies for every operation, 
 headers, methods and paths. Prints the count of answers by HTTP status and by error code, then
 every request answered with a 5xx (or with a malformed error) and the server-side exception behind
 it. Exits 1 if there was any, or if the server no longer answers /health and a boto3 call after.
+The generators are tests/support/'s, so tests/ goes on the path:
 
-    .venv/bin/python benchmarks/fuzz.py [--examples N] [--seconds S] [--seed N] [--photos DIR]
+    PYTHONPATH=tests .venv/bin/python benchmarks/fuzz.py [--examples N] [--seconds S] [--seed N]
+        [--photos DIR]
 """
 
 from __future__ import annotations
