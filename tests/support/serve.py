@@ -24,10 +24,10 @@ def free_port() -> int:
     """A TCP port on loopback that nothing listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])
 
 
-def wait_for_url(url: str, process: subprocess.Popen, timeout: float, what: str) -> None:
+def wait_for_url(url: str, process: subprocess.Popen[bytes], timeout: float, what: str) -> None:
     """Poll ``url`` until it answers; RuntimeError if ``process`` dies or ``timeout`` passes."""
     deadline = time.monotonic() + timeout
     while True:

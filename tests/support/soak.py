@@ -198,7 +198,10 @@ class _Churn:
 
     def call(self) -> tuple[str, dict[str, Any]]:
         operation = CHURN[self.step]
-        user = {"CollectionId": SOAK_COLLECTION, "UserId": f"{self.prefix}-{self.cycle}"}
+        user: dict[str, Any] = {
+            "CollectionId": SOAK_COLLECTION,
+            "UserId": f"{self.prefix}-{self.cycle}",
+        }
         params: dict[str, Any] = {
             "IndexFaces": {
                 "CollectionId": SOAK_COLLECTION,

@@ -7,9 +7,9 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from botocore.model import Shape
+from botocore.model import ListShape, MapShape, Shape, StructureShape
 from hypothesis import strategies as st
 
 from facesearch.contract import OPERATIONS, operation_model
@@ -51,7 +51,9 @@ def _value(shape: Shape, name: str, target: FuzzTarget, ill: bool) -> st.SearchS
     return _sometimes(junk_json(), strategy, 4) if ill else strategy
 
 
-def _sometimes(rare: st.SearchStrategy[Any], usual: st.SearchStrategy[Any], one_in: int):
+def _sometimes(
+    rare: st.SearchStrategy[Any], usual: st.SearchStrategy[Any], one_in: int
+) -> st.SearchStrategy[Any]:
     """``rare`` once in ``one_in`` draws, else ``usual``: most values of a request stay valid,
     so that most requests get past validation to the code behind it."""
     return st.integers(1, one_in).flatmap(lambda n: rare if n == 1 else usual)
@@ -59,9 +61,11 @@ def _sometimes(rare: st.SearchStrategy[Any], usual: st.SearchStrategy[Any], one_
 
 def _typed(shape: Shape, name: str, target: FuzzTarget, ill: bool) -> st.SearchStrategy[Any]:
     kind, meta = shape.type_name, shape.metadata
+    # botocore builds a StructureShape, ListShape or MapShape for these type names.
     if kind == "structure":
-        members = {key: _value(member, key, target, ill) for key, member in shape.members.items()}
-        required = {} if ill else {key: members[key] for key in shape.required_members}
+        structure = cast(StructureShape, shape)
+        members = {k: _value(member, k, target, ill) for k, member in structure.members.items()}
+        required = {} if ill else {key: members[key] for key in structure.required_members}
         optional = {key: value for key, value in members.items() if key not in required}
         if ill:
             # JSON null means "absent"; Python's json writes a key once, so unknown ones are new.
@@ -69,14 +73,17 @@ def _typed(shape: Shape, name: str, target: FuzzTarget, ill: bool) -> st.SearchS
             optional["Unknown" + shape.name] = junk_json()
         return st.fixed_dictionaries(required, optional=optional)
     if kind == "list":
-        item = _value(shape.member, name, target, ill)
+        item = _value(cast(ListShape, shape).member, name, target, ill)
         low, high = meta.get("min", 0), meta.get("max", _LIST_LIMIT)
         sizes = sorted({0, max(low - 1, 0), high, high + 1})
-        edge = st.tuples(item, st.sampled_from(sizes)).map(lambda pair: [pair[0]] * pair[1])
+        edge: st.SearchStrategy[Any] = st.tuples(item, st.sampled_from(sizes)).map(
+            lambda pair: [pair[0]] * pair[1]
+        )
         return _sometimes(edge, st.lists(item, min_size=low, max_size=min(high, low + 4)), 8)
     if kind == "map":
         # JSON object keys are strings whatever the sender meant, so keys are never junk.
-        key, value = _typed(shape.key, name, target, ill), _value(shape.value, name, target, ill)
+        pairs = cast(MapShape, shape)
+        key, value = _typed(pairs.key, name, target, ill), _value(pairs.value, name, target, ill)
         over = meta.get("max", 50) + 1
         edge = st.tuples(key, value).map(
             lambda pair: {f"{pair[0]}{i}": pair[1] for i in range(over)}
