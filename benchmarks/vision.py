@@ -6,8 +6,8 @@ share of the whole ``analyze`` call, and the call itself; then, at 640x480, the 
 median latency of one caller against two concurrent ones (as the server's threads run them); then
 verification accuracy at similarity 80 on deepface's pairs.csv. The load average is printed
 before and after: on a shared machine the timings mean little when it is over the core count.
-``--smoke``: one timed run of each (SMOKE_RUNS) and the first SMOKE_PAIRS pairs, figures
-meaningless.
+``--smoke``: one warm-up and one timed run of each (SMOKE_RUNS) and the first SMOKE_PAIRS pairs,
+figures meaningless.
 
     .venv/bin/python benchmarks/vision.py [--photos DIR] [--smoke]
 """
@@ -39,8 +39,8 @@ SMOKE_RUNS, SMOKE_PAIRS = 1, 8  # a --smoke run's RUNS and CONCURRENT_RUNS, and 
 
 
 def median_ms(call: Callable[[], object]) -> float:
-    """Median wall time of RUNS calls after three warm-up calls, in milliseconds."""
-    for _ in range(3):
+    """Median wall time of RUNS calls after three warm-up calls (fewer if RUNS is), in ms."""
+    for _ in range(min(3, RUNS)):
         call()
     times = []
     for _ in range(RUNS):
