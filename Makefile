@@ -34,6 +34,9 @@ test: setup
 	$(BIN)/lint-imports
 	$(BIN)/pytest
 
+# The benchmarks import the tests' helpers (tests/support/) as `support`.
+bench bench-scale: export PYTHONPATH := tests$(if $(PYTHONPATH),:$(PYTHONPATH))
+
 bench: setup
 	$(BIN)/python benchmarks/vision.py
 	$(BIN)/python benchmarks/search.py

@@ -12,9 +12,10 @@ calibration as the baseline of the same run:
 then the user-scoring levers, what each QualityFilter on the searched face does, the false-match
 rate per search at 80/90/95/99 for galleries of 100 to 100,000 users (measured up to 2,000, the
 most faces-calib allows with strangers left over; the scale's own figure, 1-(1-FMR)^faces,
-beyond), and a DET plot.
+beyond), and a DET plot. ``--smoke``: the same on a few photos (photoset.SMOKE_PHOTOS) with
+galleries to match (SMOKE_SIZES), figures meaningless.
 
-    .venv/bin/python benchmarks/accuracy.py [--plot docs/accuracy-det.png]
+    .venv/bin/python benchmarks/accuracy.py [--plot docs/accuracy-det.png] [--smoke]
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 from calibrate import pair_cosines
-from photoset import FACES_CALIB, PROBE_FILTERS, REPO, LabelledFaces, load
+from photoset import FACES_CALIB, PROBE_FILTERS, REPO, SMOKE_PHOTOS, LabelledFaces, load
 
 from facesearch.service.search import USER_CANDIDATE_MARGIN
 from facesearch.vision import CURRENT, FACE_MODELS
@@ -38,6 +39,8 @@ PROBES_PER_PERSON = 3
 THRESHOLDS = (80, 90, 95, 99)
 GALLERY_SIZES = (100, 1000, 2000, 10_000, 100_000)
 MEASURABLE = 2000
+# USERS, GALLERY_SIZES and MEASURABLE of a --smoke run, for the few people of its sample.
+SMOKE_SIZES = (5, (2, 4, 1000), 4)
 # The previous release: its face model, scored users by their best face, with this map (knots
 # fitted on 30 people of faces/). The baseline.
 PREVIOUS_VERSION = "facesearch-sface-2021dec-int8bq/1"
@@ -196,17 +199,23 @@ def main() -> None:
     """Print the figures and write the DET plot."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--plot", type=Path, default=REPO / "docs" / "accuracy-det.png")
-    plot_path = parser.parse_args().plot
+    parser.add_argument("--smoke", action="store_true", help="a few photos, small galleries")
+    args = parser.parse_args()
+    plot_path, limit = args.plot, SMOKE_PHOTOS if args.smoke else None
+    if args.smoke:
+        global USERS, GALLERY_SIZES, MEASURABLE
+        USERS, GALLERY_SIZES, MEASURABLE = SMOKE_SIZES
     print(f"load average {os.getloadavg()[0]:.2f}; faces-calib at {FACES_CALIB}")
     outcomes: dict[str, tuple[Outcome, Calibration]] = {}
     pairs: dict = {}
     print(f"\nSearch, {USERS:,} users, {SHUFFLES} shuffles pooled:")
     previous_model = FACE_MODELS[PREVIOUS_VERSION]
     label = f"previous release: {PREVIOUS_VERSION}, best face"
-    outcomes[label] = (search_protocol(load(FACES_CALIB, previous_model), "best"), PREVIOUS)
+    previous = load(FACES_CALIB, previous_model, limit=limit)
+    outcomes[label] = (search_protocol(previous, "best"), PREVIOUS)
     summary(label, *outcomes[label])
     for model in FACE_MODELS.values():
-        faces = load(FACES_CALIB, model)
+        faces = load(FACES_CALIB, model, limit=limit)
         label = f"this release: {model.version}, mean of both"
         outcomes[label] = (search_protocol(faces), model.calibration)
         summary(label, *outcomes[label])
@@ -218,7 +227,7 @@ def main() -> None:
         bar = CURRENT.calibration.min_cosine(threshold)
         print(f"  {threshold:9}  {current.found(bar):6.2%}  {current.strangers_at(bar):6.2%}")
 
-    faces = load(FACES_CALIB, CURRENT)
+    faces = load(FACES_CALIB, CURRENT, limit=limit)
     print(f"\nHow a user's faces make one score ({CURRENT.version}):")
     for scoring, label in (
         ("best", "best face (the previous release)"),

@@ -12,9 +12,10 @@ Each labelled photo's labelled face (photoset.labelled_face) is analysed with th
 the script prints the share whose Gender matches, overall, by labelled gender and by photo source
 (LFW's 250x250 news photos; 112x112 crops), and the widths of the AgeRanges (no age is known, so
 how often the range holds the true age cannot be measured here). With ``--photos DIR``, another
-set with the same manifest layout.
+set with the same manifest layout; ``--smoke``: a few of its photos (photoset.SMOKE_PHOTOS),
+figures meaningless.
 
-    .venv/bin/python benchmarks/attributes.py [--photos DIR]
+    .venv/bin/python benchmarks/attributes.py [--photos DIR] [--smoke]
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from photoset import FACES_CALIB, labelled_face, person_rows
+from photoset import FACES_CALIB, SMOKE_PHOTOS, labelled_face, person_rows
 
 from facesearch.vision import get_analyzer
 from facesearch.vision.image import sniff_format
@@ -73,9 +74,11 @@ def main() -> None:
     """Print gender accuracy against the name labels, and AgeRange widths."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=Path, default=FACES_CALIB)
-    photos = parser.parse_args().photos
+    parser.add_argument("--smoke", action="store_true", help="a few photos")
+    args = parser.parse_args()
+    photos = args.photos
     genders = name_genders()
-    rows = person_rows(photos)
+    rows = person_rows(photos, SMOKE_PHOTOS if args.smoke else None)
     labelled = [(r, genders.get(r["identity"].split("_")[0])) for r in rows]
     labelled = [(r, g) for r, g in labelled if g is not None]
     people = {r["identity"] for r, _ in labelled}
@@ -83,7 +86,7 @@ def main() -> None:
     print(f"{len(people)} of {len({r['identity'] for r in rows})} people labelled by first name "
           f"({len(labelled)} photos; {Counter(g for _, g in labelled)})")  # fmt: skip
     jobs = [(str(photos / r["path"]), r["notes"]) for r, _ in labelled]
-    with ProcessPoolExecutor(2) as pool:
+    with ProcessPoolExecutor(1 if args.smoke else 2) as pool:
         results = list(pool.map(_analyse, jobs, chunksize=32))
     tally: dict[str, Counter[bool]] = {}
     widths = []

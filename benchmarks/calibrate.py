@@ -10,16 +10,18 @@ would extrapolate (beyond 2e-6 the measured tail is mostly mislabelled pairs of 
 Above 99 the map runs straight to (1, 100). It prints the cosines to paste into
 vision/face_models.py, then the measured FMR and FNMR (same person below the threshold) of the
 installed calibration on faces-calib and on faces/, and the names behind false matches at 99.
+``--smoke``: the same on a few photos of each set (photoset.SMOKE_PHOTOS), figures meaningless.
 
-    .venv/bin/python benchmarks/calibrate.py
+    .venv/bin/python benchmarks/calibrate.py [--smoke]
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 
 import numpy as np
-from photoset import FACES, FACES_CALIB, LabelledFaces, load
+from photoset import FACES, FACES_CALIB, SMOKE_PHOTOS, LabelledFaces, load
 
 from facesearch.vision import FACE_MODELS, FaceModel
 from facesearch.vision.similarity import KNOT_SIMILARITIES, fmr_of_similarity
@@ -97,16 +99,19 @@ def report(name: str, model: FaceModel, faces: LabelledFaces) -> None:
 
 def main() -> None:
     """Print the fitted knots and the check of the installed ones."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="a few photos of each set")
+    limit = SMOKE_PHOTOS if parser.parse_args().smoke else None
     print(f"load average {os.getloadavg()[0]:.2f}")
     for model in FACE_MODELS.values():
-        calib = load(FACES_CALIB, model)
+        calib = load(FACES_CALIB, model, limit=limit)
         _, diff = pair_cosines(calib)
         print(f"\n{model.version} ({model.alignment}-aligned)")
         knots = fit_knots(diff)
         print(f"  fitted cosines at KNOT_SIMILARITIES: {tuple(c for c, _ in knots)}")
         if len(model.calibration.cosines) > 1:
             report("faces-calib (fitted here)", model, calib)
-            report("faces/ (held out)", model, load(FACES, model))
+            report("faces/ (held out)", model, load(FACES, model, limit=limit))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,10 @@ printed with the load average. Alternating keeps the ratio fair when the machine
 LiteRT finds on group/ and people/ of faces/ and on faces-calib/, whether each photo's largest
 face is still found (IoU > 0.5 with today's), and the detect times.
 
-    .venv/bin/python benchmarks/detector.py [--resolution-study] [--calib-limit N]
+--smoke (with either): one block of timed calls (SMOKE_RUNS) and the first SMOKE_PHOTOS photos
+of each set, figures meaningless.
+
+    .venv/bin/python benchmarks/detector.py [--resolution-study] [--calib-limit N] [--smoke]
 """
 
 from __future__ import annotations
@@ -38,12 +41,11 @@ from facesearch.vision.image import decode_image
 RUNS = 40  # timed calls of each runner per row, alternating
 BLOCK = 4  # timed calls in a row of one runner
 RESOLUTIONS = ((640, 480), (512, 384), (480, 360))
+SMOKE_RUNS, SMOKE_PHOTOS = BLOCK, 4  # a --smoke run's RUNS, and photos of each set
 
 
-def alternating_medians(
-    calls: dict[str, Callable[[], object]], runs: int = RUNS
-) -> dict[str, float]:
-    """Median wall time in ms of each call over ``runs`` calls, the calls taking turns by blocks
+def alternating_medians(calls: dict[str, Callable[[], object]]) -> dict[str, float]:
+    """Median wall time in ms of each call over RUNS calls, the calls taking turns by blocks
     of BLOCK timed calls. Each block starts with an untimed call: OpenCV's and XNNPACK's pool
     threads spin a while after their work, and on two cores the first call after the other
     runtime's would pay for that spinning, which no analysis does."""
@@ -51,7 +53,7 @@ def alternating_medians(
         for _ in range(3):
             call()
     times: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(runs // BLOCK):
+    for _ in range(RUNS // BLOCK):
         for name, call in calls.items():
             call()
             for _ in range(BLOCK):
@@ -110,12 +112,15 @@ def _photos(root: Path, kinds: tuple[str, ...], limit: int | None = None) -> lis
     return paths[:limit]
 
 
-def resolution_study(photos: Path, calib: Path, calib_limit: int | None) -> None:
-    """Faces found, largest face kept and detect time at each DETECT_MAX_PIXELS."""
+def resolution_study(
+    photos: Path, calib: Path, calib_limit: int | None, limit: int | None = None
+) -> None:
+    """Faces found, largest face kept and detect time at each DETECT_MAX_PIXELS (on the first
+    ``limit`` photos of faces/ group and people)."""
     detector = YuNetDetector(models.read_model(models.YUNET_TFLITE))
     sets = {
-        "faces/group": _photos(photos, ("group",)),
-        "faces/people": _photos(photos, ("person",)),
+        "faces/group": _photos(photos, ("group",), limit),
+        "faces/people": _photos(photos, ("person",), limit),
         "faces-calib": _photos(calib, ("person",), calib_limit),
     }
     today = detector_module.DETECT_MAX_PIXELS
@@ -182,10 +187,16 @@ def main() -> None:
     parser.add_argument("--calib", type=Path, default=FACES_CALIB)
     parser.add_argument("--resolution-study", action="store_true")
     parser.add_argument("--calib-limit", type=int, default=None, help="first N faces-calib photos")
+    parser.add_argument("--smoke", action="store_true", help="a few calls and photos")
     args = parser.parse_args()
+    limit = SMOKE_PHOTOS if args.smoke else None
+    if args.smoke:
+        global RUNS
+        RUNS = SMOKE_RUNS
     print(f"load average {load()}")
     if args.resolution_study:
-        resolution_study(args.photos.resolve(), args.calib.resolve(), args.calib_limit)
+        photos, calib = args.photos.resolve(), args.calib.resolve()
+        resolution_study(photos, calib, limit or args.calib_limit, limit)
     else:
         speed(args.photos.resolve())
     print(f"load average {load()}")

@@ -6,8 +6,10 @@ tests/server/test_fuzz.py: well-typed and ill-typed bodies for every operation, 
 headers, methods and paths. Prints the count of answers by HTTP status and by error code, then
 every request answered with a 5xx (or with a malformed error) and the server-side exception behind
 it. Exits 1 if there was any, or if the server no longer answers /health and a boto3 call after.
+The generators are tests/support/'s, so tests/ goes on the path:
 
-    .venv/bin/python benchmarks/fuzz.py [--examples N] [--seconds S] [--seed N] [--photos DIR]
+    PYTHONPATH=tests .venv/bin/python benchmarks/fuzz.py [--examples N] [--seconds S] [--seed N]
+        [--photos DIR]
 """
 
 from __future__ import annotations
@@ -27,29 +29,16 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import seed as with_seed
 from hypothesis import strategies as st
+from support.clients import HttpResponse, send_http
+from support.fuzz import FuzzTarget, error_code, fuzz_service, fuzz_target, response_problems
+from support.serve import serve_app
+from support.strategies import RawRequest, odd_requests, raw_bodies, request_bodies
+
+from facesearch.contract import OPERATIONS
+from facesearch.server.app import App
+from facesearch.server.auth import AccessKey, Verifier
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-
-from support import (  # noqa: E402 (the tests' helpers, importable once tests/ is on the path)
-    FuzzTarget,
-    HttpResponse,
-    RawRequest,
-    error_code,
-    fuzz_service,
-    fuzz_target,
-    odd_requests,
-    raw_bodies,
-    request_bodies,
-    response_problems,
-    send_http,
-    serve_app,
-)
-
-from facesearch.contract import OPERATIONS  # noqa: E402
-from facesearch.server.app import App  # noqa: E402
-from facesearch.server.auth import AccessKey, Verifier  # noqa: E402
-
 DEFAULT_PHOTOS = REPO.parent / "shared" / "datasets" / "faces"
 KEY = AccessKey("AKIDFUZZ", "fuzz-secret")
 ROUND = 25  # examples per kind of request and seed: short rounds keep --seconds accurate

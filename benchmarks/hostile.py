@@ -12,9 +12,10 @@ Starts one server (embedded store in a temporary directory), builds a small coll
    flood against the same client's latency before it (the baseline, same run);
 4. SIGTERM while an upload is stalled: seconds until the server has exited.
 
-Prints the load average with the figures.
+Prints the load average with the figures. ``--smoke``: waits of 2 s, and 2 clients sending a
+1500x1500 PNG for 2 s, figures meaningless.
 
-    .venv/bin/python benchmarks/hostile.py [--photos DIR] [--quick]
+    .venv/bin/python benchmarks/hostile.py [--photos DIR] [--quick | --smoke]
 """
 
 from __future__ import annotations
@@ -139,10 +140,11 @@ def endless_header(url: str, port: int, pid: int) -> None:
     )
 
 
-def big_png() -> bytes:
-    """A 9000x9000 PNG just under 5 MiB: smooth shading with enough noise to weigh as a photo."""
+def big_png(side: int) -> bytes:
+    """A side x side PNG (just under 5 MiB at 9000): smooth shading with enough noise to weigh
+    as a photo."""
     rng = np.random.default_rng(0)
-    y, x = np.mgrid[0:9000, 0:9000].astype(np.uint16)
+    y, x = np.mgrid[0:side, 0:side].astype(np.uint16)
     base = ((x // 7 + y // 11) % 256).astype(np.uint8)
     noisy = base + (rng.random(base.shape) < 0.012).astype(np.uint8) * 37
     buf = io.BytesIO()
@@ -150,8 +152,8 @@ def big_png() -> bytes:
     return buf.getvalue()
 
 
-def image_flood(url: str, pid: int, probe: bytes, seconds: float) -> None:
-    png = big_png()
+def image_flood(url: str, pid: int, probe: bytes, seconds: float, clients: int, side: int) -> None:
+    png = big_png(side)
     search = client(url)
 
     def search_ms() -> float:
@@ -176,7 +178,7 @@ def image_flood(url: str, pid: int, probe: bytes, seconds: float) -> None:
             with lock:
                 answers[code] = answers.get(code, 0) + 1
 
-    threads = [threading.Thread(target=flood) for _ in range(16)]
+    threads = [threading.Thread(target=flood) for _ in range(clients)]
     for thread in threads:
         thread.start()
     peak, during = before, []
@@ -197,7 +199,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--photos", type=Path, default=DEFAULT_PHOTOS)
     parser.add_argument("--quick", action="store_true", help="shorter waits and flood")
+    parser.add_argument("--smoke", action="store_true", help="a few seconds, a small flood")
     args = parser.parse_args()
+    waits = [2] if args.smoke else [15] if args.quick else [15, 100]
+    flood_seconds = 2 if args.smoke else 15 if args.quick else 30
+    clients, side = (2, 1500) if args.smoke else (16, 9000)  # the flood's, and its PNG's size
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -232,11 +238,11 @@ def main() -> None:
             probe = sorted(people[0].iterdir())[1].read_bytes()
             print(f"load average before: {os.getloadavg()}")
             print("1. slow heads and stalled bodies")
-            slow_clients(url, port, [15] if args.quick else [15, 100])
+            slow_clients(url, port, waits)
             print("2. endless header")
             endless_header(url, port, server.pid)
-            print("3. 16 clients sending 9000x9000 PNGs")
-            image_flood(url, server.pid, probe, 15 if args.quick else 30)
+            print(f"3. {clients} clients sending {side}x{side} PNGs")
+            image_flood(url, server.pid, probe, flood_seconds, clients, side)
             print("4. SIGTERM with an upload stalled")
             stalled = socket.create_connection(("127.0.0.1", port))
             stalled.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10485760\r\n\r\n{")

@@ -3,7 +3,9 @@
 Each photo's labelled face is analysed with a given face model: the largest face, or for LFW
 photos (which label the centred face) the face nearest the centre. Results are cached under
 .cache/embeddings/ by set, face model version and the manifest's sha1s, so the calibration and
-accuracy benchmarks analyse 6,190 photos once (about 4 minutes on 2 cores), not on every run.
+accuracy benchmarks analyse 6,190 photos once (about 4 minutes on 2 cores), not on every run
+(``FACESEARCH_EMBEDDINGS_CACHE`` names another folder). Their ``--smoke`` runs use a small fixed
+sample of each set (SMOKE_PHOTOS), the suite's check that they work.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "datasets"
 FACES = Path(os.environ.get("FACESEARCH_TEST_PHOTOS", SHARED / "faces"))
 FACES_CALIB = Path(os.environ.get("FACESEARCH_CALIB_PHOTOS", SHARED / "faces-calib"))
-CACHE = REPO / ".cache" / "embeddings"
+CACHE = Path(os.environ.get("FACESEARCH_EMBEDDINGS_CACHE", REPO / ".cache" / "embeddings"))
+SMOKE_PHOTOS = 16  # photos of a set in a --smoke run (analysed in one process)
 # Deliberate near-copies in faces/ (resized, cropped, mirrored): not independent photos.
 VARIANT_MARKERS = ("variant of", "mirror image of", "horizontal mirror")
 # One person under two names in faces-calib (LFW spellings): counted as one identity, or their
@@ -58,14 +61,25 @@ class LabelledFaces:
         return out
 
 
-def person_rows(photos: Path) -> list[dict[str, str]]:
-    """The manifest rows of the photos of people (deliberate near-copies left out)."""
+def person_rows(photos: Path, limit: int | None = None) -> list[dict[str, str]]:
+    """The manifest rows of the photos of people (deliberate near-copies left out); with
+    ``limit``, the first ``limit`` of them taking at most 4 photos of a person, so that the
+    sample holds people seen once, twice and more often."""
     with open(photos / "manifest.csv", newline="") as f:
-        return [
+        rows = [
             r
             for r in csv.DictReader(f)
             if r["kind"] == "person" and not any(m in r["notes"] for m in VARIANT_MARKERS)
         ]
+    if limit is None:
+        return rows
+    taken: dict[str, int] = {}
+    sample = []
+    for r in rows:
+        if len(sample) < limit and taken.get(r["identity"], 0) < 4:
+            taken[r["identity"]] = taken.get(r["identity"], 0) + 1
+            sample.append(r)
+    return sample
 
 
 def _analyse(job: tuple[str, str, str]) -> tuple[np.ndarray, list[bool]] | None:
@@ -95,9 +109,11 @@ def labelled_face(faces: list[Face], notes: str) -> Face | None:
     )
 
 
-def load(photos: Path, model: FaceModel, jobs: int = 2) -> LabelledFaces:
-    """Embeddings of the labelled face of every photo of ``photos``, from cache when current."""
-    rows = person_rows(photos)
+def load(photos: Path, model: FaceModel, jobs: int = 2, limit: int | None = None) -> LabelledFaces:
+    """Embeddings of the labelled face of every photo of ``photos`` (or of the sample
+    ``person_rows`` takes with ``limit``, in one process), from cache when current."""
+    rows = person_rows(photos, limit)
+    jobs = jobs if limit is None else 1  # starting a second process costs more than it saves
     key = hashlib.sha1("".join(r["sha1"] for r in rows).encode()).hexdigest()[:12]
     cache = CACHE / f"{photos.name}-{model.version.replace('/', '_')}-{key}.npz"
     if cache.exists():

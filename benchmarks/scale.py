@@ -22,7 +22,7 @@ photos of the enrolled people probe it. Figures (written with --json):
   face.
 
     .venv/bin/python benchmarks/scale.py --store sqlite --faces 1000000 --json out.json
-    .venv/bin/python benchmarks/scale.py --store postgresql --faces 1000000   # a throwaway server
+    PYTHONPATH=tests .venv/bin/python benchmarks/scale.py --store postgresql --faces 1000000
     .venv/bin/python benchmarks/scale.py --store postgresql://USER:PASS@HOST/DB --faces 10000000
 """
 
@@ -379,8 +379,7 @@ def main() -> int:
             store_url, store_args = None, ["--data-dir", str(workdir / "data")]
         else:
             if args.store == "postgresql":
-                sys.path.insert(0, str(REPO / "tests"))
-                from support import PostgresServer
+                from support.postgres import PostgresServer
 
                 pg = PostgresServer(workdir / "pgdata")
                 cleanup.callback(pg.close)

@@ -4,9 +4,10 @@ For collections of 1,000 and 100,000 users (a few real people enrolled from phot
 filled with synthetic unit vectors, one face each, written straight to the store in bulk), real
 photos probe SearchUsersByImage through the library API. The same probes are analysed alone in
 the same run: the difference is what search adds beyond the face analysis (target: < 5 ms at
-100,000 faces). Then IndexFaces photos per second on real photos.
+100,000 faces). Then IndexFaces photos per second on real photos. ``--smoke``: the 1,000-user
+collection alone and SMOKE_PHOTOS photos to index, figures meaningless.
 
-    .venv/bin/python benchmarks/search.py [--repeat 20]
+    .venv/bin/python benchmarks/search.py [--repeat 20] [--smoke]
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from facesearch.vision import CURRENT
 REPO = Path(__file__).resolve().parent.parent
 PHOTOS = Path(os.environ.get("FACESEARCH_TEST_PHOTOS", REPO.parent / "shared/datasets/faces"))
 ENROLLED = ["barack_obama", "joe_biden", "bill_gates", "madonna", "elton_john"]
+SIZES = (1_000, 100_000)
+SMOKE_PHOTOS = 3  # photos indexed for the throughput in a --smoke run
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
@@ -60,7 +63,9 @@ def fill(client, collection_id: str, count: int, dim: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=20, help="timed searches per size")
+    parser.add_argument("--smoke", action="store_true", help="1,000 users, a few photos")
     args = parser.parse_args()
+    sizes, indexed = (SIZES[:1], SMOKE_PHOTOS) if args.smoke else (SIZES, None)
 
     photos = {name: sorted((PHOTOS / "people" / name).glob("*.jpg"))[:4] for name in ENROLLED}
     probes = [p.read_bytes() for paths in photos.values() for p in paths[2:]]
@@ -73,7 +78,7 @@ def main() -> int:
             f"{'users':>8} {'search p50':>11} {'p95':>8} {'analysis p50':>13} "
             f"{'beyond analysis p50':>20} {'index alone':>12} {'found@80':>9}"
         )
-        for size in (1_000, 100_000):
+        for size in sizes:
             collection_id = f"users-{size}"
             enrol(client, collection_id, photos)
             fill(client, collection_id, size - len(photos), dim)
@@ -114,7 +119,8 @@ def main() -> int:
             )
 
         client.create_collection(CollectionId="throughput")
-        images = [p.read_bytes() for p in sorted((PHOTOS / "people" / "madonna").glob("*.jpg"))]
+        paths = sorted((PHOTOS / "people" / "madonna").glob("*.jpg"))[:indexed]
+        images = [p.read_bytes() for p in paths]
         elapsed = timed(
             lambda: [
                 client.index_faces(CollectionId="throughput", Image={"Bytes": image})

@@ -10,9 +10,11 @@ requests pre-signed over plain HTTP (http.client, one connection per caller): th
 work (serialising, base64, signing), which every call to AWS pays too, is left out, so what remains
 is the server's share. "SearchUsersByImage/miss" sends the
 same image to a missing collection, which the service answers before any image work: its overhead
-is the protocol's cost for that image without the model's run-to-run noise.
+is the protocol's cost for that image without the model's run-to-run noise. ``--smoke``: 1 and
+2 concurrent callers only (SMOKE_CONCURRENCY); with small counts, figures meaningless.
 
     .venv/bin/python benchmarks/server.py [--photos DIR] [--probe PATH] [--describe N] [--search N]
+        [--smoke]
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from facesearch.service import RekognitionService
 
 DEFAULT_PHOTOS = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "faces"
 CONCURRENCY = (1, 4, 16)
+SMOKE_CONCURRENCY = (1, 2)
 KEY_ID, SECRET = "bench-key", "bench-secret"
 COLLECTION = "bench"
 
@@ -225,7 +228,11 @@ def main() -> None:
     )
     parser.add_argument("--search", type=int, default=48, help="SearchUsersByImage calls per level")
     parser.add_argument("--threads", type=int, default=min(4, os.cpu_count() or 1))
+    parser.add_argument("--smoke", action="store_true", help="1 and 2 concurrent callers")
     args = parser.parse_args()
+    if args.smoke:
+        global CONCURRENCY
+        CONCURRENCY = SMOKE_CONCURRENCY
 
     probe_path = args.photos / args.probe
     probe = probe_path.read_bytes()

@@ -5,7 +5,7 @@ FACESEARCH_SECRET_ACCESS_KEY as a deployment sets them), enrols users from the p
 runs ``--clients`` threads, each with its own boto3 client (standard retries), for ``--minutes``:
 mostly SearchUsersByImage, SearchFacesByImage, SearchUsers, ListFaces, ListUsers and
 DescribeCollection, and each client's IndexFaces, CreateUser, AssociateFaces, DisassociateFaces,
-DeleteFaces, DeleteUser cycle (tests/support.py, which tests/server/test_soak.py runs for 30 s).
+DeleteFaces, DeleteUser cycle (tests/support/soak.py; tests/server/test_soak.py runs it for 30 s).
 
 Threads rather than processes: on a 2-core machine 16 client processes would compete with the
 server for the cores it is measured on; in threads the clients share one core at most (the GIL)
@@ -14,8 +14,10 @@ and the report prints their CPU time next to the server's to show they are not t
 Prints errors by code (throttling counted apart, and allowed), p50/p99 latency per operation, the
 server's RSS after the warm-up (the first ``--warmup`` fraction of the run) and at the end, and the
 load average. Exits 1 on any error other than throttling, or RSS growth of 5 % or more.
+``--people``: how many people are enrolled. Run with tests/ on the path (tests/support/):
 
-    .venv/bin/python benchmarks/soak.py [--minutes 10] [--clients 16] [--photos DIR] [--json PATH]
+    PYTHONPATH=tests .venv/bin/python benchmarks/soak.py [--minutes 10] [--clients 16] [--people N]
+        [--photos DIR] [--json PATH]
 """
 
 from __future__ import annotations
@@ -27,16 +29,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
+from support.serve import start_serve, stop_serve
+from support.soak import populate, run_mixed_load, soak_client
 
-from support import (  # noqa: E402 (the tests' helpers, importable once tests/ is on the path)
-    populate,
-    run_mixed_load,
-    soak_client,
-    start_serve,
-    stop_serve,
-)
+REPO = Path(__file__).resolve().parents[1]
 
 DEFAULT_PHOTOS = REPO.parent / "shared" / "datasets" / "faces"
 KEY_ID, SECRET = "AKIDSOAKBENCH", "soak-bench-secret"
@@ -48,6 +44,7 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--warmup", type=float, default=0.2, help="fraction of the run")
+    parser.add_argument("--people", type=int, default=10, help="people enrolled")
     parser.add_argument(
         "--photos",
         type=Path,
@@ -63,7 +60,7 @@ def main() -> int:
         log = Path(workdir) / "serve.log"
         server, url = start_serve(Path(workdir) / "data", KEY_ID, SECRET, log)
         try:
-            population = populate(soak_client(url, KEY_ID, SECRET), args.photos)
+            population = populate(soak_client(url, KEY_ID, SECRET), args.photos, args.people)
             print(
                 f"{len(population.users)} users, {len(population.faces)} faces enrolled; "
                 f"{args.clients} clients for {args.minutes:g} min",

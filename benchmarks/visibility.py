@@ -2,9 +2,10 @@
 1 s). Two ``facesearch serve`` processes share one PostgreSQL database; each IndexFaces of a real
 photo through server A is followed at once by SearchFaces through server B until B's matches hold
 the new face. Prints the time from A's answer to B's first answer that holds it, and how many of
-B's searches that took.
+B's searches that took. The throwaway database is tests/support/'s, so tests/ goes on the path:
 
-    .venv/bin/python benchmarks/visibility.py [--store postgresql://...] [--writes 100]
+    PYTHONPATH=tests .venv/bin/python benchmarks/visibility.py [--store postgresql://...]
+        [--writes 100]
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from scale import PHOTOS, REPO, first_answer, server
+from scale import PHOTOS, first_answer, server
 
 
 def main() -> int:
@@ -29,8 +30,7 @@ def main() -> int:
     pg = None
     store = args.store
     if store is None:
-        sys.path.insert(0, str(REPO / "tests"))
-        from support import PostgresServer
+        from support.postgres import PostgresServer
 
         pg = PostgresServer(Path(tempfile.mkdtemp(prefix="facesearch-visibility-")))
         store = pg.new_database()

@@ -6,8 +6,10 @@ share of the whole ``analyze`` call, and the call itself; then, at 640x480, the 
 median latency of one caller against two concurrent ones (as the server's threads run them); then
 verification accuracy at similarity 80 on deepface's pairs.csv. The load average is printed
 before and after: on a shared machine the timings mean little when it is over the core count.
+``--smoke``: one warm-up and one timed run of each (SMOKE_RUNS) and the first SMOKE_PAIRS pairs,
+figures meaningless.
 
-    .venv/bin/python benchmarks/vision.py [--photos DIR]
+    .venv/bin/python benchmarks/vision.py [--photos DIR] [--smoke]
 """
 
 from __future__ import annotations
@@ -33,11 +35,12 @@ PHOTO = "people/barack_obama/1.jpg"
 SIZES = ((640, 480), (1280, 720), (1920, 1080))
 RUNS = 20
 CONCURRENT_RUNS = 40  # analyses per caller in the concurrency rows
+SMOKE_RUNS, SMOKE_PAIRS = 1, 8  # a --smoke run's RUNS and CONCURRENT_RUNS, and pairs
 
 
 def median_ms(call: Callable[[], object]) -> float:
-    """Median wall time of RUNS calls after three warm-up calls, in milliseconds."""
-    for _ in range(3):
+    """Median wall time of RUNS calls after three warm-up calls (fewer if RUNS is), in ms."""
+    for _ in range(min(3, RUNS)):
         call()
     times = []
     for _ in range(RUNS):
@@ -159,8 +162,8 @@ def concurrency(photos: Path) -> None:
     print(f"load average {load()}")
 
 
-def accuracy(photos: Path) -> None:
-    """Print pairs.csv verification accuracy at similarity 80."""
+def accuracy(photos: Path, limit: int | None = None) -> None:
+    """Print pairs.csv verification accuracy at similarity 80 (on its first ``limit`` pairs)."""
     analyzer = get_analyzer()
     cache: dict[str, np.ndarray | None] = {}
 
@@ -173,7 +176,7 @@ def accuracy(photos: Path) -> None:
 
     correct = total = 0
     with (photos / "pairs.csv").open() as f:
-        for row in csv.DictReader(f):
+        for row in list(csv.DictReader(f))[:limit]:
             a, b = embedding(row["path_a"]), embedding(row["path_b"])
             if a is None or b is None:
                 continue
@@ -191,10 +194,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default = os.environ.get("FACESEARCH_TEST_PHOTOS", str(DEFAULT_PHOTOS))
     parser.add_argument("--photos", type=Path, default=Path(default))
-    photos = parser.parse_args().photos.resolve()
+    parser.add_argument("--smoke", action="store_true", help="one run of each, a few pairs")
+    args = parser.parse_args()
+    photos = args.photos.resolve()
+    if args.smoke:
+        global RUNS, CONCURRENT_RUNS
+        RUNS = CONCURRENT_RUNS = SMOKE_RUNS
     speed(photos)
     concurrency(photos)
-    accuracy(photos)
+    accuracy(photos, SMOKE_PAIRS if args.smoke else None)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from support import PostgresServer
+from support.postgres import PostgresServer
 
 REPO = Path(__file__).resolve().parent.parent
 # Every command a test runs runs in its own process, as its test expects; tests/cli/test_warm.py

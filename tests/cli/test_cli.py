@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from support import free_port, wait_for_url
+from support.serve import free_port, wait_for_url
 
 from facesearch.vision.models import models_dir
 

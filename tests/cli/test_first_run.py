@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import free_port, wait_for_url
+from support.serve import free_port, wait_for_url
 
 from facesearch.vision.models import models_dir
 

@@ -27,7 +27,8 @@ import botocore.session
 import pytest
 from botocore.exceptions import ClientError
 from PIL import Image
-from support import rekognition_client, serve_app
+from support.clients import rekognition_client
+from support.serve import serve_app
 
 from facesearch.server.app import App
 from facesearch.server.auth import AccessKey, Verifier, local_key

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from server.test_serve import clean_env
-from support import free_port, stop_serve, wait_for_url
+from support.serve import free_port, stop_serve, wait_for_url
 
 from console.test_console import post
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from support import free_port, wait_for_url
+from support.serve import free_port, wait_for_url
 
 import facesearch
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore.config import Config
-from support import serve_app
+from support.serve import serve_app
 
 from facesearch.server.app import App
 from facesearch.server.auth import AccessKey, Verifier

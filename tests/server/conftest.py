@@ -15,8 +15,8 @@ import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from support import rekognition_client
-from support import serve_app as serve
+from support.clients import rekognition_client
+from support.serve import serve_app as serve
 
 from facesearch.contract import validate
 from facesearch.errors import RekognitionError

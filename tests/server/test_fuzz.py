@@ -1,6 +1,6 @@
 """Fuzzing the server with the real service: whatever arrives, the answer is a clean 4xx or a 200.
 
-Requests are generated from botocore's service model (tests/support.py): for every operation,
+Requests are generated from botocore's model (tests/support/strategies.py): for every operation,
 well-typed bodies (values in and out of the model's lengths, ranges, patterns and enums, real and
 mangled images, existing and missing ids) and ill-typed ones (wrong JSON types, nulls, unknown
 members); then raw bodies no serialiser would send, and requests whose headers are the point. All
@@ -20,18 +20,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support import (
-    NASTY_BODIES,
-    FuzzTarget,
-    HttpResponse,
-    fuzz_service,
-    fuzz_target,
-    odd_requests,
-    raw_bodies,
-    request_bodies,
-    response_problems,
-    send_http,
-)
+from support.clients import HttpResponse, send_http
+from support.fuzz import FuzzTarget, fuzz_service, fuzz_target, response_problems
+from support.strategies import NASTY_BODIES, odd_requests, raw_bodies, request_bodies
 
 from facesearch.contract import OPERATIONS
 from facesearch.server.app import App

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
-from support import free_port, stop_serve, wait_for_url
+from support.serve import free_port, stop_serve, wait_for_url
 
 from facesearch.server.auth import AccessKey
 from facesearch.wire.keys import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY

@@ -1,6 +1,6 @@
 """A 30-second soak: 8 boto3 clients run the production mix against one ``facesearch serve``.
 
-Searches and lists mostly, and each client's enrol-associate-remove cycle (tests/support.py;
+Searches and lists mostly, and each client's enrol-associate-remove cycle (tests/support/soak.py;
 benchmarks/soak.py runs the same for minutes with 16 clients). Asserts that nothing but
 throttling failed, that every operation of the mix ran and succeeded, that RSS did not balloon and
 that the server still shuts down cleanly; times are printed, never asserted.
@@ -11,14 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support import (
-    MIX_OPERATIONS,
-    populate,
-    run_mixed_load,
-    soak_client,
-    start_serve,
-    stop_serve,
-)
+from support.serve import start_serve, stop_serve
+from support.soak import MIX_OPERATIONS, populate, run_mixed_load, soak_client
 
 pytestmark = pytest.mark.slow
 

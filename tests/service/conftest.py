@@ -7,7 +7,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from support import is_near_copy
+from support.photos import is_near_copy
 
 import facesearch
 from facesearch.vision.image import sniff_format

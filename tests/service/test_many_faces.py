@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from support import is_near_copy
+from support.photos import is_near_copy
 
 from facesearch.vision import get_analyzer
 

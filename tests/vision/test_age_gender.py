@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support import is_near_copy
+from support.photos import is_near_copy
 
 from facesearch.vision import ImageError, get_analyzer
 from facesearch.vision.age_gender import age_range, face_chip

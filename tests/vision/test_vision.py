@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image, ImageFilter
-from support import is_near_copy
+from support.photos import is_near_copy
 
 from facesearch.vision import CURRENT, FACE_MODELS, AnalyzedImage, ImageError, ImageErrorKind
 from facesearch.vision import image as image_module
