@@ -10,15 +10,14 @@ peak (target under 300 MB whatever the length: run it on a 10-minute clip, made 
 with a face, one index per face. The load average is printed before and after: on a shared
 machine the speeds mean little when it is over the core count.
 
-    .venv/bin/python benchmarks/video.py [--videos DIR] [--long /tmp/long_640x360.mp4]
-    .venv/bin/python benchmarks/video.py --smoke 2     # the suite's run: 2 s of one clip
+    PYTHONPATH=tests .venv/bin/python benchmarks/video.py [--videos DIR] [--long /tmp/long.mp4]
+    PYTHONPATH=tests .venv/bin/python benchmarks/video.py --smoke 2   # the suite's: 2 s of a clip
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import threading
 import time
 from collections import defaultdict
@@ -26,11 +25,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-
-from vision.video_labels import (  # noqa: E402 (the tests' scoring, importable once tests/ is on the path)
+from support.video_labels import (
     Scores,
     photos_dir,
     read_manifest,
@@ -39,10 +34,10 @@ from vision.video_labels import (  # noqa: E402 (the tests' scoring, importable 
     videos_dir,
 )
 
-from facesearch.stages import watch  # noqa: E402
-from facesearch.vision import CURRENT, get_analyzer  # noqa: E402
-from facesearch.vision.analyzer import Analyzer  # noqa: E402
-from facesearch.vision.video import DEFAULT_INTERVAL_MS, analyze_video, probe  # noqa: E402
+from facesearch.stages import watch
+from facesearch.vision import CURRENT, get_analyzer
+from facesearch.vision.analyzer import Analyzer
+from facesearch.vision.video import DEFAULT_INTERVAL_MS, analyze_video, probe
 
 SPEED_CLIPS = ("street_640x360.mp4", "lobby_1280x720.mov", "hall_1920x1080.mp4")
 

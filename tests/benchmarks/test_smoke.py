@@ -80,6 +80,7 @@ SMOKE = {
         ["--minutes", "0.05", "--clients", "2", "--people", "2"],
         [r"^\d+ calls in \d+ s", r"^SearchUsersByImage +\d+", r"server RSS: "],
     ),
+    "video": ("video", ["--smoke", "2"], [r"x real time", r"load average"]),
     "visibility": ("visibility", ["--writes", "2"], [r"2 writes on server A, .* p99 [\d.]+ ms"]),
     "vision": (
         "vision",

@@ -1,24 +1,16 @@
 """Stored video on the labelled clips of ../shared/datasets/videos (FACESEARCH_TEST_VIDEOS):
 probing, the errors of what Rekognition refuses, rotation, and faces found, tracked and matched
-per shot against the labels (video_labels.py), with the issue's targets."""
+per shot against the labels (support/video_labels.py), with the issue's targets."""
 
 from __future__ import annotations
 
-import os
 import struct
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-
-from facesearch.vision import CURRENT, mp4
-from facesearch.vision.analyzer import Analyzer
-from facesearch.vision.video import SampledFrame, VideoError, analyze_video, probe
-from vision.video_labels import (
-    REPO,
+from support.video_labels import (
     Scores,
     box_of,
     iou,
@@ -29,6 +21,10 @@ from vision.video_labels import (
     seen_faces,
     videos_dir,
 )
+
+from facesearch.vision import CURRENT, mp4
+from facesearch.vision.analyzer import Analyzer
+from facesearch.vision.video import SampledFrame, VideoError, analyze_video, probe
 
 MANIFEST = read_manifest() if (videos_dir() / "manifest.json").is_file() else {"clips": []}
 CLIPS = [clip for clip in MANIFEST["clips"] if clip.get("codec") == "h264"]
@@ -206,14 +202,3 @@ def test_the_clips_meet_the_targets(
     # others must all be found.
     assert total.found >= total.to_find - 2
 
-
-def test_the_benchmark_smoke_run() -> None:
-    result = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "video.py"), "--smoke", "2"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )
-    assert result.returncode == 0, result.stderr
-    assert "x real time" in result.stdout and "load average" in result.stdout
