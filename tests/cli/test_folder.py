@@ -135,8 +135,10 @@ def test_users_from_folder_names_and_results_that_name_their_photos(
     shutil.copy(photos_dir / GROUP, tmp_path / "crowd" / "team" / "both.jpg")
     assert run(env, "create-collection", "--collection-id", "crowd").returncode == 0
     crowd = run(env, "index-faces", "--collection-id", "crowd", "--image-folder",
-                str(tmp_path / "crowd"), "--recursive", "--user-from-folder")  # fmt: skip
+                str(tmp_path / "crowd"), "--recursive", "--user-from-folder",
+                "--progress")  # fmt: skip
     assert crowd.returncode == 254
+    assert "1 photo: 1 indexed, 0 with no face indexed, 1 error, 0 already indexed" in crowd.stderr
     assert re.search(r"both\.jpg: [2-9] faces indexed, not associated with user team", crowd.stderr)
     assert listed(env, "list-users", "--collection-id", "crowd")["Users"] == []
 

@@ -102,7 +102,7 @@ def register(session: Session, transport: Transport) -> None:
             merged, tally = _index_all(client, call_parameters, todo, progress, jobs, root, users)
         except _Interrupted as stop:
             sys.stderr.write(
-                f"Interrupted: {stop.finished} of {len(todo)} photos indexed. Run the same "
+                f"Interrupted: {stop.finished} of {_photo_count(len(todo))} indexed. Run the same "
                 "command again to index the rest (photos already in the collection are "
                 "skipped).\n"
             )
@@ -110,9 +110,12 @@ def register(session: Session, transport: Transport) -> None:
         tally["already indexed"] = len(photos) - len(todo)
         display(session, parsed_globals, "IndexFaces", merged)
         if show:
-            counts = ", ".join(f"{count} {what}" for what, count in tally.items())
+            counts = ", ".join(
+                f"{count} {'error' if what == 'errors' and count == 1 else what}"
+                for what, count in tally.items()
+            )
             sys.stderr.write(
-                f"{len(photos)} photos: {counts}; {time.monotonic() - started:.1f} s\n"
+                f"{_photo_count(len(photos))}: {counts}; {time.monotonic() - started:.1f} s\n"
             )
         return EXIT_SERVICE if tally["errors"] else 0
 
@@ -123,6 +126,10 @@ def register(session: Session, transport: Transport) -> None:
     )
     # On the same event name as --cli-input-json's handler, and last, so its values are merged.
     session.get_component("event_emitter").register_last("calling-command.*", run)
+
+
+def _photo_count(count: int) -> str:
+    return f"{count} photo" if count == 1 else f"{count} photos"
 
 
 def _jobs(value: str | None) -> int:
