@@ -18,6 +18,7 @@ from facesearch.store.index import CollectionIndex, SearchIndexes
 from facesearch.vision.face_model import CURRENT, FaceModel
 
 if TYPE_CHECKING:
+    from facesearch.service.video_runner import VideoJobs
     from facesearch.vision.analyzer import AnalyzedImage, Analyzer
 
 DEFAULT_REGION = "us-east-1"
@@ -65,6 +66,8 @@ class State:
     analyzer_factory: Callable[[], Analyzer]
     image_fetchers: dict[str, Callable[[dict[str, Any]], bytes]] = field(default_factory=dict)
     region: str = field(default_factory=lambda: os.environ.get("FACESEARCH_REGION", DEFAULT_REGION))
+    # Who runs stored-video jobs (the service sets it): this process's workers or a runner.
+    video_jobs: VideoJobs | None = None
 
     @cached_property
     def analyzer(self) -> Analyzer:

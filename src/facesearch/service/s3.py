@@ -13,9 +13,10 @@ import os
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from facesearch.errors import RekognitionError
 from facesearch.service.context import S3_IMAGE_MAX_BYTES
@@ -166,19 +167,10 @@ class S3ImageFetcher:
 
     def __call__(self, s3object: dict[str, Any]) -> bytes:
         """The object's bytes; raises RekognitionError as Rekognition does for S3 images."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        request = {"Bucket": s3object.get("Bucket"), "Key": s3object.get("Name")}
-        if not request["Bucket"] or not request["Key"]:
-            raise RekognitionError(
-                "InvalidParameterException", "S3Object: Bucket and Name are required"
-            )
-        if s3object.get("Version"):
-            request["VersionId"] = s3object["Version"]
-        where = _describe(request)
+        request, where = _request(s3object)
         client = self.client()
         deadline = time.monotonic() + self.settings.total_timeout
-        try:
+        with _s3_errors(where):
             response = client.get_object(**request)
             body = response["Body"]
             try:
@@ -189,18 +181,52 @@ class S3ImageFetcher:
                 return self._read(body, deadline, where)
             finally:
                 body.close()
-        except ClientError as error:
-            code = str(error.response.get("Error", {}).get("Code", ""))
-            code = code if _ERROR_CODE.fullmatch(code) else "unknown"
-            log.info("cannot read S3 object %s: S3 error %s", where, code)
-            raise RekognitionError("InvalidS3ObjectException", f"{UNREADABLE} ({code})") from None
-        except (BotoCoreError, OSError) as error:
-            # Timeouts, refused connections, missing credentials: the class name says which
-            # without the request details (signed headers) that the message may carry.
-            log.warning("cannot read S3 object %s: %s", where, type(error).__name__)
-            raise RekognitionError(
-                "InvalidS3ObjectException", f"{UNREADABLE} ({type(error).__name__})"
-            ) from None
+
+    def head(self, s3object: dict[str, Any]) -> int:
+        """The object's size in bytes (it exists and can be read); InvalidS3ObjectException as
+        for an image when it cannot be."""
+        request, where = _request(s3object)
+        with _s3_errors(where):
+            return int(self.client().head_object(**request)["ContentLength"])
+
+    def download(
+        self,
+        s3object: dict[str, Any],
+        file: BinaryIO,
+        max_bytes: int,
+        too_large: Callable[[], RekognitionError],
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Stream the object into ``file`` a chunk at a time (memory does not grow with its
+        size); its size. ``too_large()`` is raised past ``max_bytes``, InvalidS3ObjectException
+        as for an image when it cannot be read; ``progress(bytes so far)`` after each chunk.
+        Each chunk must come within the read timeout; the whole takes as long as it needs."""
+        request, where = _request(s3object)
+        with _s3_errors(where):
+            response = self.client().get_object(**request)
+            body = response["Body"]
+            try:
+                length = response.get("ContentLength")
+                if length is not None and length > max_bytes:
+                    log.info("S3 object %s is %d bytes: too large", where, length)
+                    raise too_large()
+                size = 0
+                while chunk := body.read(_CHUNK):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise too_large()
+                    try:
+                        file.write(chunk)
+                    except OSError as error:  # the local disk, not S3: say so
+                        raise RekognitionError(
+                            "InternalServerError",
+                            f"Cannot store the object for analysis: {error.strerror or error}.",
+                        ) from None
+                    if progress is not None:
+                        progress(size)
+                return size
+            finally:
+                body.close()
 
     def _read(self, body: Any, deadline: float, where: str) -> bytes:
         # At most max_bytes + 1 bytes: one more than allowed is enough to know it is too big.
@@ -217,6 +243,39 @@ class S3ImageFetcher:
             size += len(chunk)
         log.info("S3 object %s is over %d bytes: too large", where, self.max_bytes)
         raise _too_large()
+
+
+def _request(s3object: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """get_object's arguments for an S3Object parameter, and how the log names it."""
+    request = {"Bucket": s3object.get("Bucket"), "Key": s3object.get("Name")}
+    if not request["Bucket"] or not request["Key"]:
+        raise RekognitionError(
+            "InvalidParameterException", "S3Object: Bucket and Name are required"
+        )
+    if s3object.get("Version"):
+        request["VersionId"] = s3object["Version"]
+    return request, _describe(request)
+
+
+@contextmanager
+def _s3_errors(where: str) -> Iterator[None]:
+    """S3's failures as Rekognition's InvalidS3ObjectException, without their details."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except ClientError as error:
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        code = code if _ERROR_CODE.fullmatch(code) else "unknown"
+        log.info("cannot read S3 object %s: S3 error %s", where, code)
+        raise RekognitionError("InvalidS3ObjectException", f"{UNREADABLE} ({code})") from None
+    except (BotoCoreError, OSError) as error:
+        # Timeouts, refused connections, missing credentials: the class name says which
+        # without the request details (signed headers) that the message may carry.
+        log.warning("cannot read S3 object %s: %s", where, type(error).__name__)
+        raise RekognitionError(
+            "InvalidS3ObjectException", f"{UNREADABLE} ({type(error).__name__})"
+        ) from None
 
 
 def _describe(request: dict[str, Any]) -> str:

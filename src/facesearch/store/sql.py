@@ -29,6 +29,7 @@ from facesearch.store.base import (
     IdempotencyRecord,
     UserRecord,
 )
+from facesearch.store.jobs import JobsSQL
 
 # ClientRequestTokens are remembered this long, then forgotten.
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
@@ -83,7 +84,7 @@ def _in(values: Sequence[Any]) -> str:
     return f"({','.join('?' * len(values))})"
 
 
-class SQLStore(ABC):
+class SQLStore(JobsSQL, ABC):
     """A :class:`~facesearch.store.base.Store` over a SQL database (see the module docstring)."""
 
     @abstractmethod

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from facesearch.store import jobs
 from facesearch.store.base import StoreBusyError
 from facesearch.store.sql import Cursor, SQLStore, split_statements
 
@@ -107,6 +108,8 @@ _MIGRATIONS = (
     """
     CREATE TABLE revoked_sessions (session_id TEXT PRIMARY KEY, expires_at REAL NOT NULL)
     """,
+    # Stored-video jobs and their results (store/jobs.py).
+    jobs.SQLITE_MIGRATION,
 )
 
 
