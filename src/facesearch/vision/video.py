@@ -1,0 +1,202 @@
+"""Stored video: probing, streaming decode, sampling and face tracking of a video file.
+
+Rekognition's stored-video operations accept H.264 in MP4 or MOV. OpenCV's VideoCapture decodes
+(its wheel's FFmpeg, LGPL), one frame at a time, so memory does not grow with the video's length;
+OpenCV 5 applies the container's rotation itself (CAP_PROP_ORIENTATION_AUTO is on by default), so
+frames and sizes are those of the displayed picture. Frames are analysed every ``interval_ms``
+(Rekognition's examples are 200 ms apart); the frames in between are only decoded (``grab``, no
+colour conversion). Faces are followed from sample to sample by tracking.Tracker.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import cv2
+
+from facesearch.vision import mp4
+from facesearch.vision.analyzer import Analyzer, Face
+from facesearch.vision.face_model import CURRENT, FaceModel
+from facesearch.vision.tracking import Tracker
+
+# Rekognition's examples report faces 200 ms apart; a face seen for a fifth of a second is listed.
+DEFAULT_INTERVAL_MS = 200
+MAX_DURATION_MS = 6 * 3600 * 1000  # Rekognition's limit for a stored video
+SUPPORTED = "H.264 in MP4 or MOV is supported"
+# FFmpeg's codec names for the fourccs OpenCV reports (it gives a 4-letter codec name where
+# FFmpeg's has four letters, else the stream's tag).
+_CODEC_NAMES = {
+    "h264": "h264",
+    "avc1": "h264",
+    "avc3": "h264",
+    "hevc": "hevc",
+    "hvc1": "hevc",
+    "hev1": "hevc",
+    "vp90": "vp9",
+    "vp09": "vp9",
+    "vp80": "vp8",
+    "av01": "av1",
+    "mp4v": "mpeg4",
+    "fmp4": "mpeg4",
+    "mjpg": "mjpeg",
+    "jpeg": "mjpeg",
+    "apcn": "prores",
+    "apch": "prores",
+    "mpg2": "mpeg2video",
+    "theo": "theora",
+}
+# A decode that ends this much before the container's duration is a damaged file, not the end.
+_EARLY_END_MS = 1000
+
+
+class VideoError(Exception):
+    """A video that cannot be analysed; ``message`` is the StatusMessage its job shows."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def corrupt() -> VideoError:
+    """The error of a file that is cut short or damaged."""
+    return VideoError("The video file is truncated or corrupt.")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What Rekognition's VideoMetadata says of a video; sizes of the displayed frame."""
+
+    codec: str  # FFmpeg's codec name: "h264"
+    format: str  # FFmpeg's container name: "QuickTime / MOV" (for MP4 and MOV alike)
+    duration_ms: int
+    frame_rate: float
+    width: int
+    height: int
+    color_range: str  # "FULL" or "LIMITED"
+
+
+@dataclass
+class TrackedFace:
+    """A face of a sampled frame; ``index`` follows one person through the video (Rekognition's
+    Person.Index): the same face tracked from sample to sample keeps it, a new face gets the
+    next one, and a cut (shot change) never carries an index over to a different person."""
+
+    index: int
+    face: Face  # geometry in ratios of the displayed frame
+
+
+@dataclass
+class SampledFrame:
+    """The faces of one analysed frame, ``timestamp_ms`` from the start of the video."""
+
+    timestamp_ms: int
+    faces: list[TrackedFace]
+
+
+def _codec_name(fourcc: int) -> str:
+    tag = fourcc.to_bytes(4, "little").decode("latin-1").strip("\0 ").lower()
+    return _CODEC_NAMES.get(tag, tag or "unknown")
+
+
+def _open(path: str) -> cv2.VideoCapture:
+    capture = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+    if not capture.isOpened():
+        raise corrupt()
+    return capture
+
+
+def probe(path: str) -> VideoInfo:
+    """The metadata of a video file; VideoError for what Rekognition does not accept (a codec
+    other than H.264, a container other than MP4/MOV, over 6 hours) or cannot read (a file cut
+    short or damaged)."""
+    try:
+        container = mp4.read_container(path)
+    except OSError as error:
+        raise VideoError(f"The video file cannot be read: {error.strerror or error}.") from None
+    if container.truncated:
+        raise corrupt()
+    capture = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+    try:
+        if not capture.isOpened():
+            if container.format is None:
+                raise VideoError(f"Unsupported format: {container.description}. {SUPPORTED}.")
+            raise corrupt()
+        codec = _codec_name(int(capture.get(cv2.CAP_PROP_FOURCC)))
+        if codec != "h264":
+            raise VideoError(f"Unsupported codec: {codec} in {container.description}. {SUPPORTED}.")
+        if container.format is None:
+            raise VideoError(
+                f"Unsupported container: {container.description} (H.264 inside). {SUPPORTED}."
+            )
+        frame_rate = float(capture.get(cv2.CAP_PROP_FPS))
+        frames = float(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+        height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    finally:
+        capture.release()
+    if not (frame_rate > 0 and frames > 0 and width > 0 and height > 0):
+        raise corrupt()
+    duration_ms = container.duration_ms or round(frames * 1000 / frame_rate)
+    if duration_ms > MAX_DURATION_MS:
+        raise VideoError("The video is longer than Rekognition's limit of 6 hours.")
+    return VideoInfo(
+        codec=codec,
+        format=container.format,
+        duration_ms=duration_ms,
+        frame_rate=frame_rate,
+        width=width,
+        height=height,
+        color_range="FULL" if container.full_range else "LIMITED",
+    )
+
+
+def analyze_video(
+    path: str,
+    analyzer: Analyzer,
+    *,
+    attributes: bool = False,
+    face_model: FaceModel | None = None,
+    interval_ms: int = DEFAULT_INTERVAL_MS,
+    progress: Callable[[float], None] | None = None,
+) -> Iterator[SampledFrame]:
+    """The faces of ``path``'s frames every ``interval_ms`` (the first frame, then the first at
+    or after each multiple), tracked: one SampledFrame per analysed frame, in order, streamed as
+    decoded. ``attributes`` as Analyzer.analyze; embeddings are ``face_model``'s (default:
+    CURRENT). ``progress`` gets the share of the video done (0..1) after each sample.
+
+    Raises VideoError (probe's, or a decode that ends well before the video's duration)."""
+    info = probe(path)
+    model = face_model or CURRENT
+    tracker = Tracker(model)
+    capture = _open(path)
+    try:
+        next_ms = 0.0
+        last_ms = 0.0
+        while capture.grab():
+            position = float(capture.get(cv2.CAP_PROP_POS_MSEC))
+            last_ms = position
+            if position + 0.5 < next_ms:  # half a millisecond: timestamps are rounded
+                continue
+            ok, bgr = capture.retrieve()
+            if not ok:
+                raise corrupt()
+            # The next sample is due at the next multiple of the interval after this frame.
+            next_ms = (math.floor(position / interval_ms + 0.5 / interval_ms) + 1) * interval_ms
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            del bgr
+            analysed = analyzer.analyze_frame(rgb, attributes=attributes, face_model=model)
+            indices = tracker.update(analysed.faces, rgb, position)
+            yield SampledFrame(
+                timestamp_ms=round(position),
+                faces=[TrackedFace(i, f) for i, f in zip(indices, analysed.faces, strict=True)],
+            )
+            if progress is not None:
+                progress(min(1.0, position / info.duration_ms))
+        if last_ms + _EARLY_END_MS < info.duration_ms - 1000 / info.frame_rate:
+            raise corrupt()
+    finally:
+        capture.release()
+    if progress is not None:
+        progress(1.0)
