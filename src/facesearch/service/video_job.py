@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -163,7 +163,7 @@ def _fail(state: State, job: JobRecord, owner: str, message: str) -> JobRecord |
     return state.store.finish_job(job, owner, FAILED, message)
 
 
-def _analyse(ctx: Context, job: JobRecord, progress: _Progress) -> Iterator[None]:
+def _analyse(ctx: Context, job: JobRecord, progress: _Progress) -> Generator[None, None, None]:
     """Fetch and analyse the video, storing each frame's results; yields once per frame."""
     from facesearch.vision.video import analyze_video, probe
 

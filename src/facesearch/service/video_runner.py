@@ -163,7 +163,7 @@ class VideoJobs:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             with open(self.data_dir / RUNNER_LOG, "ab") as output:
                 self._runner = subprocess.Popen(
-                    [sys.executable, "-m", "facesearch.service.video_runner"],
+                    [sys.executable, "-m", "facesearch.service.video_process"],
                     env=env,
                     stdin=subprocess.DEVNULL,
                     stdout=output,
@@ -219,17 +219,3 @@ def run_runner(data_dir: Path, store_url: str | None) -> int:
                     return 0
     finally:
         service.close()
-
-
-def main() -> int:
-    """``python -m facesearch.service.video_runner``: the store of ``$FACESEARCH_STORE``, else
-    the embedded one in ``$FACESEARCH_DATA_DIR``."""
-    from facesearch.service import default_data_dir
-
-    logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("botocore").setLevel(logging.WARNING)
-    return run_runner(default_data_dir(), os.environ.get("FACESEARCH_STORE") or None)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
