@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +79,11 @@ def test_a_job_of_a_killed_server_is_finished_by_another(
         matched = {p["FaceMatches"][0]["Face"]["UserId"] for p in persons if p.get("FaceMatches")}
         assert matched and matched <= set(clips["enrol"])
         assert not matched & set(clips["strangers"])
+        with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
+            metrics = response.read().decode()
+        assert 'facesearch_video_jobs{status="SUCCEEDED"} 1.0' in metrics
+        frames = re.search(r"^facesearch_video_frames_analysed_total (\S+)$", metrics, re.M)
+        assert frames and float(frames.group(1)) > 0
     finally:
         assert stop_serve(second) == 0
 

@@ -165,6 +165,8 @@ def make_app(
     service.state.analyzer.check_ready()
     app.metrics.model_load.set(time.perf_counter() - started)
     service.start_video_workers(video_workers)  # stopped by the service's close
+    if service.state.video_jobs is not None:
+        app.metrics.watch_video_jobs(service.state.video_jobs)
     return app
 
 

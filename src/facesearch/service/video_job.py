@@ -124,19 +124,22 @@ def run_job(
     job: JobRecord,
     owner: str,
     stopping: Callable[[], bool] = lambda: False,
-    frames_done: Callable[[int], None] | None = None,
+    analysed: Callable[[int, float], None] | None = None,
 ) -> JobRecord | None:
     """Run a job claimed by ``owner`` to its end; the ended job, or None if it was lost or
-    handed back (``stopping()`` turned true). ``frames_done(n)`` counts analysed frames."""
+    handed back (``stopping()`` turned true). ``analysed(frames, seconds of video)`` counts
+    the work as it is done."""
     ctx = Context(state, job.account_id, job.api, job.region)
     progress = _Progress(ctx, job, owner, stopping)
     try:
         # Closed on any exit, so that the temporary copy of the video goes at once.
         with closing(_analyse(ctx, job, progress)) as frames:
-            for _ in frames:
+            position_ms = 0
+            for timestamp_ms in frames:
                 progress.frames += 1
-                if frames_done is not None:
-                    frames_done(1)
+                if analysed is not None:
+                    analysed(1, max(0, timestamp_ms - position_ms) / 1000)
+                position_ms = max(position_ms, timestamp_ms)
                 progress.beat()
         progress.flush()
         return state.store.finish_job(job, owner, SUCCEEDED)
@@ -163,8 +166,9 @@ def _fail(state: State, job: JobRecord, owner: str, message: str) -> JobRecord |
     return state.store.finish_job(job, owner, FAILED, message)
 
 
-def _analyse(ctx: Context, job: JobRecord, progress: _Progress) -> Generator[None, None, None]:
-    """Fetch and analyse the video, storing each frame's results; yields once per frame."""
+def _analyse(ctx: Context, job: JobRecord, progress: _Progress) -> Generator[int, None, None]:
+    """Fetch and analyse the video, storing each frame's results; yields each analysed frame's
+    timestamp (ms)."""
     from facesearch.vision.video import analyze_video, probe
 
     with tempfile.TemporaryDirectory(prefix="facesearch-video-") as folder:
@@ -199,7 +203,7 @@ def _analyse(ctx: Context, job: JobRecord, progress: _Progress) -> Generator[Non
                 else:
                     payload = _detected(frame, tracked.face, attributes)
                 progress.add(tracked.index, payload)
-            yield None
+            yield frame.timestamp_ms
 
 
 def _person(

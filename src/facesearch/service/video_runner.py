@@ -25,7 +25,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from facesearch.store.jobs import JOB_TTL_SECONDS, WAITING, JobRecord
+from facesearch.store.jobs import IN_PROGRESS, JOB_TTL_SECONDS, WAITING, JobRecord
 
 if TYPE_CHECKING:
     from facesearch.service.context import State
@@ -70,7 +70,9 @@ class VideoJobs:
         self.data_dir = data_dir
         self.store_url = store_url
         self.spawn = spawn
-        self.frames_analysed = 0  # by this process's workers
+        # This process's work, for monitoring: frames analysed, seconds of video covered.
+        self.frames_analysed = 0
+        self.video_seconds_analysed = 0.0
         self._workers: list[threading.Thread] = []
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -129,13 +131,21 @@ class VideoJobs:
         if job is None:
             return False
         log.info("video job %s (%s) started by %s", job.job_id, job.api, owner)
-        ended = run_job(self.state, job, owner, self._stop.is_set, self._count_frames)
+        ended = run_job(self.state, job, owner, self._stop.is_set, self._count)
         if ended is not None:
             log.info("video job %s %s", ended.job_id, ended.status)
         return True
 
-    def _count_frames(self, frames: int) -> None:
-        self.frames_analysed += frames  # one writer per increment's thread: close enough
+    def _count(self, frames: int, seconds: float) -> None:
+        with self._lock:
+            self.frames_analysed += frames
+            self.video_seconds_analysed += seconds
+
+    def job_counts(self) -> dict[str, int]:
+        """The store's jobs by state, as the API names them (waiting ones are IN_PROGRESS)."""
+        counts = self.state.store.job_counts()
+        counts[IN_PROGRESS] = counts.get(IN_PROGRESS, 0) + counts.pop(WAITING, 0)
+        return counts
 
     def close(self) -> None:
         """Stop the workers: a job in progress goes back to waiting, for another process."""
