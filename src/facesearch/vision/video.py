@@ -11,11 +11,15 @@ colour conversion). Faces are followed from sample to sample by tracking.Tracker
 from __future__ import annotations
 
 import math
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import cv2
+import numpy as np
 
+from facesearch.stages import stage
 from facesearch.vision import mp4
 from facesearch.vision.analyzer import Analyzer, Face
 from facesearch.vision.face_model import CURRENT, FaceModel
@@ -47,6 +51,8 @@ _CODEC_NAMES = {
     "mpg2": "mpeg2video",
     "theo": "theora",
 }
+# Sampled frames decoded ahead of the analysis: two keep the decoder busy, and memory flat.
+DECODE_AHEAD = 2
 # A decode that ends this much before the container's duration is a damaged file, not the end.
 _EARLY_END_MS = 1000
 
@@ -170,33 +176,80 @@ def analyze_video(
     info = probe(path)
     model = face_model or CURRENT
     tracker = Tracker(model)
+    for position, rgb in _sampled_frames(path, info, interval_ms):
+        analysed = analyzer.analyze_frame(rgb, attributes=attributes, face_model=model)
+        with stage("track"):
+            indices = tracker.update(analysed.faces, rgb, position)
+        del rgb
+        yield SampledFrame(
+            timestamp_ms=round(position),
+            faces=[TrackedFace(i, f) for i, f in zip(indices, analysed.faces, strict=True)],
+        )
+        if progress is not None:
+            progress(min(1.0, position / info.duration_ms))
+    if progress is not None:
+        progress(1.0)
+
+
+def _sampled_frames(
+    path: str, info: VideoInfo, interval_ms: int
+) -> Iterator[tuple[float, np.ndarray]]:
+    """(timestamp in ms, RGB frame) of the first frame and of the first at or after each
+    following multiple of ``interval_ms``, decoded on a thread of their own while the caller
+    analyses the previous ones (at most DECODE_AHEAD frames wait, so memory stays flat).
+    VideoError if decoding ends well before the video's duration."""
+    ready: queue.Queue[tuple[float, np.ndarray] | BaseException | None] = queue.Queue(DECODE_AHEAD)
+    stop = threading.Event()
+
+    def put(item: tuple[float, np.ndarray] | BaseException | None) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def decode() -> None:
+        try:
+            for item in _decode(path, info, interval_ms):
+                if not put(item):
+                    return
+            put(None)
+        except BaseException as error:  # handed to the caller, raised there
+            put(error)
+
+    worker = threading.Thread(target=decode, name="video-decode", daemon=True)
+    worker.start()
+    try:
+        while (item := ready.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
+def _decode(path: str, info: VideoInfo, interval_ms: int) -> Iterator[tuple[float, np.ndarray]]:
     capture = _open(path)
     try:
-        next_ms = 0.0
-        last_ms = 0.0
-        while capture.grab():
-            position = float(capture.get(cv2.CAP_PROP_POS_MSEC))
-            last_ms = position
-            if position + 0.5 < next_ms:  # half a millisecond: timestamps are rounded
-                continue
-            ok, bgr = capture.retrieve()
-            if not ok:
-                raise corrupt()
-            # The next sample is due at the next multiple of the interval after this frame.
-            next_ms = (math.floor(position / interval_ms + 0.5 / interval_ms) + 1) * interval_ms
-            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-            del bgr
-            analysed = analyzer.analyze_frame(rgb, attributes=attributes, face_model=model)
-            indices = tracker.update(analysed.faces, rgb, position)
-            yield SampledFrame(
-                timestamp_ms=round(position),
-                faces=[TrackedFace(i, f) for i, f in zip(indices, analysed.faces, strict=True)],
-            )
-            if progress is not None:
-                progress(min(1.0, position / info.duration_ms))
+        next_ms, last_ms = 0.0, 0.0
+        while True:
+            with stage("decode"):
+                if not capture.grab():
+                    break
+                position = last_ms = float(capture.get(cv2.CAP_PROP_POS_MSEC))
+                if position + 0.5 < next_ms:  # half a millisecond: timestamps are rounded
+                    continue
+                ok, bgr = capture.retrieve()
+                if not ok:
+                    raise corrupt()
+                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                del bgr
+            next_ms = (math.floor((position + 0.5) / interval_ms) + 1) * interval_ms
+            yield position, rgb
         if last_ms + _EARLY_END_MS < info.duration_ms - 1000 / info.frame_rate:
             raise corrupt()
     finally:
         capture.release()
-    if progress is not None:
-        progress(1.0)
