@@ -86,6 +86,10 @@ def s3_env(s3_endpoint: str) -> Iterator[str]:
         patch.setenv("FACESEARCH_S3_REGION", "us-east-1")
         patch.setenv("FACESEARCH_S3_ACCESS_KEY_ID", S3_KEY_ID)
         patch.setenv("FACESEARCH_S3_SECRET_ACCESS_KEY", S3_SECRET)
+        # Completion messages go to moto_server's SNS (and on to SQS) too.
+        patch.setenv("FACESEARCH_SNS_ENDPOINT_URL", s3_endpoint)
+        patch.setenv("FACESEARCH_SNS_ACCESS_KEY_ID", S3_KEY_ID)
+        patch.setenv("FACESEARCH_SNS_SECRET_ACCESS_KEY", S3_SECRET)
         yield s3_endpoint
 
 

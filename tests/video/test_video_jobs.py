@@ -6,18 +6,31 @@ these tests also show that a job outlives nothing but its own runner.
 
 from __future__ import annotations
 
+import json
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 
 import facesearch
 from facesearch.errors import RekognitionError
 from facesearch.service import RekognitionService
-from video.clips import all_pages, enrol, iou, labelled_box, video, wait_for_job
+from video.clips import (
+    BUCKET,
+    S3_KEY_ID,
+    S3_SECRET,
+    all_pages,
+    enrol,
+    iou,
+    labelled_box,
+    video,
+    wait_for_job,
+)
 
 STREET = "street_640x360.mp4"
 ROTATED = "phone_portrait_rotated.mp4"
@@ -226,6 +239,38 @@ def test_a_video_that_cannot_be_analysed_fails_with_a_message(
     assert answer["JobStatus"] == "FAILED"
     assert words in answer["StatusMessage"]
     assert "Faces" not in answer and "NextToken" not in answer
+
+
+def test_a_finished_job_publishes_its_completion_to_sns(client: Any, s3_env: str) -> None:
+    aws = {
+        "endpoint_url": s3_env,
+        "region_name": "us-east-1",
+        "aws_access_key_id": S3_KEY_ID,
+        "aws_secret_access_key": S3_SECRET,
+    }
+    sns, sqs = boto3.client("sns", **aws), boto3.client("sqs", **aws)
+    topic = sns.create_topic(Name="AmazonRekognitionJobs")["TopicArn"]
+    queue = sqs.create_queue(QueueName="rekognition-jobs")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    channel = {"SNSTopicArn": topic, "RoleArn": "arn:aws:iam::123456789012:role/rekognition"}
+    started = client.start_face_detection(
+        Video=video("noface_640x360.mp4"), NotificationChannel=channel, JobTag="door-1"
+    )
+    answer = wait_for_job(client.get_face_detection, started["JobId"])
+    assert answer["JobStatus"] == "SUCCEEDED"
+    deadline = time.monotonic() + 30
+    messages: list[dict[str, Any]] = []
+    while not messages and time.monotonic() < deadline:
+        messages = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1).get("Messages", [])
+    assert len(messages) == 1
+    message = json.loads(json.loads(messages[0]["Body"])["Message"])
+    assert message["JobId"] == started["JobId"] and message["Status"] == "SUCCEEDED"
+    assert message["API"] == "StartFaceDetection" and message["JobTag"] == "door-1"
+    assert message["Video"] == {"S3ObjectName": "noface_640x360.mp4", "S3Bucket": BUCKET}
+    assert abs(message["Timestamp"] / 1000 - time.time()) < 120
 
 
 def test_at_most_20_jobs_in_progress_per_account(

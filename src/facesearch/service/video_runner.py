@@ -25,6 +25,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from facesearch.service.notify import notify
 from facesearch.store.jobs import IN_PROGRESS, JOB_TTL_SECONDS, WAITING, JobRecord
 
 if TYPE_CHECKING:
@@ -134,6 +135,7 @@ class VideoJobs:
         ended = run_job(self.state, job, owner, self._stop.is_set, self._count)
         if ended is not None:
             log.info("video job %s %s", ended.job_id, ended.status)
+            notify(ended)
         return True
 
     def _count(self, frames: int, seconds: float) -> None:
