@@ -33,7 +33,7 @@ def videos_dir() -> Path:
 @pytest.fixture(scope="session")
 def clips(videos_dir: Path) -> dict[str, Any]:
     """The clips' manifest (enrol, strangers, clips by file name)."""
-    manifest = json.loads((videos_dir / "manifest.json").read_text())
+    manifest: dict[str, Any] = json.loads((videos_dir / "manifest.json").read_text())
     manifest["clips"] = {clip["file"]: clip for clip in manifest["clips"]}
     return manifest
 

@@ -17,7 +17,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-import facesearch
+from facesearch import inprocess
 from facesearch.errors import RekognitionError
 from facesearch.service import RekognitionService
 from video.clips import (
@@ -47,7 +47,7 @@ def code(error: pytest.ExceptionInfo[ClientError]) -> str:
 
 @pytest.fixture(scope="module")
 def client(db: str | None, s3_env: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    rekognition = facesearch.client(data_dir=tmp_path_factory.mktemp("data"), store=db)
+    rekognition = inprocess.client(tmp_path_factory.mktemp("data"), store=db)
     yield rekognition
     rekognition.close()
 
@@ -158,7 +158,7 @@ def test_a_client_request_token_returns_the_same_job(client: Any, street: dict[s
 
 
 def test_what_cannot_start_is_refused_at_once(client: Any, street: dict[str, Any]) -> None:
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         (
             {"CollectionId": "people", "Video": video("no-such-clip.mp4")},
             "InvalidS3ObjectException",
@@ -242,13 +242,11 @@ def test_a_video_that_cannot_be_analysed_fails_with_a_message(
 
 
 def test_a_finished_job_publishes_its_completion_to_sns(client: Any, s3_env: str) -> None:
-    aws = {
-        "endpoint_url": s3_env,
-        "region_name": "us-east-1",
-        "aws_access_key_id": S3_KEY_ID,
-        "aws_secret_access_key": S3_SECRET,
-    }
-    sns, sqs = boto3.client("sns", **aws), boto3.client("sqs", **aws)
+    session = boto3.Session(
+        aws_access_key_id=S3_KEY_ID, aws_secret_access_key=S3_SECRET, region_name="us-east-1"
+    )
+    sns = session.client("sns", endpoint_url=s3_env)
+    sqs = session.client("sqs", endpoint_url=s3_env)
     topic = sns.create_topic(Name="AmazonRekognitionJobs")["TopicArn"]
     queue = sqs.create_queue(QueueName="rekognition-jobs")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][

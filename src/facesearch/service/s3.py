@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from facesearch.errors import RekognitionError
@@ -31,6 +32,7 @@ UNREADABLE = (
 _CHUNK = 256 * 1024
 # S3 error codes are plain words; anything else is not echoed back.
 _ERROR_CODE = re.compile(r"[A-Za-z0-9.]{1,64}")
+_BUCKET = re.compile(r"[0-9A-Za-z.\-_]{3,255}")
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,8 @@ class S3Settings:
     # The whole download, so a store that trickles bytes cannot hold a worker for long.
     total_timeout: float = 30.0
     max_attempts: int = 2
+    # Bucket names served from local folders instead of S3: (name, folder) pairs.
+    local_buckets: tuple[tuple[str, str], ...] = ()
 
     def __repr__(self) -> str:
         # Settings end up in tracebacks and debug logs: never show the secrets.
@@ -88,7 +92,19 @@ class S3Settings:
             connect_timeout=_seconds(env, "FACESEARCH_S3_CONNECT_TIMEOUT", cls.connect_timeout),
             read_timeout=_seconds(env, "FACESEARCH_S3_READ_TIMEOUT", cls.read_timeout),
             total_timeout=_seconds(env, "FACESEARCH_S3_TOTAL_TIMEOUT", cls.total_timeout),
+            local_buckets=_local_buckets(env.get("FACESEARCH_LOCAL_BUCKETS", "")),
         )
+
+
+def _local_buckets(raw: str) -> tuple[tuple[str, str], ...]:
+    """``NAME=FOLDER`` entries separated by ``os.pathsep``; ValueError for a malformed one."""
+    buckets = []
+    for entry in filter(None, raw.split(os.pathsep)):
+        name, _, folder = entry.partition("=")
+        if not _BUCKET.fullmatch(name) or not folder or not os.path.isdir(folder):
+            raise ValueError(f"FACESEARCH_LOCAL_BUCKETS: {entry!r} is not NAME=FOLDER")
+        buckets.append((name, os.path.realpath(folder)))
+    return tuple(buckets)
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
@@ -165,9 +181,23 @@ class S3ImageFetcher:
             log.error("cannot create the S3 client: %s", type(error).__name__)
             raise _not_configured() from None
 
+    def _local(self, request: dict[str, Any]) -> Path | None:
+        """The file a request names in a local-folder bucket; None for an S3 bucket."""
+        folder = dict(self.settings.local_buckets).get(request["Bucket"])
+        if folder is None:
+            return None
+        return _local_file(folder, request)
+
     def __call__(self, s3object: dict[str, Any]) -> bytes:
         """The object's bytes; raises RekognitionError as Rekognition does for S3 images."""
         request, where = _request(s3object)
+        local = self._local(request)
+        if local is not None:
+            with _s3_errors(where), local.open("rb") as file:
+                data = file.read(self.max_bytes + 1)
+            if len(data) > self.max_bytes:
+                raise _too_large()
+            return data
         client = self.client()
         deadline = time.monotonic() + self.settings.total_timeout
         with _s3_errors(where):
@@ -186,7 +216,10 @@ class S3ImageFetcher:
         """The object's size in bytes (it exists and can be read); InvalidS3ObjectException as
         for an image when it cannot be."""
         request, where = _request(s3object)
+        local = self._local(request)
         with _s3_errors(where):
+            if local is not None:
+                return local.stat().st_size
             return int(self.client().head_object(**request)["ContentLength"])
 
     def download(
@@ -202,8 +235,12 @@ class S3ImageFetcher:
         as for an image when it cannot be read; ``progress(bytes so far)`` after each chunk.
         Each chunk must come within the read timeout; the whole takes as long as it needs."""
         request, where = _request(s3object)
+        local = self._local(request)
         with _s3_errors(where):
-            response = self.client().get_object(**request)
+            if local is not None:
+                response: dict[str, Any] = {"Body": local.open("rb")}
+            else:
+                response = self.client().get_object(**request)
             body = response["Body"]
             try:
                 length = response.get("ContentLength")
@@ -276,6 +313,25 @@ def _s3_errors(where: str) -> Iterator[None]:
         raise RekognitionError(
             "InvalidS3ObjectException", f"{UNREADABLE} ({type(error).__name__})"
         ) from None
+
+
+def _local_file(folder: str, request: dict[str, Any]) -> Path:
+    """The file that ``Name`` names inside ``folder`` (a real path), with the checks of any
+    untrusted path: relative, no ``.`` or ``..`` parts, no symbolic link leading out of the
+    folder, a regular file; else InvalidS3ObjectException, as for a missing object."""
+    name: str = request["Key"]
+    parts = name.split("/")
+    if (
+        "VersionId" in request  # a folder keeps no versions
+        or any(part in ("", ".", "..") for part in parts)
+        or "\0" in name
+        or "\\" in name
+    ):
+        raise RekognitionError("InvalidS3ObjectException", f"{UNREADABLE} (NoSuchKey)")
+    path = os.path.realpath(os.path.join(folder, *parts))
+    if os.path.commonpath([folder, path]) != folder or not os.path.isfile(path):
+        raise RekognitionError("InvalidS3ObjectException", f"{UNREADABLE} (NoSuchKey)")
+    return Path(path)
 
 
 def _describe(request: dict[str, Any]) -> str:
