@@ -21,6 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from facesearch.vision.analyzer import Face
+from facesearch.vision.similarity import Calibration
+from facesearch.vision.video import SampledFrame
+
 REPO = Path(__file__).resolve().parents[2]
 MIN_IOU = 0.3
 MIN_SIMILARITY = 80.0
@@ -174,12 +178,34 @@ def score_clip(
 
 
 def best_match(
-    embedding: np.ndarray, gallery: dict[str, np.ndarray], similarity: Callable[[float], float]
+    embedding: np.ndarray, gallery: dict[str, np.ndarray], calibration: Calibration
 ) -> tuple[str | None, float]:
     """The enrolled identity most similar to ``embedding`` and its similarity."""
     best: tuple[str | None, float] = (None, 0.0)
     for identity, vectors in gallery.items():
-        value = similarity(float(np.max(vectors @ embedding)))
+        value = float(calibration.similarity(float(np.max(vectors @ embedding))))
         if value > best[1]:
             best = (identity, value)
     return best
+
+
+def box_of(face: Face) -> Box:
+    """A face's box as (left, top, width, height) ratios."""
+    b = face.bounding_box
+    return b["Left"], b["Top"], b["Width"], b["Height"]
+
+
+def seen_faces(
+    frames: Iterable[SampledFrame], gallery: dict[str, np.ndarray], calibration: Calibration
+) -> list[Seen]:
+    """The faces of an analysis as the scores take them (each matched only if asked)."""
+
+    def seen(timestamp_ms: int, index: int, face: Face) -> Seen:
+        return Seen(
+            timestamp_ms,
+            index,
+            box_of(face),
+            lambda: best_match(face.embedding, gallery, calibration),
+        )
+
+    return [seen(f.timestamp_ms, t.index, t.face) for f in frames for t in f.faces]
