@@ -43,6 +43,10 @@ OPERATIONS: tuple[str, ...] = (
     "TagResource",
     "UntagResource",
     "ListTagsForResource",
+    "StartFaceSearch",
+    "GetFaceSearch",
+    "StartFaceDetection",
+    "GetFaceDetection",
 )
 
 # FaceDetail members the model declares that facesearch never returns: no model that installs from

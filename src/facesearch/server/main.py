@@ -58,6 +58,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="threads running service calls, per pool and process (default %(default)s)",
     )
     parser.add_argument(
+        "--video-workers",
+        type=int,
+        default=1,
+        help="threads per process running stored-video jobs, at a lower priority than image "
+        "calls (default %(default)s; 0: leave the jobs to other processes)",
+    )
+    parser.add_argument(
         "--credentials-file",
         default=os.environ.get("FACESEARCH_CREDENTIALS_FILE"),
         help="INI file of access keys (default $FACESEARCH_CREDENTIALS_FILE)",
@@ -103,6 +110,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.workers < 1 or args.threads < 1:
         parser.error("--workers and --threads must be at least 1")
+    if args.video_workers < 0:
+        parser.error("--video-workers cannot be negative")
     if args.max_queue < 0 or args.shutdown_timeout < 0:
         parser.error("--max-queue and --shutdown-timeout cannot be negative")
     if args.max_tps is not None and not args.max_tps > 0:
@@ -130,14 +139,16 @@ def make_app(
     max_queue: int = DEFAULT_MAX_QUEUE,
     max_tps: float | None = None,
     public_metrics: bool = False,
+    video_workers: int = 1,
 ) -> App:
     """The server's app over a service that loads every collection's index in the background
-    and its models now, before the first request."""
+    and its models now, before the first request, and runs stored-video jobs on
+    ``video_workers`` threads."""
     from facesearch.server.app import App
     from facesearch.server.console import SessionStore
     from facesearch.service import RekognitionService
 
-    service = RekognitionService(data_dir, store=store, preload=True)
+    service = RekognitionService(data_dir, store=store, preload=True, video_runner=False)
     app = App(
         service,
         Verifier(access_keys(credentials_file)),
@@ -150,6 +161,8 @@ def make_app(
     started = time.perf_counter()
     service.state.analyzer.check_ready()
     app.metrics.model_load.set(time.perf_counter() - started)
+    service.start_video_workers(video_workers)  # stopped by the service's close
+    app.metrics.watch_video_jobs(service.video_jobs)
     return app
 
 
@@ -265,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         "max_queue": args.max_queue,
         "max_tps": args.max_tps,
         "public_metrics": args.public_metrics,
+        "video_workers": args.video_workers,
     }
     options = {
         "host": args.host,

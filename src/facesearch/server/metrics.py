@@ -2,17 +2,18 @@
 
 Requests by operation and outcome, latency per operation and per stage of the work (decode,
 detect, landmarks, embed, attributes, search), the image queue's depth and refusals, the faces
-and users of each collection (read from the store at scrape time), and the models' load time.
+and users of each collection and the stored-video jobs by status (read from the store at scrape
+time), the frames and seconds of video analysed, and the models' load time.
 Each App has its own registry, so several servers in one process (tests) never mix figures.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from facesearch import stages
@@ -23,6 +24,15 @@ _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 
 _STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 
 CollectionSizes = Callable[[], Iterable[tuple[str, str, int, int]]]
+
+
+class VideoJobsSource(Protocol):
+    """What the video metrics read (service/video_runner.VideoJobs)."""
+
+    frames_analysed: int
+    video_seconds_analysed: float
+
+    def job_counts(self) -> dict[str, int]: ...
 
 
 class Metrics:
@@ -73,6 +83,10 @@ class Metrics:
             lambda name, seconds: self.stages.labels(name).observe(seconds)
         )
 
+    def watch_video_jobs(self, jobs: VideoJobsSource) -> None:
+        """Report stored-video jobs by state and the frames and seconds of video analysed."""
+        self.registry.register(_VideoJobsCollector(jobs))
+
     def observe(self, operation: str, code: str | None, seconds: float) -> None:
         """Count one request and its latency (``code`` None when it succeeded)."""
         self.requests.labels(operation, code or "OK").inc()
@@ -85,6 +99,36 @@ class Metrics:
     def close(self) -> None:
         """Stop timing stages for this server."""
         self._unwatch()
+
+
+class _VideoJobsCollector(Collector):
+    """Stored-video jobs by state (every process's, from the store) and this process's work."""
+
+    def __init__(self, jobs: VideoJobsSource) -> None:
+        self._jobs = jobs
+
+    def describe(self) -> list[Any]:
+        return []  # read from the store at each scrape, never at registration
+
+    def collect(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
+        states = GaugeMetricFamily(
+            "facesearch_video_jobs",
+            "Stored-video jobs kept (7 days) by status, every process's.",
+            labels=["status"],
+        )
+        for status, count in sorted(self._jobs.job_counts().items()):
+            states.add_metric([status], count)
+        yield states
+        yield CounterMetricFamily(
+            "facesearch_video_frames_analysed",
+            "Video frames analysed by this process.",
+            self._jobs.frames_analysed,
+        )
+        yield CounterMetricFamily(
+            "facesearch_video_seconds_analysed",
+            "Seconds of video analysed by this process (its rate: video seconds per second).",
+            self._jobs.video_seconds_analysed,
+        )
 
 
 class _CollectionCollector(Collector):

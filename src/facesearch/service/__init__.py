@@ -15,11 +15,25 @@ from typing import TYPE_CHECKING, Any
 from facesearch import contract
 from facesearch.defaults import DEFAULT_ACCOUNT_ID, REGION_NAME
 from facesearch.errors import RekognitionError
-from facesearch.service import collections, detect, faces, search, users  # noqa: F401 (registers)
+from facesearch.service import (  # noqa: F401 (registers)
+    collections,
+    detect,
+    faces,
+    search,
+    users,
+    video,
+)
 from facesearch.service.context import Context, State
 from facesearch.service.registry import HANDLERS
 from facesearch.service.s3 import S3ImageFetcher
-from facesearch.store import Store, StoreBusyError, StoreUnavailableError, open_store
+from facesearch.service.video_runner import VideoJobs
+from facesearch.store import (
+    SQLiteStore,
+    Store,
+    StoreBusyError,
+    StoreUnavailableError,
+    open_store,
+)
 
 if TYPE_CHECKING:
     from facesearch.vision.analyzer import Analyzer
@@ -46,14 +60,27 @@ class RekognitionService:
         store: Store | str | None = None,
         analyzer_factory: Callable[[], Analyzer] = _default_analyzer,
         preload: bool = False,
+        video_runner: bool = True,
     ) -> None:
         """``store`` is a Store, a ``postgresql://`` URL, or None for ``$FACESEARCH_STORE`` or
         else the embedded store in ``data_dir``. ``preload`` loads every collection's search
-        index in the background now (a server does) rather than on its first search."""
+        index in the background now (a server does) rather than on its first search.
+        ``video_runner``: a stored-video job started here, while this process runs no video
+        workers (:meth:`start_video_workers`), is run by a runner process this one starts
+        (service/video_runner.py); False leaves it for another process."""
         self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
+        store_url = None
         if store is None or isinstance(store, str):
+            store_url = store or os.environ.get("FACESEARCH_STORE") or None
             store = open_store(store, self.data_dir)
         self.state = State(store=store, analyzer_factory=analyzer_factory)
+        # A runner opens the same store: a URL, or the embedded store's directory.
+        runner_dir = store.path.parent if isinstance(store, SQLiteStore) else self.data_dir
+        knows_store = store_url is not None or isinstance(store, SQLiteStore)
+        self.video_jobs = VideoJobs(
+            self.state, runner_dir, store_url, spawn=video_runner and knows_store
+        )
+        self.state.video_jobs = self.video_jobs
         if preload:
             self.state.indexes.preload()
         # Reads its settings and builds its boto3 client on the first S3Object request only.
@@ -111,6 +138,13 @@ class RekognitionService:
         store = self.state.store
         return [(c.account_id, c.collection_id, *store.count(c)) for c in store.all_collections()]
 
+    def start_video_workers(self, count: int = 1) -> None:
+        """Run stored-video jobs (this process's and other processes') on ``count`` background
+        threads, at a lower priority than the calls beside them, until :meth:`close`."""
+        self.video_jobs.start_workers(count)
+
     def close(self) -> None:
-        """Close the store; acknowledged writes are already on disk."""
+        """Stop the video workers (a job in progress waits for another process), then close
+        the store; acknowledged writes are already on disk."""
+        self.video_jobs.close()
         self.state.store.close()

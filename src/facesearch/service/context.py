@@ -9,13 +9,14 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from facesearch.defaults import DEFAULT_REGION
 from facesearch.errors import RekognitionError, invalid_parameter, not_found
 from facesearch.index import CollectionIndex, SearchIndexes
 from facesearch.service.tokens import TokenCodec
 from facesearch.store import CollectionRecord, Store
+from facesearch.store.jobs import JobRecord
 from facesearch.vision.errors import ImageError, ImageErrorKind, UnknownFaceModelError, VisionError
 from facesearch.vision.face_models import CURRENT, FaceModel
 
@@ -83,6 +84,16 @@ class ImageInput:
             raise rekognition_error(error) from None
 
 
+class VideoJobQueue(Protocol):
+    """What the video operations need of whoever runs the jobs (service.video_runner)."""
+
+    def submitted(self) -> None:
+        """A job was stored: see that somebody runs it."""
+
+    def check(self, job: JobRecord) -> None:
+        """An unfinished job was looked at: if nobody works on it, see that somebody does."""
+
+
 @dataclass
 class State:
     """Process-wide state shared by every call: the store, the models, the search indexes."""
@@ -91,6 +102,8 @@ class State:
     analyzer_factory: Callable[[], Analyzer]
     image_fetchers: dict[str, Callable[[dict[str, Any]], bytes]] = field(default_factory=dict)
     region: str = field(default_factory=lambda: os.environ.get("FACESEARCH_REGION", DEFAULT_REGION))
+    # Who runs stored-video jobs (the service sets it): this process's workers or a runner.
+    video_jobs: VideoJobQueue | None = None
 
     @cached_property
     def analyzer(self) -> Analyzer:

@@ -13,9 +13,11 @@ import os
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, cast
+from pathlib import Path
+from typing import Any, BinaryIO, cast
 
 from facesearch.defaults import DEFAULT_REGION
 from facesearch.errors import RekognitionError
@@ -30,6 +32,7 @@ UNREADABLE = (
 _CHUNK = 256 * 1024
 # S3 error codes are plain words; anything else is not echoed back.
 _ERROR_CODE = re.compile(r"[A-Za-z0-9.]{1,64}")
+_BUCKET = re.compile(r"[0-9A-Za-z.\-_]{3,255}")
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,8 @@ class S3Settings:
     # The whole download, so a store that trickles bytes cannot hold a worker for long.
     total_timeout: float = 30.0
     max_attempts: int = 2
+    # Bucket names served from local folders instead of S3: (name, folder) pairs.
+    local_buckets: tuple[tuple[str, str], ...] = ()
 
     def __repr__(self) -> str:
         # Settings end up in tracebacks and debug logs: never show the secrets.
@@ -87,7 +92,19 @@ class S3Settings:
             connect_timeout=_seconds(env, "FACESEARCH_S3_CONNECT_TIMEOUT", cls.connect_timeout),
             read_timeout=_seconds(env, "FACESEARCH_S3_READ_TIMEOUT", cls.read_timeout),
             total_timeout=_seconds(env, "FACESEARCH_S3_TOTAL_TIMEOUT", cls.total_timeout),
+            local_buckets=_local_buckets(env.get("FACESEARCH_LOCAL_BUCKETS", "")),
         )
+
+
+def _local_buckets(raw: str) -> tuple[tuple[str, str], ...]:
+    """``NAME=FOLDER`` entries separated by ``os.pathsep``; ValueError for a malformed one."""
+    buckets = []
+    for entry in filter(None, raw.split(os.pathsep)):
+        name, _, folder = entry.partition("=")
+        if not _BUCKET.fullmatch(name) or not folder or not os.path.isdir(folder):
+            raise ValueError(f"FACESEARCH_LOCAL_BUCKETS: {entry!r} is not NAME=FOLDER")
+        buckets.append((name, os.path.realpath(folder)))
+    return tuple(buckets)
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
@@ -165,21 +182,26 @@ class S3ImageFetcher:
             log.error("cannot create the S3 client: %s", type(error).__name__)
             raise _not_configured() from None
 
+    def _local(self, request: dict[str, Any]) -> Path | None:
+        """The file a request names in a local-folder bucket; None for an S3 bucket."""
+        folder = dict(self.settings.local_buckets).get(request["Bucket"])
+        if folder is None:
+            return None
+        return _local_file(folder, request)
+
     def __call__(self, s3object: dict[str, Any]) -> bytes:
         """The object's bytes; raises RekognitionError as Rekognition does for S3 images."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        request = {"Bucket": s3object.get("Bucket"), "Key": s3object.get("Name")}
-        if not request["Bucket"] or not request["Key"]:
-            raise RekognitionError(
-                "InvalidParameterException", "S3Object: Bucket and Name are required"
-            )
-        if s3object.get("Version"):
-            request["VersionId"] = s3object["Version"]
-        where = _describe(request)
+        request, where = _request(s3object)
+        local = self._local(request)
+        if local is not None:
+            with _s3_errors(where), local.open("rb") as file:
+                data = file.read(self.max_bytes + 1)
+            if len(data) > self.max_bytes:
+                raise _too_large()
+            return data
         client = self.client()
         deadline = time.monotonic() + self.settings.total_timeout
-        try:
+        with _s3_errors(where):
             response = client.get_object(**request)
             body = response["Body"]
             try:
@@ -190,18 +212,59 @@ class S3ImageFetcher:
                 return self._read(body, deadline, where)
             finally:
                 body.close()
-        except ClientError as error:
-            code = str(error.response.get("Error", {}).get("Code", ""))
-            code = code if _ERROR_CODE.fullmatch(code) else "unknown"
-            log.info("cannot read S3 object %s: S3 error %s", where, code)
-            raise RekognitionError("InvalidS3ObjectException", f"{UNREADABLE} ({code})") from None
-        except (BotoCoreError, OSError) as error:
-            # Timeouts, refused connections, missing credentials: the class name says which
-            # without the request details (signed headers) that the message may carry.
-            log.warning("cannot read S3 object %s: %s", where, type(error).__name__)
-            raise RekognitionError(
-                "InvalidS3ObjectException", f"{UNREADABLE} ({type(error).__name__})"
-            ) from None
+
+    def head(self, s3object: dict[str, Any]) -> int:
+        """The object's size in bytes (it exists and can be read); InvalidS3ObjectException as
+        for an image when it cannot be."""
+        request, where = _request(s3object)
+        local = self._local(request)
+        with _s3_errors(where):
+            if local is not None:
+                return local.stat().st_size
+            return int(self.client().head_object(**request)["ContentLength"])
+
+    def download(
+        self,
+        s3object: dict[str, Any],
+        file: BinaryIO,
+        max_bytes: int,
+        too_large: Callable[[], RekognitionError],
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Stream the object into ``file`` a chunk at a time (memory does not grow with its
+        size); its size. ``too_large()`` is raised past ``max_bytes``, InvalidS3ObjectException
+        as for an image when it cannot be read; ``progress(bytes so far)`` after each chunk.
+        Each chunk must come within the read timeout; the whole takes as long as it needs."""
+        request, where = _request(s3object)
+        local = self._local(request)
+        with _s3_errors(where):
+            if local is not None:
+                response: dict[str, Any] = {"Body": local.open("rb")}
+            else:
+                response = self.client().get_object(**request)
+            body = response["Body"]
+            try:
+                length = response.get("ContentLength")
+                if length is not None and length > max_bytes:
+                    log.info("S3 object %s is %d bytes: too large", where, length)
+                    raise too_large()
+                size = 0
+                while chunk := body.read(_CHUNK):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise too_large()
+                    try:
+                        file.write(chunk)
+                    except OSError as error:  # the local disk, not S3: say so
+                        raise RekognitionError(
+                            "InternalServerError",
+                            f"Cannot store the object for analysis: {error.strerror or error}.",
+                        ) from None
+                    if progress is not None:
+                        progress(size)
+                return size
+            finally:
+                body.close()
 
     def _read(self, body: Any, deadline: float, where: str) -> bytes:
         # At most max_bytes + 1 bytes: one more than allowed is enough to know it is too big.
@@ -218,6 +281,58 @@ class S3ImageFetcher:
             size += len(chunk)
         log.info("S3 object %s is over %d bytes: too large", where, self.max_bytes)
         raise _too_large()
+
+
+def _request(s3object: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """get_object's arguments for an S3Object parameter, and how the log names it."""
+    request = {"Bucket": s3object.get("Bucket"), "Key": s3object.get("Name")}
+    if not request["Bucket"] or not request["Key"]:
+        raise RekognitionError(
+            "InvalidParameterException", "S3Object: Bucket and Name are required"
+        )
+    if s3object.get("Version"):
+        request["VersionId"] = s3object["Version"]
+    return request, _describe(request)
+
+
+@contextmanager
+def _s3_errors(where: str) -> Iterator[None]:
+    """S3's failures as Rekognition's InvalidS3ObjectException, without their details."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except ClientError as error:
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        code = code if _ERROR_CODE.fullmatch(code) else "unknown"
+        log.info("cannot read S3 object %s: S3 error %s", where, code)
+        raise RekognitionError("InvalidS3ObjectException", f"{UNREADABLE} ({code})") from None
+    except (BotoCoreError, OSError) as error:
+        # Timeouts, refused connections, missing credentials: the class name says which
+        # without the request details (signed headers) that the message may carry.
+        log.warning("cannot read S3 object %s: %s", where, type(error).__name__)
+        raise RekognitionError(
+            "InvalidS3ObjectException", f"{UNREADABLE} ({type(error).__name__})"
+        ) from None
+
+
+def _local_file(folder: str, request: dict[str, Any]) -> Path:
+    """The file that ``Name`` names inside ``folder`` (a real path), with the checks of any
+    untrusted path: relative, no ``.`` or ``..`` parts, no symbolic link leading out of the
+    folder, a regular file; else InvalidS3ObjectException, as for a missing object."""
+    name: str = request["Key"]
+    parts = name.split("/")
+    if (
+        "VersionId" in request  # a folder keeps no versions
+        or any(part in ("", ".", "..") for part in parts)
+        or "\0" in name
+        or "\\" in name
+    ):
+        raise RekognitionError("InvalidS3ObjectException", f"{UNREADABLE} (NoSuchKey)")
+    path = os.path.realpath(os.path.join(folder, *parts))
+    if os.path.commonpath([folder, path]) != folder or not os.path.isfile(path):
+        raise RekognitionError("InvalidS3ObjectException", f"{UNREADABLE} (NoSuchKey)")
+    return Path(path)
 
 
 def _describe(request: dict[str, Any]) -> str:

@@ -28,7 +28,7 @@ DEFAULT_MAX_USERS = 500
 USER_CANDIDATE_MARGIN = 0.05
 
 
-def _face_matches(
+def face_matches(
     ctx: Context,
     collection: CollectionRecord,
     query: np.ndarray,
@@ -66,7 +66,7 @@ def search_faces(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
         raise not_found(f"The face id: {face_id} does not exist in the collection")
     return {
         "SearchedFaceId": face_id,
-        "FaceMatches": _face_matches(ctx, collection, record.embedding, params, record.seq),
+        "FaceMatches": face_matches(ctx, collection, record.embedding, params, record.seq),
         "FaceModelVersion": collection.face_model_version,
     }
 
@@ -98,7 +98,7 @@ def search_faces_by_image(ctx: Context, params: dict[str, Any]) -> dict[str, Any
     return {
         "SearchedFaceBoundingBox": bounding_box(face.box),
         "SearchedFaceConfidence": face.confidence,
-        "FaceMatches": _face_matches(ctx, collection, face.embedding, params),
+        "FaceMatches": face_matches(ctx, collection, face.embedding, params),
         "FaceModelVersion": collection.face_model_version,
     }
 

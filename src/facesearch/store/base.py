@@ -10,6 +10,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from facesearch.store.jobs import JobStore
+
 
 @dataclass(frozen=True)
 class CollectionRecord:
@@ -77,8 +79,9 @@ class IdempotencyRecord:
     response: dict[str, Any]
 
 
-class Store(Protocol):
-    """Persistent state of every account's collections. Every method is atomic and thread-safe."""
+class Store(JobStore, Protocol):
+    """Persistent state of every account's collections and video jobs (store/jobs.py). Every
+    method is atomic and thread-safe."""
 
     def close(self) -> None: ...
 

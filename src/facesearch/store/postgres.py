@@ -22,8 +22,10 @@ from pgvector.psycopg import register_vector
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from facesearch.store import jobs
 from facesearch.store.base import CollectionRecord, StoreUnavailableError
-from facesearch.store.sql import Cursor, SQLStore, split_statements
+from facesearch.store.cursor import Cursor
+from facesearch.store.sql import SQLStore, split_statements
 
 SCHEMA = "facesearch"
 # Seconds: how long a call waits for a connection (or to connect) before it fails.
@@ -107,6 +109,8 @@ _MIGRATIONS = (
         expires_at DOUBLE PRECISION NOT NULL
     )
     """,
+    # Stored-video jobs and their results (store/jobs.py).
+    jobs.postgres_migration(SCHEMA),
 )
 
 
@@ -251,6 +255,9 @@ class PostgresStore(SQLStore):
 
     def _vector(self, embedding: np.ndarray) -> Any:
         return np.ascontiguousarray(embedding, dtype=np.float32)
+
+    # Processes claiming video jobs at once each take a different one (store/jobs.py).
+    _CLAIM_LOCK = " FOR UPDATE SKIP LOCKED"
 
     # pgvector's binary form, read as raw bytes: int16 dimensions, int16 unused, then big-endian
     # float32s. Parsing bytes with numpy is far faster than one Vector object per row.

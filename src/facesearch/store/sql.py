@@ -19,7 +19,7 @@ import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -30,6 +30,8 @@ from facesearch.store.base import (
     IdempotencyRecord,
     UserRecord,
 )
+from facesearch.store.cursor import Cursor
+from facesearch.store.jobs import JobsSQL
 from facesearch.store.rows import (
     COLLECTION_SELECT,
     FACE_COLUMNS,
@@ -50,26 +52,11 @@ _NO_LIMIT = 2**62
 _USER_SEQ = "(SELECT seq FROM users WHERE collection_key = ? AND user_id = ?)"
 
 
-class Cursor(Protocol):
-    """What both drivers' cursors offer (DB-API)."""
-
-    @property
-    def rowcount(self) -> int: ...
-
-    def execute(self, sql: str, args: Sequence[Any] = ...) -> Any: ...
-
-    def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> Any: ...
-
-    def fetchone(self) -> Any: ...
-
-    def fetchall(self) -> list[Any]: ...
-
-
 def _in(values: Sequence[Any]) -> str:
     return f"({','.join('?' * len(values))})"
 
 
-class SQLStore(ABC):
+class SQLStore(JobsSQL, ABC):
     """A :class:`~facesearch.store.base.Store` over a SQL database (see the module docstring)."""
 
     @abstractmethod

@@ -18,8 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from facesearch.store import jobs
 from facesearch.store.base import StoreBusyError
-from facesearch.store.sql import Cursor, SQLStore, split_statements
+from facesearch.store.cursor import Cursor
+from facesearch.store.sql import SQLStore, split_statements
 
 # How long a writer waits for another process's write (and SQLite for its database lock).
 WRITE_WAIT_S = 30.0
@@ -107,6 +109,8 @@ _MIGRATIONS = (
     """
     CREATE TABLE revoked_sessions (session_id TEXT PRIMARY KEY, expires_at REAL NOT NULL)
     """,
+    # Stored-video jobs and their results (store/jobs.py).
+    jobs.SQLITE_MIGRATION,
 )
 
 

@@ -1,0 +1,103 @@
+"""Stored-video fixtures: the labelled clips in a real S3-protocol server (moto_server on
+loopback), the service's S3 settings pointed at it, and the people the clips' manifest enrols."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from support import free_port, wait_for_url
+
+from video.clips import BUCKET, S3_KEY_ID, S3_SECRET
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def videos_dir() -> Path:
+    """The labelled clips: ``FACESEARCH_TEST_VIDEOS`` or ``../shared/datasets/videos``."""
+    path = Path(os.environ.get("FACESEARCH_TEST_VIDEOS", REPO.parent / "shared/datasets/videos"))
+    if not (path / "manifest.json").is_file():
+        pytest.fail(f"video set not found at {path} (set FACESEARCH_TEST_VIDEOS)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def clips(videos_dir: Path) -> dict[str, Any]:
+    """The clips' manifest (enrol, strangers, clips by file name)."""
+    manifest: dict[str, Any] = json.loads((videos_dir / "manifest.json").read_text())
+    manifest["clips"] = {clip["file"]: clip for clip in manifest["clips"]}
+    return manifest
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory, videos_dir: Path) -> Iterator[str]:
+    """moto_server on a free loopback port, its bucket holding every clip."""
+    beside = Path(sys.executable).with_name("moto_server")
+    program = str(beside) if beside.exists() else shutil.which("moto_server")
+    if not program:
+        pytest.fail("moto_server not found: install the dev dependencies (moto[server])")
+    port = free_port()
+    log = (tmp_path_factory.mktemp("moto") / "moto.log").open("wb")
+    process = subprocess.Popen(
+        [program, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_url(endpoint + "/moto-api/data.json", process, 30, "moto_server")
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=S3_KEY_ID,
+            aws_secret_access_key=S3_SECRET,
+        )
+        s3.create_bucket(Bucket=BUCKET)
+        for path in sorted(videos_dir.iterdir()):
+            if path.suffix in (".mp4", ".mov", ".webm"):
+                s3.upload_file(str(path), BUCKET, path.name)
+        yield endpoint
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def s3_env(s3_endpoint: str) -> Iterator[str]:
+    """The service's S3 settings (and those of any process it starts) aimed at moto_server."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            patch.delenv(name, raising=False)
+        patch.delenv("AWS_SESSION_TOKEN", raising=False)
+        patch.setenv("FACESEARCH_S3_ENDPOINT_URL", s3_endpoint)
+        patch.setenv("FACESEARCH_S3_REGION", "us-east-1")
+        patch.setenv("FACESEARCH_S3_ACCESS_KEY_ID", S3_KEY_ID)
+        patch.setenv("FACESEARCH_S3_SECRET_ACCESS_KEY", S3_SECRET)
+        # Completion messages go to moto_server's SNS (and on to SQS) too.
+        patch.setenv("FACESEARCH_SNS_ENDPOINT_URL", s3_endpoint)
+        patch.setenv("FACESEARCH_SNS_ACCESS_KEY_ID", S3_KEY_ID)
+        patch.setenv("FACESEARCH_SNS_SECRET_ACCESS_KEY", S3_SECRET)
+        yield s3_endpoint
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest) -> str | None:
+    """Each store in turn, for a whole module: None for the embedded store, else a fresh
+    PostgreSQL database."""
+    if request.param == "sqlite":
+        return None
+    url: str = request.getfixturevalue("postgres").new_database()
+    return url
