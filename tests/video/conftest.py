@@ -14,7 +14,7 @@ from typing import Any
 
 import boto3
 import pytest
-from support import free_port, wait_for_url
+from support.serve import free_port, wait_for_url
 
 from video.clips import BUCKET, S3_KEY_ID, S3_SECRET
 

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import rekognition_client, start_serve, stop_serve
+from support.clients import rekognition_client
+from support.serve import start_serve, stop_serve
 
 from facesearch.store import SQLiteStore
 from video.clips import all_pages, enrol, video, wait_for_job
