@@ -53,5 +53,8 @@ def test_image_bytes_never_reach_the_disk(client, people, tmp_path: Path, reques
     stored = [p for p in where.rglob("*") if p.is_file()]
     assert stored
     for path in stored:
-        content = path.read_bytes()
+        try:
+            content = path.read_bytes()
+        except FileNotFoundError:
+            continue  # a running PostgreSQL replaces files such as global/pg_internal.init
         assert not any(probe in content for probe in probes), path
