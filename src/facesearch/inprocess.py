@@ -128,12 +128,11 @@ class InProcessClient:
 
 def _unknown_operation(operation: str) -> Any:
     """The error response of an operation facesearch does not implement, naming those it does."""
-    message = (
-        f"facesearch does not implement {operation}; it implements "
-        f"{', '.join(contract.OPERATIONS)}."
-    )
     return {
-        "Error": {"Code": "UnknownOperationException", "Message": message},
+        "Error": {
+            "Code": "UnknownOperationException",
+            "Message": contract.unsupported_operation(operation),
+        },
         "ResponseMetadata": {"HTTPStatusCode": 400},
     }
 
