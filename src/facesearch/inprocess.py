@@ -146,7 +146,7 @@ def client(
     """An in-process Rekognition client over ``store`` or the embedded store in ``data_dir``.
 
     Typed as boto3's Rekognition client, whose methods, requests and responses it shares; the
-    operations facesearch does not implement are absent (AttributeError).
+    operations facesearch does not implement raise UnknownOperationException.
     """
     service = RekognitionService(data_dir, store=store)
     return cast("RekognitionClient", InProcessClient(service, account_id))
