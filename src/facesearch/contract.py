@@ -45,16 +45,6 @@ OPERATIONS: tuple[str, ...] = (
     "ListTagsForResource",
 )
 
-
-
-def unsupported_operation(name: str | None = None) -> str:
-    """The message of an UnknownOperationException, naming what facesearch implements: the
-    server passes no ``name`` (its X-Amz-Target header is untrusted input, never echoed), the
-    in-process client the method's operation."""
-    subject = f"The operation {name}" if name else "The requested operation"
-    return f"{subject} is not supported. facesearch implements: {', '.join(OPERATIONS)}."
-
-
 # FaceDetail members the model declares that facesearch never returns: no model that installs from
 # PyPI provides them (docs/vision.md), and invented values would mislead. Help pages say so.
 FACE_DETAIL_NOT_RETURNED: tuple[str, ...] = (
@@ -72,6 +62,14 @@ def operation_model(name: str) -> OperationModel:
     if name not in OPERATIONS:
         raise RekognitionError("InvalidParameterException", f"Unsupported operation: {name}")
     return service_model().operation_model(name)
+
+
+def unsupported_operation(name: str | None = None) -> str:
+    """The message of an UnknownOperationException, naming what facesearch implements: the
+    server passes no ``name`` (its X-Amz-Target header is untrusted input, never echoed), the
+    in-process client the method's operation."""
+    subject = f"The operation {name}" if name else "The requested operation"
+    return f"{subject} is not supported. facesearch implements: {', '.join(OPERATIONS)}."
 
 
 @cache
