@@ -27,7 +27,8 @@ def test_index_one_face(staff, photo) -> None:
     face = record["Face"]
     assert UUID.fullmatch(face["FaceId"]) and UUID.fullmatch(face["ImageId"])
     assert face["ExternalImageId"] == "obama-1"
-    assert 0 < face["BoundingBox"]["Width"] < 1 and 50 < face["Confidence"] <= 100
+    # A clear frontal face: Rekognition says about 99.9; this one is 99.8 (docs/vision.md).
+    assert 0 < face["BoundingBox"]["Width"] < 1 and 99 < face["Confidence"] < 100
     assert set(record["FaceDetail"]) >= {
         "BoundingBox",
         "Confidence",
