@@ -68,6 +68,14 @@ def operation_model(name: str) -> OperationModel:
     return service_model().operation_model(name)
 
 
+def unsupported_operation(name: str | None = None) -> str:
+    """The message of an UnknownOperationException, naming what facesearch implements: the
+    server passes no ``name`` (its X-Amz-Target header is untrusted input, never echoed), the
+    in-process client the method's operation."""
+    subject = f"The operation {name}" if name else "The requested operation"
+    return f"{subject} is not supported. facesearch implements: {', '.join(OPERATIONS)}."
+
+
 @cache
 def _compiled(pattern: str) -> regex.Pattern[str]:
     # The model's patterns are Java regexes (\\p{L} and friends): the regex module reads them.

@@ -128,12 +128,11 @@ class InProcessClient:
 
 def _unknown_operation(operation: str) -> Any:
     """The error response of an operation facesearch does not implement, naming those it does."""
-    message = (
-        f"facesearch does not implement {operation}; it implements "
-        f"{', '.join(contract.OPERATIONS)}."
-    )
     return {
-        "Error": {"Code": "UnknownOperationException", "Message": message},
+        "Error": {
+            "Code": "UnknownOperationException",
+            "Message": contract.unsupported_operation(operation),
+        },
         "ResponseMetadata": {"HTTPStatusCode": 400},
     }
 
@@ -147,7 +146,7 @@ def client(
     """An in-process Rekognition client over ``store`` or the embedded store in ``data_dir``.
 
     Typed as boto3's Rekognition client, whose methods, requests and responses it shares; the
-    operations facesearch does not implement are absent (AttributeError).
+    operations facesearch does not implement raise UnknownOperationException.
     """
     service = RekognitionService(data_dir, store=store)
     return cast("RekognitionClient", InProcessClient(service, account_id))

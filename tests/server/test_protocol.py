@@ -10,7 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.parsers import create_parser
 
-from facesearch.contract import operation_model
+from facesearch.contract import OPERATIONS, operation_model
 from facesearch.server.app import App
 from facesearch.server.auth import Verifier
 from facesearch.wire.json11 import ProtocolError, decode_request, encode_response
@@ -61,6 +61,23 @@ def test_model_errors_reach_boto3_as_modeled_exceptions(endpoint):
     assert response["ResponseMetadata"]["HTTPHeaders"]["x-amzn-errortype"] == (
         "ResourceNotFoundException"
     )
+
+
+def test_unknown_operation_names_what_is_implemented_never_the_target(endpoint):
+    client = rekognition(endpoint)
+    with pytest.raises(ClientError) as raised:
+        client.detect_labels(Image={"Bytes": b"not read"})
+    error = raised.value.response["Error"]
+    assert error["Code"] == "UnknownOperationException"
+    message = error["Message"]
+    assert message.startswith("The requested operation is not supported. facesearch implements: ")
+    assert all(name in message for name in OPERATIONS)
+    assert "DetectLabels" not in message
+    # A hostile header is not echoed either.
+    status, headers, payload = signed_post(endpoint, b"{}", "RekognitionService.<b>Hello</b>")
+    assert status == 400 and error_type(payload) == "UnknownOperationException"
+    assert "<b>" not in payload.decode() and "Hello" not in payload.decode()
+    assert botocore_error(status, headers, payload)["Message"] == message
 
 
 def test_constraint_violation_is_invalid_parameter(endpoint):

@@ -8,6 +8,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError, ParamValidationError
 
+from facesearch import contract
+
 
 def code(excinfo: pytest.ExceptionInfo[ClientError]) -> str:
     return excinfo.value.response["Error"]["Code"]
@@ -184,5 +186,10 @@ def test_the_client_has_boto3_s_meta_and_every_method(client) -> None:
     with pytest.raises(ClientError) as excinfo:
         client.detect_labels(Image={"Bytes": b"not read"})
     assert code(excinfo) == "UnknownOperationException"
-    assert "SearchUsersByImage" in excinfo.value.response["Error"]["Message"]
+    message = excinfo.value.response["Error"]["Message"]
+    # As the server's (tests/server/test_protocol.py), but naming the method called: it is trusted.
+    assert message.startswith(
+        "The operation DetectLabels is not supported. facesearch implements: "
+    )
+    assert all(name in message for name in contract.OPERATIONS)
     assert client.can_paginate("list_faces") and not client.can_paginate("detect_labels")

@@ -74,4 +74,7 @@ def test_every_face_of_a_crowd_is_accounted_for(client, mosaic: bytes) -> None:
     )
     searched = client.search_users_by_image(CollectionId="crowd", Image=image)
     assert len(searched["UnsearchedFaces"]) == detected - 1
-    assert all("FACE_NOT_LARGEST" in u["Reasons"] for u in searched["UnsearchedFaces"])
+    # The 2nd..100th largest are not the largest; the faces past the 100 largest exceed the limit.
+    reasons = [u["Reasons"][0] for u in searched["UnsearchedFaces"]]
+    assert reasons == ["FACE_NOT_LARGEST"] * 99 + ["EXCEEDS_MAX_FACES"] * (detected - 100)
+    assert all("FACE_NOT_LARGEST" not in u["Reasons"][1:] for u in searched["UnsearchedFaces"])

@@ -152,7 +152,7 @@ def test_search_faces_by_image(users, photo) -> None:
         CollectionId="staff", Image={"Bytes": photo("people/joe_biden/3.jpg")}
     )
     assert answer["FaceMatches"][0]["Face"]["UserId"] == "biden"
-    assert answer["SearchedFaceConfidence"] > 50
+    assert 99 < answer["SearchedFaceConfidence"] < 100  # a clear frontal face: 99.7
     assert set(answer["SearchedFaceBoundingBox"]) == {"Width", "Height", "Left", "Top"}
     with pytest.raises(client.exceptions.InvalidParameterException):
         client.search_faces_by_image(

@@ -9,6 +9,7 @@ import numpy as np
 from facesearch.errors import invalid_parameter, not_found
 from facesearch.service.context import Context
 from facesearch.service.details import bounding_box, face_detail, quality_reasons, stored_face
+from facesearch.service.faces import MAX_FACES_PER_IMAGE
 from facesearch.service.registry import operation
 from facesearch.service.scoring import collection_model, min_cosine, similarity, user_cosines
 from facesearch.service.users import get_user, user_vectors
@@ -167,12 +168,17 @@ def search_users_by_image(ctx: Context, params: dict[str, Any]) -> dict[str, Any
         "UserMatches": [],
         "FaceModelVersion": collection.face_model_version,
     }
+    # Of the 100 largest faces (the searched one among them), the others are not the largest;
+    # the faces past them are more than Rekognition looks at.
     unsearched = [
         {
             "FaceDetails": face_detail(other, None),
-            "Reasons": ["FACE_NOT_LARGEST", *quality_reasons(other, quality_filter)],
+            "Reasons": [
+                "FACE_NOT_LARGEST" if rank <= MAX_FACES_PER_IMAGE else "EXCEEDS_MAX_FACES",
+                *quality_reasons(other, quality_filter),
+            ],
         }
-        for other in others
+        for rank, other in enumerate(others, start=2)
     ]
     if face is not None:
         reasons = quality_reasons(face, quality_filter)

@@ -18,7 +18,7 @@ import numpy as np
 from facesearch.stages import stage
 from facesearch.vision import attributes, models
 from facesearch.vision.age_gender import AgeGenderEstimator
-from facesearch.vision.detector import DEFAULT_THREADS, Detection, YuNetDetector
+from facesearch.vision.detector import DEFAULT_THREADS, Detection, YuNetDetector, confidence
 from facesearch.vision.embedder import Embedder, SFaceEmbedder
 from facesearch.vision.face import Attributes, Box, Face, Point, Quality
 from facesearch.vision.face_models import CURRENT, FaceModel
@@ -298,7 +298,7 @@ class Analyzer:
                 )
         return Face(
             box=Box(left=x / width, top=y / height, width=w / width, height=h / height),
-            confidence=detection.score * 100.0,
+            confidence=confidence(detection.score),
             landmarks=mesh.landmarks(width, height),
             pose=pose,
             quality=Quality(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from facesearch.vision.detector import confidence
 from facesearch.vision.face import Face
 
 
@@ -24,7 +25,7 @@ class Shortfall(Enum):
 class QualityBar:
     """The least a face needs to pass one level."""
 
-    confidence: float  # detector confidence, 0..100
+    confidence: float  # Confidence (detector.confidence), 0..100
     min_side: float  # shorter side of the bounding box, pixels
     max_yaw: float  # degrees, absolute
     max_pitch: float
@@ -54,9 +55,11 @@ class QualityBar:
 
 # Bars set on the measured spread of the photo set (docs/vision.md): AUTO keeps every photo of
 # people/, LOW drops only what is barely a face, HIGH keeps frontal, well-lit, sharp, big faces.
+# The confidence bars are raw detector scores (0.6, the detector's own threshold, to 0.88) on the
+# calibrated scale: 67.4, 91.0, 98.0 and 99.4.
 QUALITY_BARS: dict[str, QualityBar] = {
-    "LOW": QualityBar(60.0, 16.0, 85.0, 70.0, 5.0, 99.5, 2.0, 0.0),
-    "AUTO": QualityBar(70.0, 20.0, 80.0, 60.0, 10.0, 99.0, 5.0, 0.0),
-    "MEDIUM": QualityBar(80.0, 40.0, 55.0, 40.0, 20.0, 97.0, 35.0, 0.05),
-    "HIGH": QualityBar(88.0, 64.0, 35.0, 25.0, 30.0, 95.0, 60.0, 0.5),
+    "LOW": QualityBar(confidence(0.60), 16.0, 85.0, 70.0, 5.0, 99.5, 2.0, 0.0),
+    "AUTO": QualityBar(confidence(0.70), 20.0, 80.0, 60.0, 10.0, 99.0, 5.0, 0.0),
+    "MEDIUM": QualityBar(confidence(0.80), 40.0, 55.0, 40.0, 20.0, 97.0, 35.0, 0.05),
+    "HIGH": QualityBar(confidence(0.88), 64.0, 35.0, 25.0, 30.0, 95.0, 60.0, 0.5),
 }

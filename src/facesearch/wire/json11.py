@@ -16,7 +16,7 @@ from typing import Any
 import pybase64
 from botocore.model import ListShape, MapShape, Shape, StructureShape
 
-from facesearch.contract import OPERATIONS, operation_model
+from facesearch.contract import OPERATIONS, operation_model, unsupported_operation
 from facesearch.model import service_model
 from facesearch.shapes import ShapeVisitor, reaches
 
@@ -38,9 +38,7 @@ def operation_from_target(target: str | None) -> str:
     prefix, _, name = (target or "").partition(".")
     if prefix != service_model().metadata["targetPrefix"] or name not in OPERATIONS:
         # The message names nothing from the request: the header is untrusted input.
-        raise ProtocolError(
-            "UnknownOperationException", "The requested operation is not supported."
-        )
+        raise ProtocolError("UnknownOperationException", unsupported_operation())
     return name
 
 
