@@ -266,8 +266,7 @@ class App:
                 operation, params, account_id=key.account_id, region=caller.region
             )
             extra = [
-                (name.encode(), value.encode())
-                for name, value in extension_headers(result).items()
+                (name.encode(), value.encode()) for name, value in extension_headers(result).items()
             ]
             return 200, encode_response(operation, result), None, extra
         except (AuthError, ProtocolError, RekognitionError) as error:
