@@ -148,9 +148,10 @@ def test_start_a_face_search_and_follow_its_progress(page: Any, live: tuple[str,
     seen: list[float] = []
     deadline = time.monotonic() + 240
     while row.get_attribute("data-status") == "IN_PROGRESS":
-        bar = row.locator("progress")
-        if bar.count():
-            share = float(bar.get_attribute("value") or "nan")
+        # Read at once: the row is redrawn at each poll.
+        value = row.evaluate("row => row.querySelector('progress')?.getAttribute('value')")
+        if value is not None:
+            share = float(value)
             if share > 0 and not any(earlier > 0 for earlier in seen):
                 screenshot(page, "videos-progress")  # the first drawn share above 0
             seen.append(share)
@@ -207,17 +208,56 @@ def test_a_finished_job_shows_its_persons_on_a_timeline(page: Any, live: tuple[s
     screenshot(page, "videos", full_page=True)
 
 
+def test_face_detections_and_a_failed_job(page: Any, live: tuple[str, Any]) -> None:
+    page.locator("#video-kind").select_option("StartFaceDetection")
+    assert page.locator("#video-collection").is_hidden()
+    page.locator("#video-attributes").select_option("ALL")
+    assert page.get_by_label("S3 bucket").input_value() == "clips"  # the last job's bucket
+    for name in ("noface_640x360.mp4", "street_640x360_vp9.webm", "phone_portrait_rotated.mp4"):
+        page.get_by_label("Object name").fill(name)
+        page.get_by_role("button", name="Start").click()
+        page.locator("tr[data-job]", has_text=name).wait_for()
+    empty = page.locator("tr[data-job]", has_text="noface_640x360.mp4")
+    vp9 = page.locator("tr[data-job]", has_text="street_640x360_vp9.webm")
+    vp9.locator("xpath=self::*[@data-status='FAILED']").wait_for(timeout=120_000)
+    # The job's StatusMessage says what is wrong.
+    assert "vp9" in vp9.locator(".job-status").inner_text().lower()
+    assert vp9.get_by_role("link", name="Results of street_640x360_vp9.webm").count() == 0
+    empty.locator("xpath=self::*[@data-status='SUCCEEDED']").wait_for(timeout=120_000)
+    empty.get_by_role("link", name="Results of noface_640x360.mp4").click()
+    page.get_by_text("No face was seen in this video.").wait_for()
+    assert "Face detection" in empty.inner_text()
+    # Faces are one row of the times they were seen, as many as boto3 gets.
+    phone = page.locator("tr[data-job]", has_text="phone_portrait_rotated.mp4")
+    phone.locator("xpath=self::*[@data-status='SUCCEEDED']").wait_for(timeout=120_000)
+    phone.get_by_role("link", name="Results of phone_portrait_rotated.mp4").click()
+    page.get_by_role("heading", name="Results: phone_portrait_rotated.mp4").wait_for()
+    faces = live[1].get_face_detection(JobId=phone.get_attribute("data-job"))["Faces"]
+    assert faces
+    row = page.locator(".timeline li.person")
+    assert row.count() == 1 and f"Faces {len(faces)} faces" in row.inner_text()
+    assert "360×640" in page.locator("#video-result").inner_text()  # the displayed orientation
+    # Back to the face search, whose timeline the next test reloads.
+    job = page.locator("tr[data-job]", has_text=CLIP)
+    job.get_by_role("link", name=f"Results of {CLIP}").click()
+    page.get_by_role("heading", name=f"Results: {CLIP}").wait_for()
+
+
 def test_the_jobs_outlive_a_reload_and_fit_a_phone(page: Any) -> None:
     page.reload()
     page.get_by_role("heading", name="Videos").wait_for()
-    page.locator("tr[data-job][data-status='SUCCEEDED']").wait_for()
+    page.locator("tr[data-job][data-status='SUCCEEDED']", has_text=CLIP).wait_for()
     page.locator(".timeline li.person").first.wait_for()
     page.set_viewport_size({"width": 390, "height": 844})
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.evaluate("window.scrollTo(0, 0)")
     screenshot(page, "phone-videos")
     page.set_viewport_size({"width": 1280, "height": 800})
-    # Forget drops the job from this browser's list.
+    # Forget drops a job from this browser's list.
+    assert page.locator("tr[data-job]").count() == 4
     page.get_by_role("button", name=f"Forget the job on {CLIP}").click()
-    page.get_by_text("No job started in this browser yet.").wait_for()
-    assert json.loads(page.evaluate("localStorage.getItem('facesearch.videoJobs')")) == []
+    page.locator("tr[data-job]", has_text=CLIP).wait_for(state="detached")
+    kept = json.loads(page.evaluate("localStorage.getItem('facesearch.videoJobs')"))
+    assert [job["name"] for job in kept] == [
+        "phone_portrait_rotated.mp4", "street_640x360_vp9.webm", "noface_640x360.mp4",
+    ]  # fmt: skip

@@ -1335,7 +1335,8 @@ async function showResult(job, answer) {
   const duration = Math.max(meta.DurationMillis || 0, ...items.map((item) => item.Timestamp + 1));
   const about = h("p", { className: "muted" },
     `${job.bucket}/${job.name} · ${seconds(meta.DurationMillis || 0)} · ${meta.FrameWidth}×${meta.FrameHeight} · ${meta.FrameRate} fps · ${meta.Codec}`);
-  const rows = key === "Persons" ? personRows(items) : [{ label: "Faces", note: plural(items.length, "face"), seen: items.map((f) => ({ at: f.Timestamp })) }];
+  const rows = key === "Persons" ? personRows(items)
+    : items.length ? [{ label: "Faces", note: plural(items.length, "face"), seen: items.map((f) => ({ at: f.Timestamp })) }] : [];
   result.replaceChildren(h("h2", { tabindex: "-1" }, `Results: ${job.name}`), about,
     rows.length ? timeline(rows, duration) : h("p", {}, key === "Persons" ? "Nobody was seen in this video." : "No face was seen in this video."));
   say(key === "Persons" ? `${plural(rows.length, "person")} seen in ${job.name}.` : `${plural(items.length, "face")} seen in ${job.name}.`);
