@@ -29,6 +29,7 @@ from facesearch.defaults import DEFAULT_ACCOUNT_ID
 from facesearch.errors import RekognitionError
 from facesearch.model import SERVICE_NAME, service_model
 from facesearch.service import RekognitionService
+from facesearch.service.video import extension_headers
 
 if TYPE_CHECKING:
     # boto3's stubs (mypy-boto3-rekognition): request and response types for type checkers.
@@ -95,12 +96,14 @@ class InProcessClient:
             # from_code gives the exception class (botocore-stubs say an instance).
             error_class = cast("type[ClientError]", self.exceptions.from_code(err.code))
             raise error_class(error_response, operation) from None
+        extra = extension_headers(response)
         response = {
             **response,
             "ResponseMetadata": {
                 "RequestId": request_id,
                 "HTTPStatusCode": 200,
-                "HTTPHeaders": {},
+                # facesearch's extension headers, as a server sends them (boto3 shows them here).
+                "HTTPHeaders": extra,
                 "RetryAttempts": 0,
             },
         }

@@ -42,7 +42,7 @@ from botocore.exceptions import (
 from botocore.loaders import Loader
 
 from facesearch import __version__
-from facesearch.cli import arguments, folder, help
+from facesearch.cli import arguments, folder, help, wait
 from facesearch.cli.caller import FacesearchCaller
 from facesearch.cli.embedded import Transport, warn_ineffective
 from facesearch.cli.output import OUTPUT_FORMATS
@@ -264,6 +264,7 @@ class FacesearchDriver(CLIDriver):
         self._transport = Transport(session)
         arguments.register(session, self._transport)
         folder.register(session, self._transport)
+        wait.register(session, self._transport)
         super().__init__(session=session)
 
     def _build_command_table(self) -> OrderedDict[str, Any]:

@@ -141,17 +141,22 @@ class Transport:
     def _answer(
         self, request: AWSPreparedRequest, data_dir: str | None, store: str | None
     ) -> AWSResponse:
+        extra: dict[str, str] = {}
         try:
             operation = json11.operation_from_target(_header(request, "X-Amz-Target"))
             params = json11.decode_request(operation, _body(request))
             # The default account: the one the library client and a server's local keys use.
             result = self._get_service(data_dir, store).call(operation, params)
+            from facesearch.service.video import extension_headers
+
+            extra = extension_headers(result)
             status, body = 200, json11.encode_response(operation, result)
         except RekognitionError as error:
             status, body = error.http_status, json11.encode_error(error.code, error.message)
         except json11.ProtocolError as error:
             status, body = error.http_status, json11.encode_error(error.code, error.message)
         headers = {
+            **extra,
             "Content-Type": json11.CONTENT_TYPE,
             "x-amzn-RequestId": str(uuid.uuid4()),
             "Content-Length": str(len(body)),

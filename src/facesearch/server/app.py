@@ -32,6 +32,7 @@ from facesearch.server import asgi
 from facesearch.server.asgi import (
     MAX_BODY_BYTES,
     BodyRefused,
+    Headers,
     Outcome,
     Receive,
     Scope,
@@ -43,6 +44,7 @@ from facesearch.server.lanes import ImageLane
 from facesearch.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from facesearch.server.metrics import Metrics
 from facesearch.server.throttle import DEFAULT_MAX_QUEUE, RateLimiter
+from facesearch.service.video import extension_headers
 from facesearch.shapes import reaches
 from facesearch.wire.json11 import (
     CONTENT_TYPE,
@@ -195,7 +197,8 @@ class App:
             return self.verifier.verify(method, raw_path, query, headers, body)
 
         outcome = await self.call(request_id, signer, target, body)
-        await _send(send, request_id, *outcome)
+        status, payload, code, extra = outcome
+        await _send(send, request_id, status, payload, code, extra=extra)
 
     async def call(
         self, request_id: str, authenticate: Callable[[], Caller], target: str | None, body: bytes
@@ -218,7 +221,7 @@ class App:
             error = RekognitionError(
                 "ThrottlingException", "Slow down; sudden increase in rate of requests."
             )
-            outcome = error.http_status, encode_error(error.code, error.message), error.code
+            outcome = error.http_status, encode_error(error.code, error.message), error.code, []
         else:
             self._image_calls += 1
             try:
@@ -232,7 +235,7 @@ class App:
                 )
             finally:
                 self._image_calls -= 1
-        status, _, code = outcome
+        status, _, code, _ = outcome
         if exchange.operation != "-":
             self.metrics.observe(exchange.operation, code, time.perf_counter() - started)
         _access_log(request_id, exchange, status, code, started)
@@ -262,11 +265,14 @@ class App:
             result = self.service.call(
                 operation, params, account_id=key.account_id, region=caller.region
             )
-            return 200, encode_response(operation, result), None
+            extra = [
+                (name.encode(), value.encode()) for name, value in extension_headers(result).items()
+            ]
+            return 200, encode_response(operation, result), None, extra
         except (AuthError, ProtocolError, RekognitionError) as error:
             if error.http_status >= 500:
                 log.warning("request %s: %s: %s", request_id, error.code, error.message)
-            return error.http_status, encode_error(error.code, error.message), error.code
+            return error.http_status, encode_error(error.code, error.message), error.code, []
         except Exception:
             # The details stay in the server's log; the client learns only the request id.
             log.exception("request %s: unexpected error", request_id)
@@ -274,6 +280,7 @@ class App:
                 500,
                 encode_error("InternalServerError", "Internal server error."),
                 "InternalServerError",
+                [],
             )
 
     async def _health(self, request_id: str, send: Send) -> None:
@@ -354,11 +361,13 @@ async def _send(
     content_type: str = CONTENT_TYPE,
     *,
     close: bool = False,
+    extra: Headers | None = None,
 ) -> None:
     headers = [
         (b"content-type", content_type.encode()),
         (b"content-length", str(len(payload)).encode()),
         (b"x-amzn-requestid", request_id.encode()),
+        *(extra or []),
     ]
     if error_code:
         headers.append((b"x-amzn-errortype", error_code.encode()))

@@ -11,8 +11,10 @@ from typing import Any
 Scope = dict[str, Any]
 Receive = Callable[[], Any]
 Send = Callable[[dict[str, Any]], Any]
-# What one call comes to: HTTP status, JSON 1.1 body, error code (None on success).
-Outcome = tuple[int, bytes, str | None]
+Headers = list[tuple[bytes, bytes]]
+# What one call comes to: HTTP status, JSON 1.1 body, error code (None on success) and
+# facesearch's extension headers (a running video job's progress).
+Outcome = tuple[int, bytes, str | None, Headers]
 
 # Fits CompareFaces, the largest request: two 5 MiB images, base64-encoded (4/3), plus JSON.
 MAX_BODY_BYTES = 16 * 1024 * 1024

@@ -36,6 +36,12 @@ MAX_JOBS_IN_PROGRESS = 20
 # GetFaceSearch / GetFaceDetection: MaxResults up to 1000, the default.
 MAX_RESULTS = 1000
 DEFAULT_THRESHOLD = 80.0
+# facesearch's extension: a running job's share done (percent) as a response header, since the
+# model's Get* responses have no such member (boto3 and the aws CLI ignore unknown headers).
+PROGRESS_HEADER = "x-facesearch-progress"
+# Where a handler leaves the extension headers for the front ends, which pop them off the result
+# before it is encoded (``extension_headers``): never a member of the response body.
+_HEADERS = "facesearch:headers"
 
 
 class VideoSource(Protocol):
@@ -172,7 +178,16 @@ def _job(ctx: Context, params: dict[str, Any], api: str) -> tuple[JobRecord, dic
         response["VideoMetadata"] = job.video_metadata
     if "JobTag" in job.params:
         response["JobTag"] = job.params["JobTag"]
+    if job.status in (WAITING, IN_PROGRESS):
+        response[_HEADERS] = {PROGRESS_HEADER: f"{100 * job.progress:.1f}"}
     return job, response
+
+
+def extension_headers(result: dict[str, Any]) -> dict[str, str]:
+    """Take facesearch's extension headers (``x-facesearch-progress``) off a service result,
+    leaving only the model's members; every front end sends them as HTTP headers."""
+    headers: dict[str, str] = result.pop(_HEADERS, {})
+    return headers
 
 
 def _results(

@@ -196,8 +196,12 @@ class Console:
 
         request_id = str(uuid.uuid4())
         target = header(scope, b"x-amz-target") or None
-        status, payload, code = await self._host.call(request_id, authenticate, target, body)
-        headers = [(b"x-amzn-requestid", request_id.encode()), *self._refresh(scope, session)]
+        status, payload, code, extra = await self._host.call(request_id, authenticate, target, body)
+        headers = [
+            (b"x-amzn-requestid", request_id.encode()),
+            *extra,
+            *self._refresh(scope, session),
+        ]
         if code:
             headers.append((b"x-amzn-errortype", code.encode()))
         await respond(send, status, payload, "application/x-amz-json-1.1", headers)

@@ -121,7 +121,8 @@ function idField(id, shape, what) {
 
 // ---- the API --------------------------------------------------------------------------------
 
-async function request(path, body, headers = {}) {
+// The parsed answer; with `withHeaders`, {document, headers} (the response's Headers).
+async function request(path, body, headers = {}, withHeaders = false) {
   const response = await fetch(path, {
     method: "POST",
     credentials: "same-origin",
@@ -141,7 +142,7 @@ async function request(path, body, headers = {}) {
     if (code === "MissingAuthenticationTokenException" && path === "api") showSignIn();
     throw error;
   }
-  return document_;
+  return withHeaders ? { document: document_, headers: response.headers } : document_;
 }
 
 /** Calls one Rekognition operation, e.g. api("ListFaces", {CollectionId: "staff"}). */
@@ -484,7 +485,7 @@ function route() {
     if (current) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
-  const views = { collections: rest.length ? () => collectionView(rest.join("/")) : collectionsView, search: searchView, detect: detectView, compare: compareView };
+  const views = { collections: rest.length ? () => collectionView(rest.join("/")) : collectionsView, search: searchView, detect: detectView, compare: compareView, videos: () => videosView(rest.join("/")) };
   (views[section] || collectionsView)();
   main.querySelector("h1")?.focus();
 }
@@ -1163,6 +1164,237 @@ function compareView() {
   }) }, "Compare");
   main.replaceChildren(heading("Compare faces"), h("div", { className: "pair" }, ...zones),
     h("div", { className: "form" }, h("label", { for: "compare-threshold" }, "Similarity threshold", threshold), compare), results);
+}
+
+// ---- stored video ---------------------------------------------------------------------------
+
+// Rekognition has no ListJobs: the JobIds this browser started are kept here, newest first.
+const JOBS_KEY = "facesearch.videoJobs";
+const MAX_KEPT_JOBS = 50;
+const POLL_MS = 2000;
+const GET_OPERATION = { StartFaceSearch: "GetFaceSearch", StartFaceDetection: "GetFaceDetection" };
+
+function keptJobs() {
+  try {
+    const jobs = JSON.parse(localStorage.getItem(JOBS_KEY) || "[]");
+    return Array.isArray(jobs) ? jobs.filter((job) => job && GET_OPERATION[job.api] && job.jobId) : [];
+  } catch {
+    return [];
+  }
+}
+
+function keepJobs(jobs) {
+  localStorage.setItem(JOBS_KEY, JSON.stringify(jobs.slice(0, MAX_KEPT_JOBS)));
+}
+
+function seconds(ms) {
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
+// A job's status and, while it runs, its progress: facesearch's x-facesearch-progress header
+// (docs/video-jobs.md), as the answer's body is Rekognition's.
+async function jobStatus(job) {
+  const { document: answer, headers } = await request("api", { JobId: job.jobId, MaxResults: 1 },
+    { "X-Amz-Target": `RekognitionService.${GET_OPERATION[job.api]}` }, true);
+  const progress = headers.get("x-facesearch-progress");
+  return { answer, progress: progress === null ? null : Number(progress) };
+}
+
+// Videos: start a face search or detection on an S3 object, the jobs started here, a job's
+// persons on a timeline.
+async function videosView(shownJobId) {
+  const kind = h("select", { id: "video-kind" },
+    h("option", { value: "StartFaceSearch" }, "Face search (who appears, and when)"),
+    h("option", { value: "StartFaceDetection" }, "Face detection (every face, and when)"));
+  const bucket = h("input", { type: "text", id: "video-bucket", required: true, spellcheck: "false", autocomplete: "off",
+    value: keptJobs()[0]?.bucket || "" });
+  const name = h("input", { type: "text", id: "video-name", required: true, spellcheck: "false", autocomplete: "off", placeholder: "lobby/2024-05-01.mp4" });
+  const picker = h("span");
+  const threshold = h("input", { type: "number", id: "video-threshold", min: "0", max: "100", step: "any", value: "80", required: true });
+  const attributes = h("select", { id: "video-attributes" },
+    h("option", { value: "DEFAULT" }, "DEFAULT"), h("option", { value: "ALL" }, "ALL"));
+  const searchOnly = h("span", { className: "form-group" },
+    h("label", { for: "video-collection" }, "Collection", picker),
+    h("label", { for: "video-threshold" }, "Face match threshold", threshold));
+  const detectOnly = h("span", { className: "form-group" },
+    h("label", { for: "video-attributes" }, "Face attributes", attributes));
+  const startButton = h("button", { type: "submit" }, "Start");
+  const form = h("form", { className: "form", "aria-label": "New video job" },
+    h("label", { for: "video-kind" }, "Job", kind),
+    h("label", { for: "video-bucket" }, "S3 bucket", bucket),
+    h("label", { for: "video-name" }, "Object name", name),
+    searchOnly, detectOnly, startButton);
+  const showKind = () => {
+    searchOnly.hidden = kind.value !== "StartFaceSearch";
+    detectOnly.hidden = !searchOnly.hidden;
+  };
+  kind.addEventListener("change", showKind);
+  showKind();
+  const jobsList = h("div", { id: "video-jobs" });
+  const result = h("section", { id: "video-result", "aria-live": "polite" });
+  main.replaceChildren(heading("Videos"),
+    h("p", { className: "muted" }, "Stored-video jobs read an H.264 MP4 or MOV object from S3 (or a folder the server names as a bucket)."),
+    form, h("h2", {}, "Jobs started in this browser"), jobsList, result);
+  picker.replaceWith(await collectionPicker("video-collection"));
+
+  // Each job's last answer, by JobId, and whether this view is still shown.
+  const states = new Map();
+  let timer = null;
+  let left = false;
+  cleanups.push(() => { left = true; clearTimeout(timer); });
+
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    act(startButton, async () => {
+      const video = { S3Object: { Bucket: bucket.value.trim(), Name: name.value.trim() } };
+      const api_ = kind.value;
+      let params;
+      if (api_ === "StartFaceSearch") {
+        const collectionId = $("#video-collection")?.value;
+        if (!collectionId) throw new Error("Create a collection first.");
+        if (!threshold.checkValidity()) throw new Error("The face match threshold is a number from 0 to 100.");
+        params = { Video: video, CollectionId: collectionId, FaceMatchThreshold: Number(threshold.value) };
+      } else {
+        params = { Video: video, FaceAttributes: attributes.value };
+      }
+      const { JobId: jobId } = await api(api_, params);
+      const job = { jobId, api: api_, bucket: video.S3Object.Bucket, name: video.S3Object.Name,
+        collectionId: params.CollectionId || null, started: Date.now() };
+      keepJobs([job, ...keptJobs().filter((j) => j.jobId !== jobId)]);
+      say(`Job started: ${video.S3Object.Name}.`);
+      await refresh();
+    });
+  });
+
+  async function refresh() {
+    clearTimeout(timer);
+    const jobs = keptJobs();
+    await Promise.all(jobs.map(async (job) => {
+      const known = states.get(job.jobId);
+      if (known && known.answer && known.answer.JobStatus !== "IN_PROGRESS") return;
+      try {
+        states.set(job.jobId, await jobStatus(job));
+      } catch (error) {
+        states.set(job.jobId, { error });
+      }
+    }));
+    if (left) return;
+    showJobs(jobs);
+    if (jobs.some((job) => states.get(job.jobId)?.answer?.JobStatus === "IN_PROGRESS")) {
+      timer = setTimeout(refresh, POLL_MS);
+    }
+    const shown = jobs.find((job) => job.jobId === shownJobId);
+    if (shown && states.get(shown.jobId)?.answer?.JobStatus === "SUCCEEDED" && !result.dataset.job) {
+      result.dataset.job = shown.jobId;
+      await act(null, () => showResult(shown, states.get(shown.jobId).answer));
+    } else if (shown && !result.dataset.job) {
+      result.replaceChildren(h("p", { className: "muted" }, "The results are shown when the job has succeeded."));
+    }
+  }
+
+  function showJobs(jobs) {
+    if (!jobs.length) {
+      jobsList.replaceChildren(h("p", { className: "muted" }, "No job started in this browser yet."));
+      return;
+    }
+    const rows = jobs.map((job) => {
+      const state = states.get(job.jobId) || {};
+      const status = state.error ? (state.error.code === "ResourceNotFoundException" ? "not found (expired, or another account's)" : `error: ${state.error.message}`)
+        : state.answer.JobStatus;
+      const share = state.progress ?? 0;
+      const progressCell = state.answer?.JobStatus === "IN_PROGRESS"
+        ? h("td", {}, h("progress", { max: "100", value: String(share), "aria-label": `Progress of ${job.name}` }), ` ${share.toFixed(0)}%`)
+        : h("td", {}, state.answer?.JobStatus === "SUCCEEDED" ? "100%" : "");
+      const forget = h("button", { type: "button", className: "secondary", "aria-label": `Forget the job on ${job.name}`,
+        onclick: () => { keepJobs(keptJobs().filter((j) => j.jobId !== job.jobId)); states.delete(job.jobId); refresh(); } }, "Forget");
+      const open = state.answer?.JobStatus === "SUCCEEDED"
+        ? h("a", { href: `#/videos/${encodeURIComponent(job.jobId)}`, "aria-label": `Results of ${job.name}` }, "Results")
+        : null;
+      return h("tr", { dataset: { job: job.jobId, status: state.answer?.JobStatus || "ERROR" } },
+        h("td", {}, `${job.bucket}/${job.name}`),
+        h("td", {}, job.api === "StartFaceSearch" ? `Face search in ${job.collectionId}` : "Face detection"),
+        h("td", {}, formatTime(job.started / 1000)),
+        h("td", { className: "job-status" }, status, state.answer?.StatusMessage ? h("div", { className: "muted" }, state.answer.StatusMessage) : null),
+        progressCell,
+        h("td", { className: "actions" }, open, " ", forget));
+    });
+    jobsList.replaceChildren(table(["Video", "Job", "Started", "Status", "Progress", ""], rows));
+  }
+
+  await refresh();
+}
+
+// A finished job: every result (all pages), grouped into a timeline.
+async function showResult(job, answer) {
+  const result = $("#video-result");
+  const operation = GET_OPERATION[job.api];
+  const key = job.api === "StartFaceSearch" ? "Persons" : "Faces";
+  say(`Loading the results of ${job.name}…`);
+  const items = await listAll(operation, { JobId: job.jobId, ...(key === "Persons" ? { SortBy: "INDEX" } : {}) }, key, 100000);
+  const meta = answer.VideoMetadata || {};
+  const duration = Math.max(meta.DurationMillis || 0, ...items.map((item) => item.Timestamp + 1));
+  const about = h("p", { className: "muted" },
+    `${job.bucket}/${job.name} · ${seconds(meta.DurationMillis || 0)} · ${meta.FrameWidth}×${meta.FrameHeight} · ${meta.FrameRate} fps · ${meta.Codec}`);
+  const rows = key === "Persons" ? personRows(items)
+    : items.length ? [{ label: "Faces", note: plural(items.length, "face"), seen: items.map((f) => ({ at: f.Timestamp })) }] : [];
+  result.replaceChildren(h("h2", { tabindex: "-1" }, `Results: ${job.name}`), about,
+    rows.length ? timeline(rows, duration) : h("p", {}, key === "Persons" ? "Nobody was seen in this video." : "No face was seen in this video."));
+  say(key === "Persons" ? `${plural(rows.length, "person")} seen in ${job.name}.` : `${plural(items.length, "face")} seen in ${job.name}.`);
+}
+
+// One row per Person.Index: when they were seen, their best matched users and similarities.
+function personRows(persons) {
+  const byIndex = new Map();
+  for (const item of persons) {
+    const index = item.Person?.Index ?? 0;
+    if (!byIndex.has(index)) byIndex.set(index, []);
+    byIndex.get(index).push(item);
+  }
+  return [...byIndex.entries()].sort((a, b) => a[0] - b[0]).map(([index, seen]) => {
+    const users = new Map();
+    for (const item of seen) {
+      for (const match of item.FaceMatches || []) {
+        const user = match.Face?.UserId || `face ${match.Face?.FaceId}`;
+        users.set(user, Math.max(users.get(user) ?? 0, match.Similarity));
+      }
+    }
+    const matched = [...users.entries()].sort((a, b) => b[1] - a[1]);
+    return {
+      label: `Person ${index}`,
+      matched: matched.length > 0,
+      note: matched.length ? matched.map(([user, similarity]) => `${user} (${similarity.toFixed(1)})`).join(", ") : "not matched",
+      seen: seen.map((item) => ({ at: item.Timestamp, similarity: item.FaceMatches?.[0]?.Similarity })),
+    };
+  });
+}
+
+// Timestamps within a second of each other make one stretch: [[from, to], ...].
+function stretches(times) {
+  const sorted = [...times].sort((a, b) => a - b);
+  const runs = [];
+  for (const at of sorted) {
+    const last = runs[runs.length - 1];
+    if (last && at - last[1] <= 1000) last[1] = at;
+    else runs.push([at, at]);
+  }
+  return runs;
+}
+
+function timeline(rows, duration) {
+  const ticks = [0, 0.25, 0.5, 0.75, 1].map((share) => h("span", { style: { left: `${share * 100}%` } }, seconds(share * duration)));
+  return h("ol", { className: "timeline", "aria-label": "Timeline" },
+    h("li", { className: "ruler", "aria-hidden": "true" }, h("span", { className: "who-seen" }), h("span", { className: "track" }, ticks)),
+    rows.map((row) => {
+      const runs = stretches(row.seen.map((s) => s.at));
+      const when = runs.map(([from, to]) => (from === to ? seconds(from) : `${seconds(from)}–${seconds(to)}`)).join(", ");
+      return h("li", { className: `person${row.matched === false ? " unmatched" : ""}` },
+        h("span", { className: "who-seen" }, h("strong", {}, row.label), " ",
+          h("span", { className: row.matched === false ? "muted" : "users" }, row.note),
+          h("span", { className: "seen" }, `Seen at ${when}`)),
+        h("span", { className: "track", "aria-hidden": "true" },
+          runs.map(([from, to]) => h("span", { className: "stretch", title: from === to ? seconds(from) : `${seconds(from)}–${seconds(to)}`,
+            style: { left: `${(100 * from) / duration}%`, width: `max(3px, ${(100 * (to - from)) / duration}%)` } }))));
+    }));
 }
 
 // ---- start ----------------------------------------------------------------------------------
