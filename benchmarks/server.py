@@ -195,7 +195,7 @@ def start_server(data_dir: Path, threads: int) -> tuple[subprocess.Popen[bytes],
     port = free_port()
     env = {**os.environ, "FACESEARCH_ACCESS_KEY_ID": KEY_ID, "FACESEARCH_SECRET_ACCESS_KEY": SECRET}
     command = [
-        sys.executable, "-m", "facesearch.cli.main", "serve", "--port", str(port),
+        sys.executable, "-m", "facesearch.main", "serve", "--port", str(port),
         "--data-dir", str(data_dir), "--threads", str(threads), "--log-level", "warning",
     ]  # fmt: skip
     # The access log is written (its cost is the server's) but not shown.

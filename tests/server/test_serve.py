@@ -53,7 +53,7 @@ def test_refuses_to_start(tmp_path: Path, options: list[str], message: str) -> N
     cert = tmp_path / "cert.pem"
     cert.write_text("not a certificate")
     result = subprocess.run(
-        [sys.executable, "-m", "facesearch.cli.main", "serve"]
+        [sys.executable, "-m", "facesearch.main", "serve"]
         + [option.format(cert=cert) for option in options],
         env=clean_env(),
         capture_output=True,
@@ -72,7 +72,7 @@ def test_a_port_in_use_is_named_without_a_traceback(tmp_path: Path) -> None:
         port = taken.getsockname()[1]
         command = ["serve", "--port", str(port), "--data-dir", str(tmp_path)]
         result = subprocess.run(
-            [sys.executable, "-m", "facesearch.cli.main", *command],
+            [sys.executable, "-m", "facesearch.main", *command],
             env=clean_env(),
             capture_output=True,
             text=True,

@@ -70,7 +70,7 @@ def start_serve(
     port = free_port()
     env = {**os.environ, "FACESEARCH_ACCESS_KEY_ID": key_id, "FACESEARCH_SECRET_ACCESS_KEY": secret}
     command = [
-        sys.executable, "-m", "facesearch.cli.main", "serve", "--port", str(port),
+        sys.executable, "-m", "facesearch.main", "serve", "--port", str(port),
         "--data-dir", str(data_dir), "--log-level", "warning",
     ]  # fmt: skip
     with log_path.open("wb") as log:

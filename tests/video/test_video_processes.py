@@ -91,7 +91,7 @@ def test_a_job_of_a_killed_server_is_finished_by_another(
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "facesearch.cli.main", *args],
+        [sys.executable, "-m", "facesearch.main", *args],
         env=env,
         capture_output=True,
         text=True,

@@ -1,4 +1,6 @@
-"""Entry point of the ``facesearch`` command."""
+"""Entry point of the ``facesearch`` program: it picks the part a command line is for, the
+server (``serve``), the models' setup, the warm process or a Rekognition operation (cli/), so
+that neither front end imports the other."""
 
 from __future__ import annotations
 
