@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -15,7 +12,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from support.serve import free_port, wait_for_url
+from support.moto import moto_server
 
 import facesearch
 
@@ -70,38 +67,11 @@ class Store:
             self.moto_api("/moto-api/reset-auth", b"inf")
 
 
-def _moto_server() -> str:
-    beside = Path(sys.executable).with_name("moto_server")
-    found = str(beside) if beside.exists() else shutil.which("moto_server")
-    if not found:
-        pytest.fail("moto_server not found: install the dev dependencies (moto[server])")
-    return found
-
-
 @pytest.fixture(scope="session")
 def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``moto_server`` on a free loopback port for the whole session."""
-    port = free_port()
-    log = (tmp_path_factory.mktemp("moto") / "moto.log").open("wb")
-    process = subprocess.Popen(
-        [_moto_server(), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_url(
-            endpoint + "/moto-api/data.json", process, 30, f"moto_server (log: {log.name})"
-        )
+    with moto_server(tmp_path_factory.mktemp("moto") / "moto.log") as endpoint:
         yield endpoint
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 @pytest.fixture(scope="session")

@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from support.serve import free_port, wait_for_url
+from support.moto import moto_server
 
 from video.clips import BUCKET, S3_KEY_ID, S3_SECRET
 
@@ -41,18 +38,7 @@ def clips(videos_dir: Path) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def s3_endpoint(tmp_path_factory: pytest.TempPathFactory, videos_dir: Path) -> Iterator[str]:
     """moto_server on a free loopback port, its bucket holding every clip."""
-    beside = Path(sys.executable).with_name("moto_server")
-    program = str(beside) if beside.exists() else shutil.which("moto_server")
-    if not program:
-        pytest.fail("moto_server not found: install the dev dependencies (moto[server])")
-    port = free_port()
-    log = (tmp_path_factory.mktemp("moto") / "moto.log").open("wb")
-    process = subprocess.Popen(
-        [program, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_url(endpoint + "/moto-api/data.json", process, 30, "moto_server")
+    with moto_server(tmp_path_factory.mktemp("moto") / "moto.log") as endpoint:
         s3 = boto3.client(
             "s3",
             endpoint_url=endpoint,
@@ -65,14 +51,6 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory, videos_dir: Path) -> I
             if path.suffix in (".mp4", ".mov", ".webm"):
                 s3.upload_file(str(path), BUCKET, path.name)
         yield endpoint
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 @pytest.fixture(scope="module")

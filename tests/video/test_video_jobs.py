@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -247,8 +248,11 @@ def test_a_finished_job_publishes_its_completion_to_sns(client: Any, s3_env: str
     )
     sns = session.client("sns", endpoint_url=s3_env)
     sqs = session.client("sqs", endpoint_url=s3_env)
-    topic = sns.create_topic(Name="AmazonRekognitionJobs")["TopicArn"]
-    queue = sqs.create_queue(QueueName="rekognition-jobs")["QueueUrl"]
+    # Names of this run's own: moto_server outlives the test, and a message received but not
+    # deleted by the other store's run comes back.
+    unique = uuid.uuid4().hex[:8]
+    topic = sns.create_topic(Name=f"AmazonRekognitionJobs-{unique}")["TopicArn"]
+    queue = sqs.create_queue(QueueName=f"rekognition-jobs-{unique}")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
