@@ -55,6 +55,11 @@ SMOKE = {
         ["--smoke"],
         [r"slow heads open \d+/50", r"cut off after \d+ MiB", r"exited with 0 after [\d.]+ s"],
     ),
+    "pose": (
+        "pose",
+        ["--smoke"],
+        [r"^ +left +found +\d+/\d+ +yaw +-?[\d.]+", r"faces: \|yaw change\|"],
+    ),
     "scale-sqlite": (
         "scale",
         ["--store", "sqlite", "--faces", "1200", "--people", "2", "--repeat", "2"],
