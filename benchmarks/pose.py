@@ -31,6 +31,7 @@ from PIL import Image
 from facesearch.vision import analyzer as analyzer_module
 from facesearch.vision import get_analyzer
 from facesearch.vision.face import Face, Pose
+from facesearch.vision.image import sniff_format
 from facesearch.vision.pose import believable, face_pose, head_pose
 
 FACES_POSE = Path(os.environ.get("FACESEARCH_POSE_PHOTOS", SHARED / "faces-pose"))
@@ -166,7 +167,8 @@ def main() -> None:
     print(f"load average {os.getloadavg()[0]:.2f}; faces-pose at {FACES_POSE}, faces/ at {FACES}")
     photos = pose_photos(per_pose)
     rows = person_rows(FACES, per_pose)
-    frontal = [(FACES / r["path"]).read_bytes() for r in rows]
+    readable = (f.read_bytes() for f in (FACES / r["path"] for r in rows))
+    frontal = [data for data in readable if sniff_format(data[:16])]  # a WebP named .jpg: out
     for label, rule in (
         ("previous release: mesh, else asin(2 x nose offset)", previous_pose),
         ("this release: mesh, its yaw past 30 and unbelieved meshes from the 3D fit", face_pose),
