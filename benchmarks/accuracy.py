@@ -12,8 +12,10 @@ calibration as the baseline of the same run:
 then the user-scoring levers, what each QualityFilter on the searched face does, the false-match
 rate per search at 80/90/95/99 for galleries of 100 to 100,000 users (measured up to 2,000, the
 most faces-calib allows with strangers left over; the scale's own figure, 1-(1-FMR)^faces,
-beyond), and a DET plot. ``--smoke``: the same on a few photos (photoset.SMOKE_PHOTOS) with
-galleries to match (SMOKE_SIZES), figures meaningless.
+beyond), and a DET plot; then faces-pose by head pose (each person enrolled from their
+``straight_*_open`` photos; rank-1 and found at 80 for left, right, up and sunglasses).
+``--smoke``: the same on a few photos (photoset.SMOKE_PHOTOS, SMOKE_POSE_PEOPLE) with galleries
+to match (SMOKE_SIZES), figures meaningless.
 
     .venv/bin/python benchmarks/accuracy.py [--plot docs/accuracy-det.png] [--smoke]
 """
