@@ -143,7 +143,9 @@ def crops(frontal: list[bytes]) -> None:
         x, y = box.left * whole.width, box.top * whole.height
         left, top = int(max(0, x - w)), int(max(0, y - h))
         right, bottom = int(min(whole.width, x + 2 * w)), int(min(whole.height, y + 2 * h))
-        crop = largest(png(image.crop((left, top, right, bottom))))
+        cut = io.BytesIO()  # as JPEG: a large photo's crop as PNG can pass Rekognition's 5 MB
+        image.crop((left, top, right, bottom)).save(cut, "JPEG", quality=95)
+        crop = largest(cut.getvalue())
         if crop is not None:
             face = whole.faces[0].pose
             moves.append((abs(crop.pose.yaw - face.yaw), abs(crop.pose.pitch - face.pitch)))
