@@ -173,7 +173,7 @@ def main() -> None:
     frontal = [data for data in readable if sniff_format(data[:16])]  # a WebP named .jpg: out
     for label, rule in (
         ("previous release: mesh, else asin(2 x nose offset)", previous_pose),
-        ("this release: mesh, its yaw past 30 and unbelieved meshes from the 3D fit", face_pose),
+        ("this release: mesh, its yaw blended into the 3D fit's from 30, else the fit", face_pose),
     ):
         with picking(rule):
             print(f"\n{label}; faces-pose upscaled {ZOOM}x:")

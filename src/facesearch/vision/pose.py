@@ -48,9 +48,11 @@ MEAN_FACE = np.array(
         [0.435, -1.07, 0.09],
     ]
 )
-# Beyond this mesh yaw the fit's yaw is taken (same sign): the mesh flattens strong turns
-# (faces-pose left/right, turned 60-90 degrees: mesh median 44/-45, the fit 53/-59).
-MESH_YAW_LIMIT = 30.0
+# From the first to the second mesh |yaw| the reported yaw moves from the mesh's to the fit's
+# (when they turn the same way): the mesh flattens strong turns (faces-pose left/right, turned
+# 60-90 degrees: mesh median 44/-45, the fit 53/-59; with the blend 52/-55), and a blend keeps
+# a face near a quality bar from jumping across it with a degree more of mesh yaw.
+MESH_YAW_BLEND = (30.0, 45.0)
 
 # The focal length in eye gaps (a face about 1.3 m away): with the image's size instead, the fit
 # of the same points moved by up to 50 degrees of Pitch between a faces/ photo and a crop of it
@@ -95,14 +97,17 @@ def pose_from_five_points(points: np.ndarray, width: int, height: int) -> Pose:
 
 def face_pose(mesh_points: np.ndarray, points: np.ndarray, width: int, height: int) -> Pose:
     """The Pose of a face from its mesh and the detector's five points: the mesh's when it is
-    believable, with the fit's yaw past MESH_YAW_LIMIT; else the five points' fit."""
+    believable, its yaw blended into the fit's over MESH_YAW_BLEND; else the five points' fit."""
     mesh = head_pose(mesh_points)
     if not believable(mesh, points):
         return pose_from_five_points(points, width, height)
-    if abs(mesh.yaw) >= MESH_YAW_LIMIT:
+    start, end = MESH_YAW_BLEND
+    if abs(mesh.yaw) > start:
         fit = pose_from_five_points(points, width, height)
         if fit.yaw * mesh.yaw > 0:
-            return Pose(roll=mesh.roll, yaw=fit.yaw, pitch=mesh.pitch)
+            weight = min(1.0, (abs(mesh.yaw) - start) / (end - start))
+            yaw = (1 - weight) * mesh.yaw + weight * fit.yaw
+            return Pose(roll=mesh.roll, yaw=yaw, pitch=mesh.pitch)
     return mesh
 
 
