@@ -28,8 +28,8 @@ import numpy as np
 from photoset import FACES, SHARED, person_rows
 from PIL import Image
 
+from facesearch.vision import ImageError, get_analyzer
 from facesearch.vision import analyzer as analyzer_module
-from facesearch.vision import get_analyzer
 from facesearch.vision.face import Face, Pose
 from facesearch.vision.image import sniff_format
 from facesearch.vision.pose import believable, face_pose, head_pose
@@ -145,7 +145,10 @@ def crops(frontal: list[bytes]) -> None:
         right, bottom = int(min(whole.width, x + 2 * w)), int(min(whole.height, y + 2 * h))
         cut = io.BytesIO()  # as JPEG: a large photo's crop as PNG can pass Rekognition's 5 MB
         image.crop((left, top, right, bottom)).save(cut, "JPEG", quality=95)
-        crop = largest(cut.getvalue())
+        try:
+            crop = largest(cut.getvalue())
+        except ImageError:  # a small face's crop, under Rekognition's 80 px
+            continue
         if crop is not None:
             face = whole.faces[0].pose
             moves.append((abs(crop.pose.yaw - face.yaw), abs(crop.pose.pitch - face.pitch)))
