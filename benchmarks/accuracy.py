@@ -12,8 +12,10 @@ calibration as the baseline of the same run:
 then the user-scoring levers, what each QualityFilter on the searched face does, the false-match
 rate per search at 80/90/95/99 for galleries of 100 to 100,000 users (measured up to 2,000, the
 most faces-calib allows with strangers left over; the scale's own figure, 1-(1-FMR)^faces,
-beyond), and a DET plot. ``--smoke``: the same on a few photos (photoset.SMOKE_PHOTOS) with
-galleries to match (SMOKE_SIZES), figures meaningless.
+beyond), and a DET plot; then faces-pose by head pose (each person enrolled from their
+``straight_*_open`` photos; rank-1 and found at 80 for left, right, up and sunglasses).
+``--smoke``: the same on a few photos (photoset.SMOKE_PHOTOS, SMOKE_POSE_PEOPLE) with galleries
+to match (SMOKE_SIZES), figures meaningless.
 
     .venv/bin/python benchmarks/accuracy.py [--plot docs/accuracy-det.png] [--smoke]
 """
@@ -21,16 +23,19 @@ galleries to match (SMOKE_SIZES), figures meaningless.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from calibrate import pair_cosines
-from photoset import FACES_CALIB, PROBE_FILTERS, REPO, SMOKE_PHOTOS, LabelledFaces, load
+from photoset import CACHE, FACES_CALIB, PROBE_FILTERS, REPO, SMOKE_PHOTOS, LabelledFaces, load
+from pose import FACES_POSE, ZOOM, pose_rows, zoomed
 
 from facesearch.service.search import USER_CANDIDATE_MARGIN
-from facesearch.vision import CURRENT, FACE_MODELS
+from facesearch.vision import CURRENT, FACE_MODELS, FaceModel, face_model, get_analyzer
 from facesearch.vision.similarity import Calibration, fmr_of_similarity
 
 USERS = 1000
@@ -41,6 +46,9 @@ GALLERY_SIZES = (100, 1000, 2000, 10_000, 100_000)
 MEASURABLE = 2000
 # USERS, GALLERY_SIZES and MEASURABLE of a --smoke run, for the few people of its sample.
 SMOKE_SIZES = (5, (2, 4, 1000), 4)
+# faces-pose's probe groups: eyes open at each turned pose, and sunglasses at any pose.
+POSE_GROUPS = ("left", "right", "up", "sunglasses")
+SMOKE_POSE_PEOPLE = 2  # people of faces-pose in a --smoke run (this release's model only)
 # The previous release: its face model, scored users by their best face, with this map (knots
 # fitted on 30 people of faces/). The baseline.
 PREVIOUS_VERSION = "facesearch-sface-2021dec-int8bq/1"
@@ -135,6 +143,76 @@ def per_search_fmr(faces: LabelledFaces, size: int, cosines: list[float]) -> lis
         hits += [(best >= c).sum() for c in cosines]
         total += len(best)
     return list(hits / total)
+
+
+def _embed_pose_photo(job: tuple[str, str]) -> np.ndarray | None:
+    path, version = job
+    faces = get_analyzer().analyze(zoomed(path), face_model=face_model(version)).faces
+    return faces[0].embedding if faces else None
+
+
+def load_pose(
+    model: FaceModel, people: int | None = None
+) -> tuple[list[dict[str, str]], np.ndarray]:
+    """faces-pose's manifest rows with a face (of the first ``people`` people, else all) and
+    their embeddings, upscaled ZOOM times; cached beside photoset's (in one process for a few)."""
+    rows = pose_rows()
+    if people is not None:
+        rows = [r for r in rows if r["identity"] in sorted({r["identity"] for r in rows})[:people]]
+    listed = f"{ZOOM}" + "".join(r["path"] for r in rows)
+    manifest = (FACES_POSE / "manifest.csv").read_bytes()
+    key = hashlib.sha1(manifest + listed.encode()).hexdigest()[:12]
+    cache = CACHE / f"faces-pose-{model.version.replace('/', '_')}-{key}.npz"
+    if cache.exists():
+        with np.load(cache) as stored:
+            kept, embeddings = stored["kept"], stored["embeddings"]
+    else:
+        work = [(r["path"], model.version) for r in rows]
+        if people is None:
+            with ProcessPoolExecutor(2) as pool:
+                results = list(pool.map(_embed_pose_photo, work, chunksize=16))
+        else:
+            results = [_embed_pose_photo(job) for job in work]
+        kept = np.array([out is not None for out in results])
+        embeddings = np.stack([out for out in results if out is not None]).astype(np.float32)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, kept=kept, embeddings=embeddings)
+    return [r for r, k in zip(rows, kept, strict=True) if k], embeddings
+
+
+def pose_search(model: FaceModel, people: int | None = None) -> None:
+    """faces-pose: every person enrolled from their ``straight_*_open`` faces, searched with the
+    rest; rank-1 and found at 80 per probe group (and what the faces-pose photos missed)."""
+    rows, embeddings = load_pose(model, people)
+    faces = LabelledFaces(
+        paths=np.array([r["path"] for r in rows]),
+        identities=np.array([r["identity"] for r in rows]),
+        embeddings=embeddings,
+        passes=np.ones((len(rows), len(PROBE_FILTERS)), bool),
+    )
+    names = sorted({r["identity"] for r in rows})
+    enrolled = [
+        [i for i, r in enumerate(rows) if r["identity"] == n and r["pose"] == "straight"
+         and r["eyes"] == "open"]
+        for n in names
+    ]  # fmt: skip
+    bar = model.calibration.min_cosine(80)
+    cells = []
+    for group in POSE_GROUPS:
+        probes = [
+            i
+            for i, r in enumerate(rows)
+            if (r["eyes"] == "sunglasses" if group == "sunglasses" else
+                (r["pose"] == group and r["eyes"] == "open"))
+        ]  # fmt: skip
+        scores = user_scores(faces, enrolled, probes)
+        users = np.array([names.index(rows[i]["identity"]) for i in probes])
+        own = scores[np.arange(len(probes)), users].copy()
+        scores[np.arange(len(probes)), users] = -2.0
+        other = scores.max(axis=1)
+        rank1, found = (own > other).mean(), ((own >= bar) & (own > other)).mean()
+        cells.append(f"{group} {rank1:5.1%} / {found:5.1%} ({len(probes)})")
+    print(f"  {model.version}: " + ";  ".join(cells))
 
 
 def summary(label: str, outcome: Outcome, calibration: Calibration) -> None:
@@ -276,6 +354,14 @@ def main() -> None:
     )
     plot(plot_path, outcomes, pairs)
     print(f"\nDET plot: {plot_path}")
+
+    people = SMOKE_POSE_PEOPLE if args.smoke else None
+    print(
+        f"\nTurned heads and sunglasses: faces-pose ({FACES_POSE}) upscaled {ZOOM}x, enrolled "
+        "from straight_*_open; rank-1 / found@80 (probes), missed photos left out:"
+    )
+    for model in [CURRENT] if args.smoke else FACE_MODELS.values():
+        pose_search(model, people)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,12 @@ SMOKE = {
     "accuracy": (
         "accuracy",
         ["--smoke", "--plot", "{tmp}/accuracy-det.png"],
-        [r"rank-1 +[\d.]+%  found@80", r"users +80 +90 +95 +99", r"DET plot: "],
+        [
+            r"rank-1 +[\d.]+%  found@80",
+            r"users +80 +90 +95 +99",
+            r"DET plot: ",
+            r"left +[\d.]+% / [\d.]+% \(\d+\);  right",
+        ],
     ),
     "attributes": ("attributes", ["--smoke"], [r"gender right +\d+/\d+", r"AgeRange width"]),
     "calibrate": (
@@ -54,6 +59,11 @@ SMOKE = {
         "hostile",
         ["--smoke"],
         [r"slow heads open \d+/50", r"cut off after \d+ MiB", r"exited with 0 after [\d.]+ s"],
+    ),
+    "pose": (
+        "pose",
+        ["--smoke"],
+        [r"^ +left +found +\d+/\d+ +yaw +-?[\d.]+", r"faces: \|yaw change\|"],
     ),
     "scale-sqlite": (
         "scale",

@@ -29,7 +29,7 @@ from facesearch.vision.image import (
     return_freed_memory,
 )
 from facesearch.vision.landmarks import FaceMesher, Mesh
-from facesearch.vision.pose import believable, head_pose, pose_from_five_points
+from facesearch.vision.pose import believable, face_pose, head_pose
 from facesearch.vision.quality import brightness, sharpness
 
 # OpenCV 5's dnn warns on stderr, at every start, that its new engine ignores target settings:
@@ -263,12 +263,10 @@ class Analyzer:
         x, y, w, h = (float(v) for v in detection.box)
         with stage("landmarks"):
             mesh: Mesh = networks.mesher.mesh(rgb, detection)
-        pose = head_pose(mesh.points)
-        believed = believable(pose, detection.points)
-        if not believed:
-            # A mesh fitted to half a face (cut by the image edge): its angles and points are
-            # not a head's; the detector's five points give a coarse, plausible pose instead.
-            pose = pose_from_five_points(detection.points)
+        # A mesh fitted to half a face (cut by the image edge) is not a head's: its points are
+        # not used to align, and the pose comes from the detector's five points (pose.py).
+        believed = believable(head_pose(mesh.points), detection.points)
+        pose = face_pose(mesh.points, detection.points, width, height)
         five = (
             mesh.five_points() if face_model.alignment == "mesh" and believed else detection.points
         )
