@@ -23,7 +23,7 @@ import numpy as np
 
 from facesearch.vision.face import Face
 from facesearch.vision.similarity import Calibration
-from facesearch.vision.tracking import box_of
+from facesearch.vision.tracking import box_of, iou
 from facesearch.vision.video import SampledFrame
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,16 +49,6 @@ def read_manifest(directory: Path | None = None) -> dict[str, Any]:
     with open((directory or videos_dir()) / "manifest.json") as f:
         manifest: dict[str, Any] = json.load(f)
     return manifest
-
-
-def iou(a: Box, b: Box) -> float:
-    """Intersection over union of two (left, top, width, height) boxes."""
-    width = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
-    height = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
-    if width <= 0 or height <= 0:
-        return 0.0
-    inter = width * height
-    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
 
 
 def labelled_box(face: dict[str, Any], shot: dict[str, Any], timestamp_ms: float) -> Box:

@@ -12,8 +12,6 @@ import numpy as np
 import pytest
 from support.video_labels import (
     Scores,
-    box_of,
-    iou,
     labelled_box,
     photos_dir,
     read_manifest,
@@ -24,6 +22,7 @@ from support.video_labels import (
 
 from facesearch.vision import CURRENT, mp4
 from facesearch.vision.analyzer import Analyzer
+from facesearch.vision.tracking import box_of, iou
 from facesearch.vision.video import SampledFrame, VideoError, analyze_video, probe
 
 MANIFEST = read_manifest() if (videos_dir() / "manifest.json").is_file() else {"clips": []}
