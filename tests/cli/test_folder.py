@@ -62,7 +62,7 @@ def test_ctrl_c_stops_after_the_photo_in_progress_and_says_how_to_resume(
     enrol = ("index-faces", "--collection-id", "c", "--image-folder", str(folder), "--max-faces",
              "1", "--progress")  # fmt: skip
     process = subprocess.Popen(
-        [FACESEARCH, *enrol], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [FACESEARCH, *enrol], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     stderr = bytearray()
 
@@ -78,7 +78,7 @@ def test_ctrl_c_stops_after_the_photo_in_progress_and_says_how_to_resume(
         assert process.poll() is None and time.monotonic() < deadline, bytes(stderr)
         time.sleep(0.01)
     process.send_signal(signal.SIGINT)
-    process.communicate(timeout=120)
+    process.wait(timeout=120)  # stderr is the reader's alone: it reads to the end
     reader.join()
     text = stderr.decode()
     assert process.returncode == 130, text
