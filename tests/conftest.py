@@ -1,4 +1,4 @@
-"""Shared fixtures: where the labelled photos are, and their manifest."""
+"""Shared fixtures: where the labelled photos and clips are, and the photos' manifest."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support import video_labels
 from support.postgres import PostgresServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -22,6 +23,15 @@ def photos_dir() -> Path:
     path = Path(os.environ.get("FACESEARCH_TEST_PHOTOS", REPO.parent / "shared/datasets/faces"))
     if not (path / "manifest.csv").is_file():
         pytest.fail(f"face photo set not found at {path} (set FACESEARCH_TEST_PHOTOS)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def videos_dir() -> Path:
+    """The labelled clips: ``FACESEARCH_TEST_VIDEOS`` or ``../shared/datasets/videos``."""
+    path = video_labels.videos_dir()
+    if not (path / "manifest.json").is_file():
+        pytest.fail(f"video set not found at {path} (set FACESEARCH_TEST_VIDEOS)")
     return path
 
 

@@ -16,16 +16,12 @@ import pytest
 from facesearch.vision.models import models_dir
 
 FACESEARCH = str(Path(sys.executable).parent / "facesearch")
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
+def env(tmp_path: Path, videos_dir: Path) -> dict[str, str]:
     """No AWS configuration, an empty HOME, the installed models, no warm process, the labelled
     clips as the bucket ``clips``."""
-    videos = Path(os.environ.get("FACESEARCH_TEST_VIDEOS", REPO.parent / "shared/datasets/videos"))
-    if not (videos / "manifest.json").is_file():
-        pytest.fail(f"video set not found at {videos} (set FACESEARCH_TEST_VIDEOS)")
     keep = ("PATH", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH")
     base = {key: os.environ[key] for key in keep if key in os.environ}
     home = tmp_path / "home"
@@ -36,7 +32,7 @@ def env(tmp_path: Path) -> dict[str, str]:
         "FACESEARCH_MODELS_DIR": str(models_dir()),
         "FACESEARCH_WARM": "0",
         "FACESEARCH_DATA_DIR": str(tmp_path / "data"),
-        "FACESEARCH_LOCAL_BUCKETS": f"clips={videos}",
+        "FACESEARCH_LOCAL_BUCKETS": f"clips={videos_dir}",
     }
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from support.clients import rekognition_client
 from support.serve import serve_app
+from support.video_labels import enrol
 
 from console.test_console import ALICE, BOB, CHROMIUM, screenshot
 from facesearch.server.app import App
@@ -23,20 +24,11 @@ from facesearch.service import RekognitionService
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
 COLLECTION = "door"
 CLIP = "street_640x360.mp4"
 # Three of the manifest's enrolled people, all seen in the clip; the others in it are strangers
 # here (not enrolled), so the timeline has unmatched persons too.
 ENROLLED = ("barack_obama", "bill_gates", "madonna")
-
-
-@pytest.fixture(scope="module")
-def videos_dir() -> Path:
-    path = Path(os.environ.get("FACESEARCH_TEST_VIDEOS", REPO.parent / "shared/datasets/videos"))
-    if not (path / "manifest.json").is_file():
-        pytest.fail(f"video set not found at {path} (set FACESEARCH_TEST_VIDEOS)")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -53,20 +45,8 @@ def live(
     try:
         with serve_app(app) as url:
             client = rekognition_client(url, ALICE.access_key_id, ALICE.secret_access_key)
-            enrol = json.loads((videos_dir / "manifest.json").read_text())["enrol"]
-            client.create_collection(CollectionId=COLLECTION)
-            for user_id in ENROLLED:
-                client.create_user(CollectionId=COLLECTION, UserId=user_id)
-                faces = [
-                    record["Face"]["FaceId"]
-                    for photo in enrol[user_id]
-                    for record in client.index_faces(
-                        CollectionId=COLLECTION,
-                        Image={"Bytes": (photos_dir / photo).read_bytes()},
-                        MaxFaces=1,
-                    )["FaceRecords"]
-                ]
-                client.associate_faces(CollectionId=COLLECTION, UserId=user_id, FaceIds=faces)
+            enrolment = json.loads((videos_dir / "manifest.json").read_text())["enrol"]
+            enrol(client, COLLECTION, enrolment, photos_dir, ENROLLED)
             yield url, client
     finally:
         service.close()

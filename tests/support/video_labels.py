@@ -194,3 +194,27 @@ def seen_faces(
         )
 
     return [seen(f.timestamp_ms, t.index, t.face) for f in frames for t in f.faces]
+
+
+def enrol(
+    client: Any,
+    collection_id: str,
+    enrolment: dict[str, list[str]],
+    photos_dir: Path,
+    people: Iterable[str] | None = None,
+) -> None:
+    """Create the collection and a user per enrolled person (all of the manifest's ``enrol``, or
+    ``people``), each with the faces of their enrolment photos."""
+    client.create_collection(CollectionId=collection_id)
+    for user_id in enrolment if people is None else people:
+        client.create_user(CollectionId=collection_id, UserId=user_id)
+        face_ids = [
+            record["Face"]["FaceId"]
+            for photo in enrolment[user_id]
+            for record in client.index_faces(
+                CollectionId=collection_id,
+                Image={"Bytes": (photos_dir / photo).read_bytes()},
+                MaxFaces=1,
+            )["FaceRecords"]
+        ]
+        client.associate_faces(CollectionId=collection_id, UserId=user_id, FaceIds=face_ids)

@@ -4,7 +4,6 @@ loopback), the service's S3 settings pointed at it, and the people the clips' ma
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,17 +13,6 @@ import pytest
 from support.moto import moto_server
 
 from video.clips import BUCKET, S3_KEY_ID, S3_SECRET
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="session")
-def videos_dir() -> Path:
-    """The labelled clips: ``FACESEARCH_TEST_VIDEOS`` or ``../shared/datasets/videos``."""
-    path = Path(os.environ.get("FACESEARCH_TEST_VIDEOS", REPO.parent / "shared/datasets/videos"))
-    if not (path / "manifest.json").is_file():
-        pytest.fail(f"video set not found at {path} (set FACESEARCH_TEST_VIDEOS)")
-    return path
 
 
 @pytest.fixture(scope="session")

@@ -17,21 +17,13 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from support.video_labels import enrol, labelled_box
 
 from facesearch import inprocess
 from facesearch.errors import RekognitionError
 from facesearch.service import RekognitionService
-from video.clips import (
-    BUCKET,
-    S3_KEY_ID,
-    S3_SECRET,
-    all_pages,
-    enrol,
-    iou,
-    labelled_box,
-    video,
-    wait_for_job,
-)
+from facesearch.vision.tracking import iou
+from video.clips import BUCKET, S3_KEY_ID, S3_SECRET, all_pages, box, video, wait_for_job
 
 STREET = "street_640x360.mp4"
 ROTATED = "phone_portrait_rotated.mp4"
@@ -56,7 +48,7 @@ def client(db: str | None, s3_env: str, tmp_path_factory: pytest.TempPathFactory
 @pytest.fixture(scope="module")
 def street(client: Any, clips: dict[str, Any], photos_dir: Path) -> dict[str, Any]:
     """A face search of the street clip in a collection of the enrolled people, finished."""
-    enrol(client, "people", clips, photos_dir)
+    enrol(client, "people", clips["enrol"], photos_dir)
     started = client.start_face_search(
         CollectionId="people", Video=video(STREET), JobTag="street", ClientRequestToken="street"
     )
@@ -86,7 +78,8 @@ def test_a_search_finds_the_enrolled_people_and_never_strangers(
             on_face = [
                 p
                 for p in inside
-                if iou(p["Person"]["BoundingBox"], labelled_box(face, shot, p["Timestamp"])) >= 0.3
+                if iou(box(p["Person"]["BoundingBox"]), labelled_box(face, shot, p["Timestamp"]))
+                >= 0.3
             ]
             indices_per_face.append({p["Person"]["Index"] for p in on_face})
             if face["identity"] in clips["strangers"]:
@@ -224,7 +217,7 @@ def test_a_detection_with_all_attributes(client: Any, clips: dict[str, Any]) -> 
         shot = next(s for s in clip["shots"] if s["start_ms"] <= timestamp <= s["end_ms"])
         for face in shot["faces"]:
             labelled = labelled_box(face, shot, timestamp)
-            hits.append(any(iou(box, labelled) >= 0.3 for box in boxes))
+            hits.append(any(iou(box(found), labelled) >= 0.3 for found in boxes))
     assert hits and sum(hits) >= 0.9 * len(hits), f"{sum(hits)} of {len(hits)}"
 
 

@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 from support.clients import rekognition_client
 from support.serve import start_serve, stop_serve
+from support.video_labels import enrol
 
 from facesearch.store import SQLiteStore
-from video.clips import all_pages, enrol, video, wait_for_job
+from video.clips import all_pages, video, wait_for_job
 
 KEY_ID, SECRET = "AKIDVIDEOSERVER", "video-server-secret"
 ACCOUNT = "000000000000"
@@ -51,7 +52,7 @@ def test_a_job_of_a_killed_server_is_finished_by_another(
     first, url = start_serve(data_dir, KEY_ID, SECRET, tmp_path / "first.log")
     try:
         client = rekognition_client(url, KEY_ID, SECRET)
-        enrol(client, "people", clips, photos_dir)
+        enrol(client, "people", clips["enrol"], photos_dir)
         job_id = client.start_face_search(CollectionId="people", Video=video(LOBBY))["JobId"]
         deadline = time.monotonic() + 180
         while (job := _job(data_dir, job_id)).frames == 0:  # under way, results written
