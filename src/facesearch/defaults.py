@@ -1,4 +1,5 @@
-"""Defaults every front end shares: the region and account a request acts in when none is given.
+"""Defaults every front end shares: the region and account a request acts in when none is given,
+and the name of facesearch's one extension header.
 
 One place for them, so the library client, the server, its console and the CLI agree.
 """
@@ -18,3 +19,8 @@ DEFAULT_ACCOUNT_ID = "000000000000"
 REGION_NAME = re.compile(r"[a-z]{2}(-[a-z0-9]+){1,3}")
 # An AWS account id: twelve digits.
 ACCOUNT_ID = re.compile(r"\d{12}")
+
+# facesearch's extension: a running video job's share done (percent) as a response header of
+# GetFaceSearch / GetFaceDetection, whose model has no such member (boto3 and the aws CLI ignore
+# unknown headers).
+PROGRESS_HEADER = "x-facesearch-progress"

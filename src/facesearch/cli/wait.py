@@ -22,11 +22,10 @@ from botocore.exceptions import ClientError
 from botocore.session import Session
 
 from facesearch.cli.embedded import Transport
+from facesearch.defaults import PROGRESS_HEADER
 
 # The Get operations of stored-video jobs, by command name.
 COMMANDS = {"get-face-search": "GetFaceSearch", "get-face-detection": "GetFaceDetection"}
-# service.video.PROGRESS_HEADER; not imported, as the CLI loads the service only to run a call.
-PROGRESS_HEADER = "x-facesearch-progress"
 # The runner records a job's progress every 2 seconds; polling faster would show nothing new.
 POLL_SECONDS = 1.0
 

@@ -15,6 +15,7 @@ import secrets
 import time
 from typing import Any, BinaryIO, Protocol
 
+from facesearch.defaults import PROGRESS_HEADER
 from facesearch.errors import RekognitionError, invalid_parameter, not_found
 from facesearch.service.context import Context
 from facesearch.service.registry import operation, paginate
@@ -36,9 +37,6 @@ MAX_JOBS_IN_PROGRESS = 20
 # GetFaceSearch / GetFaceDetection: MaxResults up to 1000, the default.
 MAX_RESULTS = 1000
 DEFAULT_THRESHOLD = 80.0
-# facesearch's extension: a running job's share done (percent) as a response header, since the
-# model's Get* responses have no such member (boto3 and the aws CLI ignore unknown headers).
-PROGRESS_HEADER = "x-facesearch-progress"
 # Where a handler leaves the extension headers for the front ends, which pop them off the result
 # before it is encoded (``extension_headers``): never a member of the response body.
 _HEADERS = "facesearch:headers"
