@@ -111,6 +111,18 @@ _MIGRATIONS = (
     """,
     # Stored-video jobs and their results (store/jobs.py).
     jobs.postgres_migration(SCHEMA),
+    # Tombstone pruning (see sqlite.py).
+    f"""
+    ALTER TABLE {SCHEMA}.collections ADD COLUMN pruned_version BIGINT NOT NULL DEFAULT 0;
+    CREATE TABLE {SCHEMA}.index_readers (
+        collection_key BIGINT NOT NULL REFERENCES {SCHEMA}.collections(key) ON DELETE CASCADE,
+        reader TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        seen_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (collection_key, reader)
+    );
+    CREATE INDEX index_readers_by_age ON {SCHEMA}.index_readers (seen_at)
+    """,
 )
 
 

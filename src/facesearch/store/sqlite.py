@@ -111,6 +111,19 @@ _MIGRATIONS = (
     """,
     # Stored-video jobs and their results (store/jobs.py).
     jobs.SQLITE_MIGRATION,
+    # Tombstone pruning: how far each process's search index can catch up from, and how far
+    # each collection's tombstones are gone (facesearch.index).
+    """
+    ALTER TABLE collections ADD COLUMN pruned_version INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE index_readers (
+        collection_key INTEGER NOT NULL REFERENCES collections(key) ON DELETE CASCADE,
+        reader TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        seen_at REAL NOT NULL,
+        PRIMARY KEY (collection_key, reader)
+    );
+    CREATE INDEX index_readers_by_age ON index_readers (seen_at)
+    """,
 )
 
 
