@@ -20,10 +20,15 @@ def client(
     *,
     store: str | None = None,
     account_id: str | None = None,
+    index_dir: str | os.PathLike[str] | None = None,
 ) -> RekognitionClient:
     """An in-process, boto3-shaped Rekognition client over ``store`` (a ``postgresql://`` URL),
-    else ``$FACESEARCH_STORE``, else the embedded store in ``data_dir``."""
+    else ``$FACESEARCH_STORE``, else the embedded store in ``data_dir``. Its search indexes are
+    kept on local disk in ``index_dir``, else ``$FACESEARCH_INDEX_DIR``, else ``indexes`` in
+    ``data_dir`` (the embedded store) or a folder of the store's in ~/.cache/facesearch/indexes."""
     from facesearch.defaults import DEFAULT_ACCOUNT_ID
     from facesearch.inprocess import client as make_client
 
-    return make_client(data_dir, store=store, account_id=account_id or DEFAULT_ACCOUNT_ID)
+    return make_client(
+        data_dir, store=store, account_id=account_id or DEFAULT_ACCOUNT_ID, index_dir=index_dir
+    )

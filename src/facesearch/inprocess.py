@@ -145,11 +145,13 @@ def client(
     *,
     store: str | None = None,
     account_id: str = DEFAULT_ACCOUNT_ID,
+    index_dir: str | os.PathLike[str] | None = None,
 ) -> RekognitionClient:
-    """An in-process Rekognition client over ``store`` or the embedded store in ``data_dir``.
+    """An in-process Rekognition client over ``store`` or the embedded store in ``data_dir``,
+    keeping its search indexes in ``index_dir`` (see RekognitionService).
 
     Typed as boto3's Rekognition client, whose methods, requests and responses it shares; the
     operations facesearch does not implement raise UnknownOperationException.
     """
-    service = RekognitionService(data_dir, store=store)
+    service = RekognitionService(data_dir, store=store, index_dir=index_dir)
     return cast("RekognitionClient", InProcessClient(service, account_id))

@@ -60,10 +60,9 @@ class _Snapshot:
     def seqs(self, rows: np.ndarray) -> np.ndarray:
         """The seqs of ``rows``."""
         base = len(self.base_seqs)
-        if not base:
-            return self.tail_seqs[rows]
-        if not len(self.tail_seqs):
-            return self.base_seqs[rows]
+        if not base or not len(self.tail_seqs):
+            found: np.ndarray = (self.base_seqs if base else self.tail_seqs)[rows]
+            return found
         in_base = rows < base
         found = np.empty(len(rows), np.int64)
         found[in_base] = self.base_seqs[rows[in_base]]

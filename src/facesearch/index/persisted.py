@@ -135,7 +135,7 @@ def write(directory: Path, identity: Identity, data: IndexData) -> Path:
             for chunks in sections.values():
                 written = 0
                 for chunk in chunks:
-                    view = memoryview(np.ascontiguousarray(chunk)).cast("B")
+                    view = np.ascontiguousarray(chunk).reshape(-1).view(np.uint8).data
                     crc = zlib.crc32(view, crc)
                     out.write(view)
                     written += len(view)
@@ -238,10 +238,10 @@ def lock(directory: Path, identity: Identity) -> BinaryIO | None:
     return handle
 
 
-def remove(directory: Path, identity: Identity) -> None:
-    """Remove the collection's file (and its lock file)."""
-    (directory / identity.name).unlink(missing_ok=True)
-    (directory / f".{identity.name}.lock").unlink(missing_ok=True)
+def remove(path: Path) -> None:
+    """Remove a collection's file (and its lock file)."""
+    path.unlink(missing_ok=True)
+    path.with_name(f".{path.name}.lock").unlink(missing_ok=True)
 
 
 def collection_keys(directory: Path, store_id: str) -> dict[int, Path]:

@@ -46,6 +46,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "without one, the embedded store in --data-dir)",
     )
     parser.add_argument(
+        "--index-dir",
+        default=os.environ.get("FACESEARCH_INDEX_DIR") or None,
+        help="where the search indexes are kept on local disk, shared by the processes of the "
+        "machine (default $FACESEARCH_INDEX_DIR, else indexes/ in --data-dir for the embedded "
+        "store, or a folder per store in ~/.cache/facesearch/indexes)",
+    )
+    parser.add_argument(
         "--workers",
         type=int,
         default=1,
@@ -140,6 +147,7 @@ def make_app(
     max_tps: float | None = None,
     public_metrics: bool = False,
     video_workers: int = 1,
+    index_dir: str | None = None,
 ) -> App:
     """The server's app over a service that loads every collection's index in the background
     and its models now, before the first request, and runs stored-video jobs on
@@ -148,7 +156,9 @@ def make_app(
     from facesearch.server.console import SessionStore
     from facesearch.service import RekognitionService
 
-    service = RekognitionService(data_dir, store=store, preload=True, video_runner=False)
+    service = RekognitionService(
+        data_dir, store=store, preload=True, video_runner=False, index_dir=index_dir
+    )
     app = App(
         service,
         Verifier(access_keys(credentials_file)),
@@ -279,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         "max_tps": args.max_tps,
         "public_metrics": args.public_metrics,
         "video_workers": args.video_workers,
+        "index_dir": args.index_dir,
     }
     options = {
         "host": args.host,

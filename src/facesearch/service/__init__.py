@@ -38,10 +38,22 @@ from facesearch.store import (
 if TYPE_CHECKING:
     from facesearch.vision.analyzer import Analyzer
 
+
 def default_data_dir() -> Path:
     """``FACESEARCH_DATA_DIR``, else ``~/.local/share/facesearch``."""
     configured = os.environ.get("FACESEARCH_DATA_DIR")
     return Path(configured) if configured else Path.home() / ".local" / "share" / "facesearch"
+
+
+def default_index_dir(store: Store) -> Path:
+    """Where a process keeps the search indexes of ``store`` on local disk, when neither
+    ``index_dir`` nor ``$FACESEARCH_INDEX_DIR`` says: ``indexes`` in the embedded store's data
+    directory, else a folder of the store's own under the user's cache directory
+    (``$XDG_CACHE_HOME`` or ``~/.cache``) ``/facesearch/indexes``."""
+    if isinstance(store, SQLiteStore):
+        return store.path.parent / "indexes"
+    cache = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
+    return Path(cache).expanduser() / "facesearch" / "indexes" / store.store_id()
 
 
 def _default_analyzer() -> Analyzer:
@@ -61,19 +73,27 @@ class RekognitionService:
         analyzer_factory: Callable[[], Analyzer] = _default_analyzer,
         preload: bool = False,
         video_runner: bool = True,
+        index_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         """``store`` is a Store, a ``postgresql://`` URL, or None for ``$FACESEARCH_STORE`` or
         else the embedded store in ``data_dir``. ``preload`` loads every collection's search
         index in the background now (a server does) rather than on its first search.
         ``video_runner``: a stored-video job started here, while this process runs no video
         workers (:meth:`start_video_workers`), is run by a runner process this one starts
-        (service/video_runner.py); False leaves it for another process."""
+        (service/video_runner.py); False leaves it for another process. ``index_dir``: where
+        the search indexes are kept on local disk, shared by the processes of the machine
+        (default ``$FACESEARCH_INDEX_DIR``, else :func:`default_index_dir`)."""
         self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
         store_url = None
         if store is None or isinstance(store, str):
             store_url = store or os.environ.get("FACESEARCH_STORE") or None
             store = open_store(store, self.data_dir)
-        self.state = State(store=store, analyzer_factory=analyzer_factory)
+        index_dir = index_dir or os.environ.get("FACESEARCH_INDEX_DIR") or None
+        self.state = State(
+            store=store,
+            analyzer_factory=analyzer_factory,
+            index_dir=Path(index_dir) if index_dir else default_index_dir(store),
+        )
         # A runner opens the same store: a URL, or the embedded store's directory.
         runner_dir = store.path.parent if isinstance(store, SQLiteStore) else self.data_dir
         knows_store = store_url is not None or isinstance(store, SQLiteStore)
@@ -144,7 +164,10 @@ class RekognitionService:
         self.video_jobs.start_workers(count)
 
     def close(self) -> None:
-        """Stop the video workers (a job in progress waits for another process), then close
-        the store; acknowledged writes are already on disk."""
+        """Stop the video workers (a job in progress waits for another process), write the
+        search indexes changed since their files, then close the store; acknowledged writes are
+        already on disk."""
         self.video_jobs.close()
+        if "indexes" in self.state.__dict__:  # the cached property was used: save what changed
+            self.state.indexes.close()
         self.state.store.close()

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from facesearch.defaults import DEFAULT_REGION
@@ -104,6 +105,8 @@ class State:
     region: str = field(default_factory=lambda: os.environ.get("FACESEARCH_REGION", DEFAULT_REGION))
     # Who runs stored-video jobs (the service sets it): this process's workers or a runner.
     video_jobs: VideoJobQueue | None = None
+    # Where the search indexes are kept on local disk (None: only in memory).
+    index_dir: Path | None = None
 
     @cached_property
     def analyzer(self) -> Analyzer:
@@ -115,7 +118,7 @@ class State:
 
     @cached_property
     def indexes(self) -> SearchIndexes:
-        return SearchIndexes(self.store)
+        return SearchIndexes(self.store, self.index_dir)
 
     def index(self, collection: CollectionRecord) -> CollectionIndex:
         """The collection's search index, caught up with every write the record has seen."""

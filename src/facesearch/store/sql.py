@@ -114,6 +114,9 @@ class SQLStore(JobsSQL, ABC):
             return bytes(db.fetchone()[0])
 
     def store_id(self) -> str:
+        rows = self._read("SELECT value FROM meta WHERE key = 'store-id'")
+        if rows:
+            return bytes(rows[0][0]).decode()
         with self._tx() as db:
             db.execute(
                 "INSERT INTO meta (key, value) VALUES ('store-id', ?) ON CONFLICT DO NOTHING",
