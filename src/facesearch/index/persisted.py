@@ -163,7 +163,7 @@ def read(path: Path, identity: Identity, verify: bool = True) -> IndexData | Non
         return None
     try:
         return _parse(mapped, identity, verify)
-    except (ValueError, KeyError, TypeError, struct.error, json.JSONDecodeError) as error:
+    except (ValueError, KeyError, TypeError, AttributeError, struct.error) as error:
         log.warning("search index %s is not usable (%s): rebuilding it", path, error)
         return None
 
