@@ -227,7 +227,7 @@ def test_tombstones_are_pruned_without_losing_a_delete(db: Store, tmp_path: Path
     for process in (ahead, behind, silent, with_file):
         process.get(fresh(db, collection))
     with_file.close()  # its file, at the version before the delete
-    behind.sweep()  # recorded before the delete: holds the tombstones back
+    behind.record_progress()  # recorded before the delete: holds the tombstones back
     (seq,) = [f.seq for f in db.get_faces(collection, face_ids[:1]).values()]
     db.delete_faces(collection, face_ids[:1])
     collection = fresh(db, collection)
@@ -240,10 +240,10 @@ def test_tombstones_are_pruned_without_losing_a_delete(db: Store, tmp_path: Path
         return seq in [h.seq for h in hits]
 
     assert not has_deleted(ahead)
-    ahead.sweep()  # records the new version; "behind" still holds the tombstone
+    ahead.record_progress()  # the new version; "behind" still holds the tombstone back
     assert tombstones() == 1
     assert not has_deleted(behind)  # caught up from the tombstone
-    behind.sweep()  # now every recorded process is past it
+    behind.record_progress()  # now every recorded process is past it
     assert tombstones() == 0
     assert db.face_changes(collection, 1).pruned == collection.version
     # One that never recorded its version, and a file older than what was pruned: both load in

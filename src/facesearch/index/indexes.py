@@ -61,7 +61,7 @@ class SearchIndexes:
     ``index_dir``: where the collections' indexes are kept on local disk (None: nowhere)."""
 
     # How often the indexes of collections deleted elsewhere are looked for and dropped, and
-    # this process's progress recorded (and tombstones pruned).
+    # this process's progress recorded (and tombstones pruned, in the background).
     SWEEP_SECONDS = 60.0
     # A process not heard from for this long no longer holds back the pruning of tombstones;
     # if it comes back, an index older than what was pruned loads in full.
@@ -106,6 +106,9 @@ class SearchIndexes:
         """The collection's index, current to at least ``collection.version``."""
         if time.monotonic() - self._swept > self.SWEEP_SECONDS:
             self.sweep()
+            # A write to the store, which may wait for other writers: never on a caller's time.
+            with contextlib.suppress(RuntimeError):  # shut down meanwhile
+                self._saver.submit(self.record_progress)
         with self._lock:
             entry = self._entries.setdefault(collection.key, _Entry())
         index = entry.index
@@ -236,32 +239,36 @@ class SearchIndexes:
 
     def sweep(self) -> None:
         """Drop the indexes (and files) of collections that no longer exist (deleted by any
-        process), record the versions this process can catch up from, and prune the
-        tombstones every process is past."""
+        process)."""
         self._swept = time.monotonic()
-        collections = self._store.all_collections()
-        live = {collection.key for collection in collections}
+        live = {collection.key for collection in self._store.all_collections()}
         with self._lock:
             for key in [key for key in self._entries if key not in live]:
                 del self._entries[key]
-            progress = {
-                key: min(entry.index.version, entry.index.base_version or entry.index.version)
-                for key, entry in self._entries.items()
-                if entry.index is not None
-            }
         if self._dir is not None and self._dir.is_dir():
             if self._store_id is None:
                 self._store_id = self._store.store_id()
             for key, path in persisted.collection_keys(self._dir, self._store_id).items():
                 if key not in live:
                     persisted.remove(path)
+
+    def record_progress(self) -> None:
+        """Record in the store the version of each collection this process can catch up from
+        (its file's, while the index has one), then prune the tombstones every process that
+        recorded one is past."""
+        with self._lock:
+            progress = {
+                key: min(entry.index.version, entry.index.base_version or entry.index.version)
+                for key, entry in self._entries.items()
+                if entry.index is not None
+            }
         try:
             if progress:
                 self._store.record_index_progress(self._reader, progress)
             pruned = self._store.prune_tombstones(self.READER_TTL_SECONDS)
             if pruned:
                 log.info("pruned %d tombstones of deleted faces", pruned)
-        except Exception:  # the store may be down: pruning waits for the next sweep
+        except Exception:  # the store may be down or busy: pruning waits for the next time
             log.exception("recording the search indexes' progress failed")
 
     @property
