@@ -187,6 +187,8 @@ def test_corrupt_truncated_and_foreign_files_are_rebuilt(db: Store, tmp_path: Pa
         assert path.read_bytes() != content, why  # and written afresh
         identity = persisted.Identity(db.store_id(), collection.key, "1")
         assert persisted.read(path, identity) is not None, why
+    # A file for another face model (another size of vector) is refused as well.
+    assert persisted.read(path, persisted.Identity(db.store_id(), collection.key, "2")) is None
 
 
 def test_deleted_collections_lose_their_files(db: Store, tmp_path: Path) -> None:

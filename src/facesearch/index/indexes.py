@@ -85,6 +85,7 @@ class SearchIndexes:
         self._store_id: str | None = None
         self._saver = ThreadPoolExecutor(1, thread_name_prefix="facesearch-save")
         self._saving: set[int] = set()
+        self._retry_at = 0.0  # no saves before this (monotonic) time: the last one failed
         self._closed = False
 
     def _identity(self, collection: CollectionRecord) -> persisted.Identity:
@@ -154,7 +155,7 @@ class SearchIndexes:
 
     def _maybe_save(self, collection: CollectionRecord, index: CollectionIndex) -> None:
         """Write the collection's file in the background if enough changed since its last."""
-        if self._dir is None or self._closed:
+        if self._dir is None or self._closed or time.monotonic() < self._retry_at:
             return
         due = max(SAVE_MIN_CHANGES, SAVE_SHARE * len(index))
         if index.unsaved < due and (index.base_version or not index.unsaved):
@@ -174,6 +175,7 @@ class SearchIndexes:
             self.save(collection)
         except Exception:  # a failed save only means the next start reads more from the store
             log.exception("saving the search index of collection %d failed", collection.key)
+            self._retry_at = time.monotonic() + self.SWEEP_SECONDS  # e.g. a full disk
         finally:
             with self._lock:
                 self._saving.discard(collection.key)
