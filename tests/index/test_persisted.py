@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -344,3 +345,30 @@ def test_default_index_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pos
         assert chosen.state.index_dir == tmp_path / "chosen"
     finally:
         chosen.close()
+
+
+def test_a_file_newer_than_the_store_is_not_used(tmp_path: Path) -> None:
+    # A data directory restored from a backup: same store, older versions than the file's.
+    rng = np.random.default_rng(11)
+    data_dir, backup, index_dir = tmp_path / "data", tmp_path / "backup", tmp_path / "indexes"
+    db = open_store(None, data_dir)
+    collection = db.create_collection(ACCOUNT, "c", "arn:c", "1", {})
+    assert collection is not None
+    add(db, collection, unit(rng, 300))
+    db.close()
+    shutil.copytree(data_dir, backup)
+    db = open_store(None, data_dir)
+    add(db, collection, unit(rng, 10))
+    saved = indexes(db, index_dir)
+    assert len(saved.get(fresh(db, collection))) == 310
+    saved.close()
+    db.close()
+    shutil.rmtree(data_dir)
+    shutil.copytree(backup, data_dir)
+    db = open_store(None, data_dir)
+    try:
+        counting = Counting(db)
+        index = indexes(counting, index_dir).get(fresh(db, collection))
+        assert len(index) == 300 and counting.vectors == 300
+    finally:
+        db.close()

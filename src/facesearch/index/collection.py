@@ -207,10 +207,12 @@ class CollectionIndex:
         with self._lock:
             self._load()
 
-    def catch_up(self) -> None:
-        """Apply what changed in the store since this index's version, page by page."""
+    def catch_up(self, from_file: bool = False) -> None:
+        """Apply what changed in the store since this index's version, page by page.
+        ``from_file``: the index was just read from a file, which may be newer than the store
+        (one restored from a backup): then it loads in full."""
         with self._lock:
-            self._catch_up()
+            self._catch_up(from_file=from_file)
 
     def _load(self, exact_only: bool = False) -> None:
         self._codes = None
@@ -227,18 +229,18 @@ class CollectionIndex:
                 self._load(exact_only=True)  # a collection that shrank: exact again
         self.unsaved = max(len(self), 1)
 
-    def _catch_up(self, exact_only: bool = False) -> None:
+    def _catch_up(self, exact_only: bool = False, from_file: bool = False) -> None:
         """Merge the changes since ``version`` page by page, then take the version of the first
         page: what changed during the read is applied (again, harmlessly) by the next one.
-        An index older than the store's pruned tombstones (or newer than the store: one
-        restored from a backup) cannot be brought up to date: it loads in full."""
+        An index older than the store's pruned tombstones cannot learn what they said: it
+        loads in full."""
         since = self.version
         first = self._source.changes(since, 0)
-        if since and (first.pruned > since or first.version < since):
-            log.info("collection index at version %d is behind the pruned tombstones", since)
+        if since and (first.pruned > since or (from_file and first.version < since)):
+            log.info("collection index at version %d cannot catch up: loading it", since)
             self._load()
             return
-        if since and first.version == since:
+        if since and first.version <= since:
             return
         if self._codes is None and not len(self._snap) and len(first.seqs) and not exact_only:
             model = self._source.search_model(None)

@@ -135,7 +135,7 @@ class SearchIndexes:
             if data is not None and self._fits(collection, data):
                 try:
                     index = CollectionIndex.from_data(source, data, self._compressed_min_faces)
-                    index.catch_up()
+                    index.catch_up(from_file=True)
                     return index
                 except ValueError as error:
                     log.warning("search index of %s not usable (%s)", identity.name, error)
@@ -223,7 +223,7 @@ class SearchIndexes:
         fresh = CollectionIndex.from_data(
             self._source(collection), data, self._compressed_min_faces
         )
-        fresh.catch_up()
+        fresh.catch_up(from_file=True)
         with entry.lock:
             if entry.index is None:
                 return
