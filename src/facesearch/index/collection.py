@@ -396,7 +396,7 @@ class CollectionIndex:
         rows, seqs = rows[present], seqs[present]
         if not len(rows):
             return rows.astype(np.int64), np.empty(0, np.float32)
-        cosines = np.stack([stored[int(s)] for s in seqs]) @ query
+        cosines = _cosines(np.stack([stored[int(s)] for s in seqs]), query)
         passing = cosines >= min_cosine
         return rows[passing], cosines[passing]
 
@@ -416,9 +416,17 @@ class CollectionIndex:
             enough=lambda rows: len(rows) >= limit,
             limit=limit,
         )
-        top = _top(scores, limit)
-        seqs = snap.seqs(rows[top])
-        return [Hit(int(seq), float(scores[i])) for seq, i in zip(seqs, top, strict=True)]
+        best = _top(scores, limit)
+        top, cosines = rows[best], scores[best]
+        if snap.vectors is not None:
+            # The same cosine for a face whichever columns it is held in (the file's, a tail,
+            # a buffer with room to grow), as the compressed path gives.
+            cosines = _cosines(_columns(snap, top).T, query)
+            kept = cosines >= min_cosine
+            top, cosines = top[kept], cosines[kept]
+        seqs = snap.seqs(top)
+        order = np.lexsort((seqs, -cosines))  # ties by seq: the same order in every process
+        return [Hit(int(seqs[i]), float(cosines[i])) for i in order]
 
     def search_users(
         self, query: np.ndarray, min_cosine: float, limit: int, exclude: int | None = None
@@ -447,6 +455,30 @@ class CollectionIndex:
             wanted *= 4
         best = top[np.sort(first)][:limit]
         return [UserHit(int(snap.users[rows[i]]), float(scores[i])) for i in best]
+
+
+def _columns(snap: _Snapshot, rows: np.ndarray) -> np.ndarray:
+    """The exact vectors of ``rows`` as (d, k) columns, from the base or the tail."""
+    assert snap.vectors is not None
+    base, tail = snap.vectors
+    b = base.shape[1]
+    if not b:
+        found: np.ndarray = tail[:, rows]
+        return found
+    in_base = rows < b
+    found = np.empty((base.shape[0], len(rows)), np.float32)
+    found[:, in_base] = base[:, rows[in_base]]
+    found[:, ~in_base] = tail[:, rows[~in_base] - b]
+    return found
+
+
+def _cosines(vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """The cosines of (k, d) vectors with ``query``, summed row by row in float64 (einsum's
+    own loop, not BLAS): the same value for a vector however many are computed with it and
+    wherever it is held, rounded to float32."""
+    sums = np.einsum("ij,j->i", vectors.astype(np.float64), query.astype(np.float64))
+    cosines: np.ndarray = sums.astype(np.float32)
+    return cosines
 
 
 def _top(scores: np.ndarray, limit: int) -> np.ndarray:
