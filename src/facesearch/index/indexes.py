@@ -243,16 +243,20 @@ class SearchIndexes:
         """Drop the indexes (and files) of collections that no longer exist (deleted by any
         process)."""
         self._swept = time.monotonic()
+        files: dict[int, Path] = {}
+        if self._dir is not None and self._dir.is_dir():
+            if self._store_id is None:
+                self._store_id = self._store.store_id()
+            # Listed before the collections are read: a file of a collection created meanwhile
+            # is not taken for one of a deleted collection.
+            files = persisted.collection_keys(self._dir, self._store_id)
         live = {collection.key for collection in self._store.all_collections()}
         with self._lock:
             for key in [key for key in self._entries if key not in live]:
                 del self._entries[key]
-        if self._dir is not None and self._dir.is_dir():
-            if self._store_id is None:
-                self._store_id = self._store.store_id()
-            for key, path in persisted.collection_keys(self._dir, self._store_id).items():
-                if key not in live:
-                    persisted.remove(path)
+        for key, path in files.items():
+            if key not in live:
+                persisted.remove(path)
 
     def record_progress(self) -> None:
         """Record in the store the version of each collection this process can catch up from

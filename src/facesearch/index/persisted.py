@@ -159,7 +159,10 @@ def read(path: Path, identity: Identity, verify: bool = True) -> IndexData | Non
     try:
         with open(path, "rb") as file:
             mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
-    except (FileNotFoundError, ValueError):  # ValueError: an empty file cannot be mapped
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:  # ValueError: an empty file cannot be mapped
+        log.warning("search index %s cannot be read (%s): rebuilding it", path, error)
         return None
     try:
         return _parse(mapped, identity, verify)
