@@ -20,10 +20,18 @@ def client(
     *,
     store: str | None = None,
     account_id: str | None = None,
+    region_name: str | None = None,
 ) -> RekognitionClient:
     """An in-process, boto3-shaped Rekognition client over ``store`` (a ``postgresql://`` URL),
-    else ``$FACESEARCH_STORE``, else the embedded store in ``data_dir``."""
+    else ``$FACESEARCH_STORE``, else the embedded store in ``data_dir``. As in Rekognition, each
+    region has its own collections: ``region_name`` (else ``$FACESEARCH_REGION``, else
+    us-east-1) says whose."""
     from facesearch.defaults import DEFAULT_ACCOUNT_ID
     from facesearch.inprocess import client as make_client
 
-    return make_client(data_dir, store=store, account_id=account_id or DEFAULT_ACCOUNT_ID)
+    return make_client(
+        data_dir,
+        store=store,
+        account_id=account_id or DEFAULT_ACCOUNT_ID,
+        region_name=region_name,
+    )

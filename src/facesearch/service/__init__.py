@@ -38,6 +38,7 @@ from facesearch.store import (
 if TYPE_CHECKING:
     from facesearch.vision.analyzer import Analyzer
 
+
 def default_data_dir() -> Path:
     """``FACESEARCH_DATA_DIR``, else ``~/.local/share/facesearch``."""
     configured = os.environ.get("FACESEARCH_DATA_DIR")
@@ -96,8 +97,9 @@ class RekognitionService:
     ) -> dict[str, Any]:
         """Run one operation for ``account_id``; raises RekognitionError as Rekognition would.
 
-        ``region`` is the one the caller addressed (a server reads it from the signature); new
-        collection ARNs carry it. A name that is not region-shaped falls back to the default.
+        ``region`` is the one the caller addressed (a server reads it from the signature): as in
+        Rekognition, each region has its own collections and jobs, and their ARNs name it. A name
+        that is not region-shaped falls back to the default (``$FACESEARCH_REGION``).
         """
         contract.validate(operation, params)
         handler = HANDLERS[operation]

@@ -15,7 +15,8 @@ from facesearch.store.jobs import JobStore
 
 @dataclass(frozen=True)
 class CollectionRecord:
-    """A collection. ``key`` is the store's internal id: a re-created collection gets a new one.
+    """A collection of an account in a region (as in Rekognition, each region has its own
+    collections). ``key`` is the store's internal id: a re-created collection gets a new one.
 
     ``version`` counts the changes to its faces (added, deleted, associated): every write that
     touches faces bumps it in the same transaction, so a search index that has caught up to a
@@ -24,6 +25,7 @@ class CollectionRecord:
 
     key: int
     account_id: str
+    region: str
     collection_id: str
     arn: str
     face_model_version: str
@@ -99,6 +101,7 @@ class Store(JobStore, Protocol):
     def create_collection(
         self,
         account_id: str,
+        region: str,
         collection_id: str,
         arn: str,
         face_model_version: str,
@@ -107,18 +110,20 @@ class Store(JobStore, Protocol):
         """Create a collection; None if one with that id exists already."""
         ...
 
-    def get_collection(self, account_id: str, collection_id: str) -> CollectionRecord | None: ...
+    def get_collection(
+        self, account_id: str, region: str, collection_id: str
+    ) -> CollectionRecord | None: ...
 
-    def delete_collection(self, account_id: str, collection_id: str) -> bool: ...
+    def delete_collection(self, account_id: str, region: str, collection_id: str) -> bool: ...
 
     def list_collections(
-        self, account_id: str, after: str | None, limit: int
+        self, account_id: str, region: str, after: str | None, limit: int
     ) -> list[CollectionRecord]:
-        """Collections ordered by id, those after ``after`` only."""
+        """The account's collections in the region, ordered by id, those after ``after`` only."""
         ...
 
     def all_collections(self) -> list[CollectionRecord]:
-        """Every collection of every account (to load their search indexes at start)."""
+        """Every collection of every account and region (to load their search indexes at start)."""
         ...
 
     def count(self, collection: CollectionRecord) -> tuple[int, int]:
@@ -224,12 +229,13 @@ class Store(JobStore, Protocol):
 
     # Idempotency of ClientRequestToken operations
     def get_idempotency(
-        self, account_id: str, operation: str, token: str
+        self, account_id: str, region: str, operation: str, token: str
     ) -> IdempotencyRecord | None: ...
 
     def put_idempotency(
         self,
         account_id: str,
+        region: str,
         operation: str,
         token: str,
         record: IdempotencyRecord,

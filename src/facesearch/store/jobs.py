@@ -160,8 +160,8 @@ class JobStore(Protocol):
 
     def create_job(self, job: JobRecord, max_in_progress: int) -> JobRecord | None:
         """Store a new job, unless the account has ``max_in_progress`` jobs waiting or in
-        progress (None). If the account already has a live job of the same api and
-        ``client_token``, that job is returned instead and nothing is stored."""
+        progress in the job's region (None). If the account already has a live job of the same
+        api and ``client_token``, that job is returned instead and nothing is stored."""
         ...
 
     def get_job(self, account_id: str, job_id: str) -> JobRecord | None:
@@ -250,8 +250,9 @@ class JobsSQL:
                 if row is not None:
                     return _job(row)
             db.execute(
-                "SELECT COUNT(*) FROM jobs WHERE account_id = ? AND status IN (?, ?)",
-                (job.account_id, WAITING, IN_PROGRESS),
+                "SELECT COUNT(*) FROM jobs WHERE account_id = ? AND region = ?"
+                " AND status IN (?, ?)",
+                (job.account_id, job.region, WAITING, IN_PROGRESS),
             )
             if db.fetchone()[0] >= max_in_progress:
                 return None

@@ -22,6 +22,7 @@ from pgvector.psycopg import register_vector
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from facesearch.defaults import DEFAULT_REGION
 from facesearch.store import jobs
 from facesearch.store.base import CollectionRecord, StoreUnavailableError
 from facesearch.store.cursor import Cursor
@@ -111,6 +112,21 @@ _MIGRATIONS = (
     """,
     # Stored-video jobs and their results (store/jobs.py).
     jobs.postgres_migration(SCHEMA),
+    # Collections and ClientRequestTokens belong to a region, as in Rekognition: a collection's
+    # is the one its ARN names.
+    f"""
+    ALTER TABLE {SCHEMA}.collections ADD COLUMN region TEXT;
+    UPDATE {SCHEMA}.collections SET region = CASE
+        WHEN arn LIKE 'arn:aws:rekognition:_%:%' THEN split_part(arn, ':', 4)
+        ELSE '{DEFAULT_REGION}' END;
+    ALTER TABLE {SCHEMA}.collections ALTER COLUMN region SET NOT NULL;
+    ALTER TABLE {SCHEMA}.collections DROP CONSTRAINT collections_account_id_collection_id_key;
+    ALTER TABLE {SCHEMA}.collections ADD UNIQUE (account_id, region, collection_id);
+    ALTER TABLE {SCHEMA}.idempotency ADD COLUMN region TEXT NOT NULL DEFAULT '{DEFAULT_REGION}';
+    ALTER TABLE {SCHEMA}.idempotency ALTER COLUMN region DROP DEFAULT;
+    ALTER TABLE {SCHEMA}.idempotency DROP CONSTRAINT idempotency_pkey;
+    ALTER TABLE {SCHEMA}.idempotency ADD PRIMARY KEY (account_id, region, operation, token)
+    """,
 )
 
 
