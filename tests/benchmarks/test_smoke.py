@@ -33,7 +33,16 @@ SMOKE = {
             r"left +[\d.]+% / [\d.]+% \(\d+\);  right",
         ],
     ),
-    "attributes": ("attributes", ["--smoke"], [r"gender right +\d+/\d+", r"AgeRange width"]),
+    "attributes": (
+        "attributes",
+        ["--smoke", "--shrink", "60"],
+        [r"gender right +\d+/\d+", r"AgeRange width", r"faces shrunk to 60 px: gender right"],
+    ),
+    "attributes-template": (
+        "attributes",
+        ["--smoke", "--fit-template"],
+        [r"DETECTOR_TEMPLATE from \d+ photos: \[\[", r"detector points: gender right \d+/\d+"],
+    ),
     "calibrate": (
         "calibrate",
         ["--smoke"],

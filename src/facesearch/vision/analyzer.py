@@ -290,7 +290,9 @@ class Analyzer:
                 mouth_open = attributes.mouth_open(mesh.points)
                 emotions = runtime.emotions.emotions(box_grey, np.array([x - x0, y - y0, w, h]))
                 gaze = attributes.eye_direction(mesh.points, shapes)
-                age_range, gender = runtime.age_gender.estimate(rgb, mesh.points)
+                age_range, gender = runtime.age_gender.estimate(
+                    rgb, mesh.points, detection.points, believed
+                )
                 face_attributes = Attributes(
                     smile, eyes_open, mouth_open, emotions, gaze, age_range, gender
                 )
