@@ -5,6 +5,9 @@ and its lag in ``/metrics``."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -22,8 +25,10 @@ from support.serve import serve_app
 
 import facesearch
 from facesearch.server.main import make_app, parse_args
-from facesearch.store import ReadReplicas
+from facesearch.store import ReadReplicas, open_store
 from facesearch.wire.keys import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
+
+FACESEARCH = Path(sys.executable).with_name("facesearch")
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +89,17 @@ def face_count(client: Any) -> int:
     return int(client.describe_collection(CollectionId="staff")["FaceCount"])
 
 
+def describe_on_the_command_line(url: str, *replicas: str) -> dict[str, Any]:
+    """``facesearch describe-collection`` over the store, reading from ``replicas``."""
+    options = [arg for replica in replicas for arg in ("--store-replica", replica)]
+    command = [str(FACESEARCH), "--store", url, *options, "describe-collection"]
+    done = subprocess.run(
+        [*command, "--collection-id", "staff"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout))
+
+
 def test_the_replica_answers_reads_and_a_writer_reads_its_own_writes_at_once(
     urls: tuple[str, str], photos_dir: Path
 ) -> None:
@@ -124,6 +140,9 @@ def test_the_replica_answers_reads_and_a_writer_reads_its_own_writes_at_once(
                 assert {face["FaceId"] for face in faces} == {first, second}
                 assert face_count(reader) == 1
                 assert matches(reader, first) == set()
+                # The command line's --store-replica: a process of its own, reading the replica.
+                assert describe_on_the_command_line(url, replica_url)["FaceCount"] == 1
+                assert describe_on_the_command_line(url)["FaceCount"] == 2
                 wait_until(
                     lambda: (replicas_of(reader).replicas[0].lag_bytes or 0) > 0,
                     "the lag is measured",
@@ -264,3 +283,24 @@ def test_a_server_reports_its_replicas_lag_in_metrics(
     finally:
         app.close()
         writer.close()
+
+
+def test_a_replica_url_that_is_no_standby_is_never_read(
+    urls: tuple[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url, _ = urls
+    # The primary itself given as a replica (as a promoted standby would be): not used.
+    client = facesearch.client(store=url, store_replicas=[url])
+    try:
+        client.create_collection(CollectionId="staff")
+        assert face_count(client) == 0
+        status = replicas_of(client)
+        assert not status.replicas[0].up and status.replicas[0].reads == 0
+        assert status.primary_reads > 0
+        assert "not a standby" in caplog.text
+    finally:
+        client.close()
+    with pytest.raises(ValueError, match="need a postgresql:// store"):
+        open_store(None, tmp_path, [url])
+    with pytest.raises(ValueError, match="a read replica is a postgresql:// URL"):
+        open_store(url, tmp_path, ["mysql://elsewhere/faces"])

@@ -15,7 +15,8 @@ least as far as this process needs for the account read:
 Other processes' writes are seen within the replica's lag, reported by :meth:`ReplicaSet.status`.
 A replica that fails (or cannot be reached within ``REPLICA_WAIT_S``) is marked down: the call
 that found it so is run again on the primary, the next calls skip it, and a background thread
-tries it again every ``POLL_S`` seconds, measuring every replica's lag as it goes.
+tries it again every ``POLL_S`` seconds, measuring every replica's lag as it goes (and once when
+the set is made, so that a process's first reads may use them).
 """
 
 from __future__ import annotations
@@ -113,6 +114,8 @@ class ReplicaSet:
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
         if self._replicas:
+            # Measured once now, so that even a process's first reads may use the replicas.
+            self._measure()
             self._poller = threading.Thread(
                 target=self._poll, name="facesearch-replicas", daemon=True
             )
