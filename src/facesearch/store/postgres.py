@@ -286,15 +286,6 @@ class PostgresStore(SQLStore):
     user_ids = by_collection(SQLStore.user_ids)
     list_users = by_collection(SQLStore.list_users)
 
-    def search_model(
-        self, collection: CollectionRecord, model: bytes | None = None
-    ) -> bytes | None:
-        if model is not None:  # stores one, then reads back the first stored: the primary's
-            return super().search_model(collection, model)
-        return self._replicas.read(
-            collection.account_id, lambda: SQLStore.search_model(self, collection)
-        )
-
     def read_replicas(self) -> ReadReplicas:
         return self._replicas.status()
 

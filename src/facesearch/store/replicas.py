@@ -5,9 +5,12 @@ jobs always go to the primary. The reads that only answer a call (Describe/List/
 search index's catch-up) may go to a replica: one that is up, and that has replayed the WAL at
 least as far as this process needs for the account read:
 
-- **Its own writes.** After each write transaction the primary's WAL insert position is noted
-  for the account whose write lock was held (for every account when none was); a replica is used
-  only once its replay position (``pg_last_wal_replay_lsn``) has reached it.
+- **Its own writes.** After each write transaction under an account's write lock the primary's
+  WAL insert position is noted for the account; a replica is used for the account's reads only
+  once its replay position (``pg_last_wal_replay_lsn``) has reached it. So a read method marked
+  below must read only what is written under a write lock: the collections' data is, while what
+  is written outside one (the token key, search models, signed-out sessions, video jobs) is
+  read from the primary.
 - **Never older than before.** A search index's catch-up notes the WAL position it read at, so
   the next page, the next catch-up and the vectors a search re-ranks with never come from an
   older state than the one the index holds.
@@ -52,6 +55,8 @@ _REPLICA_STATE = (
     " (SELECT system_identifier FROM pg_control_system())"
 )
 _SYSTEM_ID = "SELECT system_identifier FROM pg_control_system()"
+# SQLSTATE classes of a connection lost or a server shutting down or starting up.
+_GONE = ("08", "57")
 # The floor of a write whose position could not be read back: no replica is that far.
 _UNKNOWN = 2**63 - 1
 
@@ -59,13 +64,21 @@ R = TypeVar("R")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _why(error: Exception) -> str:
+    """What went wrong, without the driver's message (it may name the user)."""
+    sqlstate = getattr(error, "sqlstate", None)
+    return type(error).__name__ + (f" (SQLSTATE {sqlstate})" if sqlstate else "")
+
+
 class _ReplicaFailed(Exception):
     """A replica failed a read; the read runs again on the primary."""
 
     def __init__(self, error: Exception) -> None:
-        super().__init__(str(error))
-        # A server that answered with an error (SQLSTATE) is up: only this read moves.
-        self.down = isinstance(error, PoolTimeout) or getattr(error, "sqlstate", None) is None
+        super().__init__(_why(error))
+        # No connection, or the server going away (SQLSTATE classes 08 and 57): it is down. Any
+        # other error came from a server that answers: only this read moves.
+        sqlstate = getattr(error, "sqlstate", None)
+        self.down = isinstance(error, PoolTimeout) or sqlstate is None or sqlstate[:2] in _GONE
 
 
 class _Replica:
@@ -104,7 +117,6 @@ class ReplicaSet:
         self._turn = itertools.count()
         self._lock = threading.Lock()
         self._floors: dict[str, int] = {}  # per account: the least a replica must have replayed
-        self._floor_all = 0  # writes of no account (outside any write lock): every read waits
         self._highest = 0  # the highest floor: what a read of every account needs
         self._local = _Local()
         self._primary_reads = 0
@@ -179,29 +191,28 @@ class ReplicaSet:
 
     def committed(self, conn: psycopg.Connection[Any]) -> None:
         """A write transaction committed on ``conn``: this process's reads of the account whose
-        write lock this thread holds (of every account, when none) wait for a replica to have
-        replayed this far."""
-        if not self._replicas:
+        write lock this thread holds wait for a replica to have replayed this far. What is
+        written outside a write lock is never read from a replica (see the module docstring)."""
+        account = self._local.held
+        if not self._replicas or account is None:
             return
         try:
             lsn = _lsn(conn, _INSERT_LSN)
         except psycopg.Error:  # committed, so never an error: primary-only until measured
             lsn = _UNKNOWN
-        self._raise(self._local.held, lsn, writer=True)
+        self._raise(account, lsn)
 
     def observed(self, conn: psycopg.Connection[Any]) -> None:
         """A snapshot read (a search index's catch-up) ran on ``conn``: later reads of the same
         account never come from an older state."""
-        if self._replicas and self._local.reading:
+        account = self._local.account
+        if self._replicas and self._local.reading and account is not None:
             query = _REPLAY_LSN if self._local.replica is not None else _INSERT_LSN
-            self._raise(self._local.account, _lsn(conn, query), writer=False)
+            self._raise(account, _lsn(conn, query))
 
-    def _raise(self, account: str | None, lsn: int, writer: bool) -> None:
+    def _raise(self, account: str, lsn: int) -> None:
         with self._lock:
-            if account is None:
-                if writer:
-                    self._floor_all = max(self._floor_all, lsn)
-            elif lsn > self._floors.get(account, 0):
+            if lsn > self._floors.get(account, 0):
                 self._floors[account] = lsn
             self._highest = max(self._highest, lsn)
 
@@ -212,16 +223,14 @@ class ReplicaSet:
             for account, floor in self._floors.items():
                 if floor == _UNKNOWN:
                     self._floors[account] = lsn
-            if self._floor_all == _UNKNOWN:
-                self._floor_all = lsn
             if self._highest == _UNKNOWN:
-                self._highest = max([lsn, self._floor_all, *self._floors.values()])
+                self._highest = max([lsn, *self._floors.values()])
 
     def _floor(self, account: str | None) -> int:
         with self._lock:
             if account is None:
                 return self._highest
-            return max(self._floor_all, self._floors.get(account, 0))
+            return self._floors.get(account, 0)
 
     def _choose(self, floor: int) -> _Replica | None:
         """An up replica that has replayed up to ``floor``, in turn; asks one that seemed behind
@@ -242,7 +251,7 @@ class ReplicaSet:
             with pool.connection(timeout=REPLICA_WAIT_S) as conn:
                 replica.replayed = max(replica.replayed, _lsn(conn, _REPLAY_LSN))
         except (psycopg.OperationalError, PoolTimeout) as error:
-            self._mark_down(replica, str(_ReplicaFailed(error)))
+            self._mark_down(replica, _why(error))
             return None
         return replica if replica.replayed >= floor else None
 
@@ -293,9 +302,9 @@ class ReplicaSet:
                 self._measure_one(replica)
             except (psycopg.Error, PoolTimeout) as error:
                 if replica.pool is not None:
-                    self._mark_down(replica, str(_ReplicaFailed(error)))
+                    self._mark_down(replica, _why(error))
                 else:
-                    replica.why_down = str(_ReplicaFailed(error))
+                    replica.why_down = _why(error)
 
     def _measure_one(self, replica: _Replica) -> None:
         pool = replica.pool
