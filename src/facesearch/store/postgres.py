@@ -211,7 +211,8 @@ class PostgresStore(SQLStore):
                     **options,
                 },
                 configure=register_vector,
-                check=ConnectionPool.check_connection,
+                # No check before each use: a read on a broken connection fails at once, and
+                # the replica is marked down (and tried again) rather than waited for.
                 timeout=REPLICA_WAIT_S,
                 name="facesearch-replica",
                 open=True,
