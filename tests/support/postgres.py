@@ -1,4 +1,5 @@
-"""The throwaway PostgreSQL server (pgvector included) of the suite and the benchmarks."""
+"""The throwaway PostgreSQL server (pgvector included) of the suite and the benchmarks, and a
+streaming replica of one (a hot standby)."""
 
 from __future__ import annotations
 

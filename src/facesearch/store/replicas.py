@@ -16,8 +16,9 @@ least as far as this process needs for the account read:
   older state than the one the index holds.
 
 Other processes' writes are seen within the replica's lag, reported by :meth:`ReplicaSet.status`.
-A replica that fails (or cannot be reached within ``REPLICA_WAIT_S``) is marked down: the call
-that found it so is run again on the primary, the next calls skip it, and a background thread
+A replica that fails (its connection broken, or none to be had within ``REPLICA_WAIT_S`` because
+it cannot be connected to) is marked down: the call that found it so is run again on the
+primary, the next calls skip it, and a background thread
 tries it again every ``POLL_S`` seconds, measuring every replica's lag as it goes (and once when
 the set is made, so that a process's first reads may use them).
 """
@@ -70,15 +71,22 @@ def _why(error: Exception) -> str:
     return type(error).__name__ + (f" (SQLSTATE {sqlstate})" if sqlstate else "")
 
 
+def _gone(error: Exception, pool: ConnectionPool) -> bool:
+    """Whether ``error`` on ``pool`` means its replica is down: the pool could not connect, a
+    connection broke, or the server is going away (SQLSTATE classes 08 and 57). A pool that is
+    merely busy, or a server that answered with another error, is up: only that read moves."""
+    if isinstance(error, PoolTimeout):
+        return bool(pool.get_stats().get("connections_errors", 0))
+    sqlstate = getattr(error, "sqlstate", None)
+    return sqlstate is None or sqlstate[:2] in _GONE
+
+
 class _ReplicaFailed(Exception):
     """A replica failed a read; the read runs again on the primary."""
 
-    def __init__(self, error: Exception) -> None:
+    def __init__(self, error: Exception, pool: ConnectionPool) -> None:
         super().__init__(_why(error))
-        # No connection, or the server going away (SQLSTATE classes 08 and 57): it is down. Any
-        # other error came from a server that answers: only this read moves.
-        sqlstate = getattr(error, "sqlstate", None)
-        self.down = isinstance(error, PoolTimeout) or sqlstate is None or sqlstate[:2] in _GONE
+        self.down = _gone(error, pool)
 
 
 class _Replica:
@@ -187,7 +195,7 @@ class ReplicaSet:
             with pool.connection(timeout=REPLICA_WAIT_S) as conn:
                 yield conn
         except (psycopg.OperationalError, PoolTimeout) as error:
-            raise _ReplicaFailed(error) from error
+            raise _ReplicaFailed(error, pool) from error
 
     def committed(self, conn: psycopg.Connection[Any]) -> None:
         """A write transaction committed on ``conn``: this process's reads of the account whose
@@ -251,7 +259,8 @@ class ReplicaSet:
             with pool.connection(timeout=REPLICA_WAIT_S) as conn:
                 replica.replayed = max(replica.replayed, _lsn(conn, _REPLAY_LSN))
         except (psycopg.OperationalError, PoolTimeout) as error:
-            self._mark_down(replica, _why(error))
+            if _gone(error, pool):
+                self._mark_down(replica, _why(error))
             return None
         return replica if replica.replayed >= floor else None
 
@@ -298,13 +307,14 @@ class ReplicaSet:
         for replica in self._replicas:
             if self._stop.is_set():
                 return
+            pool = replica.pool
             try:
                 self._measure_one(replica)
             except (psycopg.Error, PoolTimeout) as error:
-                if replica.pool is not None:
-                    self._mark_down(replica, _why(error))
-                else:
+                if pool is None:
                     replica.why_down = _why(error)
+                elif _gone(error, pool):
+                    self._mark_down(replica, _why(error))
 
     def _measure_one(self, replica: _Replica) -> None:
         pool = replica.pool
