@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from botocore import xform_name
@@ -155,16 +155,19 @@ def client(
     data_dir: str | os.PathLike[str] | None = None,
     *,
     store: str | None = None,
+    store_replicas: Sequence[str] | None = None,
     account_id: str = DEFAULT_ACCOUNT_ID,
     region_name: str | None = None,
 ) -> RekognitionClient:
     """An in-process Rekognition client over ``store`` or the embedded store in ``data_dir``,
-    for the collections of ``region_name`` (default ``$FACESEARCH_REGION``, else us-east-1).
+    for the collections of ``region_name`` (default ``$FACESEARCH_REGION``, else us-east-1);
+    searches and reads may go to ``store_replicas``, streaming replicas of a PostgreSQL store
+    (default ``$FACESEARCH_STORE_REPLICAS``).
 
     Typed as boto3's Rekognition client, whose methods, requests and responses it shares; the
     operations facesearch does not implement raise UnknownOperationException.
     """
-    service = RekognitionService(data_dir, store=store)
+    service = RekognitionService(data_dir, store=store, store_replicas=store_replicas)
     try:
         return cast("RekognitionClient", InProcessClient(service, account_id, region_name))
     except InvalidRegionError:

@@ -74,6 +74,11 @@ SMOKE = {
         ["--smoke"],
         [r"^ +left +found +\d+/\d+ +yaw +-?[\d.]+", r"faces: \|yaw change\|"],
     ),
+    "replicas": (
+        "replicas",
+        ["--smoke"],
+        [r"SearchFaces, through replica: p50 [\d.]+ ms", r"replica stopped: first call [\d.]+ ms"],
+    ),
     "scale-sqlite": (
         "scale",
         ["--store", "sqlite", "--faces", "1200", "--people", "2", "--repeat", "2"],

@@ -53,7 +53,11 @@ def ineffective_options(parsed_globals: Namespace) -> list[str]:
     if parsed_globals.endpoint_url:
         return [
             flag
-            for dest, flag in (("data_dir", "--data-dir"), ("store", "--store"))
+            for dest, flag in (
+                ("data_dir", "--data-dir"),
+                ("store", "--store"),
+                ("store_replica", "--store-replica"),
+            )
             if getattr(parsed_globals, dest, None)
         ]
     return [
@@ -66,7 +70,7 @@ def ineffective_options(parsed_globals: Namespace) -> list[str]:
 def warn_ineffective(parsed_globals: Namespace) -> None:
     """Say plainly on stderr which given options have no effect, rather than ignore them."""
     for flag in ineffective_options(parsed_globals):
-        if flag in ("--data-dir", "--store"):
+        if flag in ("--data-dir", "--store", "--store-replica"):
             why = "the command talks to the server at --endpoint-url"
         else:
             why = "the command runs on the embedded store (give --endpoint-url to use a server)"
@@ -100,7 +104,12 @@ class Transport:
         )
         # --region picks the embedded store's collections of that region, as it picks AWS's;
         # without it, $FACESEARCH_REGION's (the library client's default), not the profile's.
-        where = (parsed_globals.data_dir, parsed_globals.store, parsed_globals.region)
+        where = (
+            parsed_globals.data_dir,
+            parsed_globals.store,
+            parsed_globals.store_replica,
+            parsed_globals.region,
+        )
         client.meta.events.register(
             "before-send.rekognition", lambda request, **_: self._answer(request, *where)
         )
@@ -145,6 +154,7 @@ class Transport:
         request: AWSPreparedRequest,
         data_dir: str | None,
         store: str | None,
+        replicas: list[str] | None,
         region: str | None,
     ) -> AWSResponse:
         extra: dict[str, str] = {}
@@ -152,7 +162,9 @@ class Transport:
             operation = json11.operation_from_target(_header(request, "X-Amz-Target"))
             params = json11.decode_request(operation, _body(request))
             # The default account: the one the library client and a server's local keys use.
-            result = self._get_service(data_dir, store).call(operation, params, region=region)
+            result = self._get_service(data_dir, store, replicas).call(
+                operation, params, region=region
+            )
             from facesearch.service.video import extension_headers
 
             extra = extension_headers(result)
@@ -170,14 +182,16 @@ class Transport:
         # AWSResponse takes any mapping of headers (botocore-stubs say an HTTPMessage).
         return AWSResponse(request.url, status, cast("HTTPHeaders", headers), _Raw(body))
 
-    def _get_service(self, data_dir: str | None, store: str | None) -> RekognitionService:
+    def _get_service(
+        self, data_dir: str | None, store: str | None, replicas: list[str] | None
+    ) -> RekognitionService:
         # Built on first use: help, skeletons and usage errors never load the models.
         if self._service is None:
             from facesearch.service import RekognitionService
             from facesearch.store import StoreUnavailableError
 
             try:
-                self._service = RekognitionService(data_dir, store=store)
+                self._service = RekognitionService(data_dir, store=store, store_replicas=replicas)
             except StoreUnavailableError as error:
                 raise RekognitionError("InternalServerError", str(error)) from None
             except ValueError as error:

@@ -76,6 +76,27 @@ class StoreBusyError(StoreUnavailableError):
 
 
 @dataclass(frozen=True)
+class ReplicaStatus:
+    """A read replica as this process sees it: whether it is used, how far behind the primary
+    it is (None: not known now) and how many reads it answered."""
+
+    where: str  # its URL without credentials
+    up: bool
+    lag_bytes: int | None  # WAL the primary has written that the replica has not replayed
+    lag_seconds: float | None  # age of its last replayed commit, while it has WAL to replay
+    reads: int
+
+
+@dataclass(frozen=True)
+class ReadReplicas:
+    """Where this process's reads went: to each replica, or to the primary in their place
+    (behind this process's own writes, or none up). Empty without replicas."""
+
+    primary_reads: int = 0
+    replicas: tuple[ReplicaStatus, ...] = ()
+
+
+@dataclass(frozen=True)
 class IdempotencyRecord:
     request_hash: str
     response: dict[str, Any]
@@ -86,6 +107,10 @@ class Store(JobStore, Protocol):
     method is atomic and thread-safe."""
 
     def close(self) -> None: ...
+
+    def read_replicas(self) -> ReadReplicas:
+        """The read replicas' state and the reads each answered (none for most stores)."""
+        ...
 
     def write_lock(self, account_id: str) -> AbstractContextManager[None]:
         """Serialise an account's writes: held across the checks and the writes they guard, by

@@ -20,7 +20,7 @@ import numpy as np
 
 from facesearch.defaults import DEFAULT_REGION
 from facesearch.store import jobs
-from facesearch.store.base import StoreBusyError
+from facesearch.store.base import ReadReplicas, StoreBusyError
 from facesearch.store.cursor import Cursor
 from facesearch.store.sql import SQLStore, split_statements
 
@@ -271,6 +271,9 @@ class SQLiteStore(SQLStore):
         if not values:
             return np.empty((0, 0), np.float32)
         return np.frombuffer(b"".join(values), np.float32).reshape(len(values), -1)
+
+    def read_replicas(self) -> ReadReplicas:
+        return ReadReplicas()  # one file, no replicas
 
     def close(self) -> None:
         with self._lock:
