@@ -33,7 +33,6 @@ from facesearch.service.video import (
     video_source,
     video_too_large,
 )
-from facesearch.store import CollectionRecord
 from facesearch.store.jobs import FAILED, SUCCEEDED, JobRecord, JobResult
 
 if TYPE_CHECKING:
@@ -196,28 +195,32 @@ def _analyse(ctx: Context, job: JobRecord, progress: _Progress) -> Generator[int
             face_model=face_model,
             progress=progress.beat,
         )
+        threshold = job.params.get("FaceMatchThreshold", DEFAULT_THRESHOLD)
+        search_params = {"FaceMatchThreshold": threshold, "MaxFaces": MAX_FACE_MATCHES}
+        # The matches of each person of the previous sample: a face carried over from its
+        # track's last whole analysis has that analysis's embedding, so the same matches.
+        matched: dict[int, list[dict[str, Any]]] = {}
         for frame in frames:
+            searched: dict[int, list[dict[str, Any]]] = {}
             for tracked in sorted(frame.faces, key=lambda t: t.index):
                 if collection is not None:
-                    payload = _person(ctx, job, collection, frame, tracked.index, tracked.face)
+                    matches = matched.get(tracked.index)
+                    if tracked.fresh or matches is None:
+                        embedding = tracked.face.embedding
+                        matches = face_matches(ctx, collection, embedding, search_params)
+                    searched[tracked.index] = matches
+                    payload = _person(frame, tracked.index, tracked.face, matches)
                 else:
                     payload = _detected(frame, tracked.face, attributes)
                 progress.add(tracked.index, payload)
+            matched = searched
             yield frame.timestamp_ms
 
 
 def _person(
-    ctx: Context,
-    job: JobRecord,
-    collection: CollectionRecord,
-    frame: SampledFrame,
-    index: int,
-    face: Face,
+    frame: SampledFrame, index: int, face: Face, matches: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """A GetFaceSearch PersonMatch; FaceMatches only where the person matched someone."""
-    threshold = job.params.get("FaceMatchThreshold", DEFAULT_THRESHOLD)
-    search = {"FaceMatchThreshold": threshold, "MaxFaces": MAX_FACE_MATCHES}
-    matches = face_matches(ctx, collection, face.embedding, search)
     person: dict[str, Any] = {
         "Timestamp": frame.timestamp_ms,
         "Person": {
