@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 from support.video_labels import (
+    NearMisses,
     Scores,
     labelled_box,
     photos_dir,
@@ -59,14 +60,22 @@ def gallery(analyzer: Analyzer) -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def analysed(videos: Path, analyzer: Analyzer) -> dict[str, list[SampledFrame]]:
-    """Every playable clip analysed once (with progress reports kept)."""
+def analysed(
+    videos: Path, analyzer: Analyzer, gallery: dict[str, np.ndarray]
+) -> dict[str, list[SampledFrame]]:
+    """Every playable clip analysed once as a face search job does it (with progress reports
+    kept)."""
     out: dict[str, list[SampledFrame]] = {}
     for clip in CLIPS:
         reports: list[float] = []
-        out[clip["file"]] = list(
-            analyze_video(str(videos / clip["file"]), analyzer, progress=reports.append)
+        near = NearMisses(gallery, CURRENT.calibration)
+        frames = analyze_video(
+            str(videos / clip["file"]),
+            analyzer,
+            progress=reports.append,
+            look_again=near.look_again,
         )
+        out[clip["file"]] = list(near.watch(frames))
         assert reports == sorted(reports) and reports[-1] == 1.0
     return out
 
@@ -229,9 +238,10 @@ def test_faces_between_whole_analyses_are_carried_over(
                 when, whole = last[tracked.index]
                 assert frame.timestamp_ms - when <= REFRESH_MS  # timestamps are rounded
                 assert tracked.face.embedding is whole.face.embedding
-                # In the new box, with test_vision's slack of a tenth of its size.
+                # About the new box (a quarter of its size of slack: a turned head's far eye
+                # may lie past the detector's box, in the whole analysis too).
                 box = tracked.face.box
-                sx, sy = box.width * 0.1, box.height * 0.1
+                sx, sy = box.width * 0.25, box.height * 0.25
                 for name in ("eye_left", "eye_right", "nose", "mouth_left", "mouth_right"):
                     mark = tracked.face.landmarks[name]
                     assert box.left - sx <= mark.x <= box.left + box.width + sx, name

@@ -47,6 +47,11 @@ HEARTBEAT_SECONDS = 2.0
 RESULTS_BATCH = 500
 # The matching faces listed for each person seen (Rekognition documents no number).
 MAX_FACE_MATCHES = 100
+# A person whose best match so far is at most this far below the FaceMatchThreshold (on the
+# Similarity scale) is analysed whole and searched at every sample until it matches, rather than
+# about once a second (vision/video.py): its next look may well reach the threshold (a head
+# turning), while a clear match or a clear stranger would only be found again.
+NEAR_MISS = 10.0
 # FaceDetail members Rekognition does not return for stored video.
 _NOT_FOR_VIDEO = ("EyeDirection", "FaceOccluded")
 
@@ -188,18 +193,23 @@ def _analyse(ctx: Context, job: JobRecord, progress: _Progress) -> Generator[int
             collection = ctx.collection(job.params["CollectionId"])
             face_model = collection_model(collection)
         attributes = not search and job.params.get("FaceAttributes") == "ALL"
+        threshold = job.params.get("FaceMatchThreshold", DEFAULT_THRESHOLD)
+        # Searched down to NEAR_MISS below the threshold, to know who fell just short.
+        lowered = max(0.0, threshold - NEAR_MISS)
+        search_params = {"FaceMatchThreshold": lowered, "MaxFaces": MAX_FACE_MATCHES}
+        # The matches of each person of the previous sample (a face carried over from its
+        # track's last whole analysis has that analysis's embedding, so the same matches), and
+        # the persons whose best match so far fell short by less than NEAR_MISS.
+        matched: dict[int, list[dict[str, Any]]] = {}
+        near_misses: set[int] = set()
         frames = analyze_video(
             str(path),
             ctx.state.analyzer,
             attributes=attributes,
             face_model=face_model,
             progress=progress.beat,
+            look_again=near_misses.__contains__,
         )
-        threshold = job.params.get("FaceMatchThreshold", DEFAULT_THRESHOLD)
-        search_params = {"FaceMatchThreshold": threshold, "MaxFaces": MAX_FACE_MATCHES}
-        # The matches of each person of the previous sample: a face carried over from its
-        # track's last whole analysis has that analysis's embedding, so the same matches.
-        matched: dict[int, list[dict[str, Any]]] = {}
         for frame in frames:
             searched: dict[int, list[dict[str, Any]]] = {}
             for tracked in sorted(frame.faces, key=lambda t: t.index):
@@ -207,7 +217,12 @@ def _analyse(ctx: Context, job: JobRecord, progress: _Progress) -> Generator[int
                     matches = matched.get(tracked.index)
                     if tracked.fresh or matches is None:
                         embedding = tracked.face.embedding
-                        matches = face_matches(ctx, collection, embedding, search_params)
+                        found = face_matches(ctx, collection, embedding, search_params)
+                        matches = [m for m in found if m["Similarity"] >= threshold]
+                        if found and not matches:
+                            near_misses.add(tracked.index)
+                        else:
+                            near_misses.discard(tracked.index)
                     searched[tracked.index] = matches
                     payload = _person(frame, tracked.index, tracked.face, matches)
                 else:

@@ -2,7 +2,7 @@
 
 A face continues the track whose last box (one sample earlier) it overlaps most (IoU). Where the
 overlap is large, the face's patch looks like the track's last one and the picture did not jump,
-that is enough (the continuation is *sure*); otherwise, and every RECHECK_MS, the face model's
+that is enough; otherwise, and every RECHECK_MS, the face model's
 similarity decides (so the embedding network runs for new faces and doubtful ones only). A cut
 that changes the whole picture ends every track; a cut to a shot of the same background, which
 the picture as a whole hardly shows, is caught per face by its patch and then its embedding: a
@@ -142,9 +142,8 @@ class Tracker:
         patches: list[np.ndarray],
         timestamp_ms: float,
         embedding: Callable[[int], np.ndarray],
-    ) -> list[tuple[int, bool]]:
-        """The index of each face of the frame last looked at (its box and patch), in order,
-        and whether it surely continues its track (without a look at its embedding).
+    ) -> list[int]:
+        """The index of each face of the frame last looked at (its box and patch), in order.
         ``embedding(f)`` gives face ``f``'s; it is asked only for new faces and for those whose
         track is in doubt."""
         pairs = sorted(
@@ -155,7 +154,7 @@ class Tracker:
             ),
             reverse=True,
         )
-        assigned: dict[int, tuple[int, bool]] = {}
+        assigned: dict[int, int] = {}
         taken: set[int] = set()
         for overlap, t, f in pairs:
             if overlap < MIN_IOU:
@@ -170,7 +169,7 @@ class Tracker:
                 and timestamp_ms - track.checked_ms < RECHECK_MS
             )
             if sure or self._similar(embedding(f), track):
-                assigned[f] = (t, sure)
+                assigned[f] = t
                 taken.add(t)
                 if not sure:
                     track.checked_ms = timestamp_ms
@@ -182,10 +181,8 @@ class Tracker:
                 )
                 self._next_index += 1
                 self._tracks.append(track)
-                out.append((track.index, False))
             else:
-                t, sure = assigned[f]
-                track = self._tracks[t]
+                track = self._tracks[assigned[f]]
                 track.box, track.patch, track.seen_ms = box, patches[f], timestamp_ms
-                out.append((track.index, sure))
+            out.append(track.index)
         return out

@@ -28,6 +28,7 @@ from facesearch.vision.analyzer import Analyzer
 from facesearch.vision.detector import CROP_INPUT, DETECT_MAX_PIXELS, Detection
 from facesearch.vision.face import Face
 from facesearch.vision.face_models import CURRENT, FaceModel
+from facesearch.vision.pose import pose_from_five_points
 from facesearch.vision.tracking import CHECK_CHANGE, MIN_IOU, Box, Tracker, iou, patch
 
 # Rekognition's examples report faces 200 ms apart; a face seen for a fifth of a second is listed.
@@ -68,11 +69,15 @@ FULL_DETECT_MS = 1000.0
 REGION_SCALE = 2.0
 # Two faces found in the regions of two tracks are one face from this overlap on.
 SAME_FACE_IOU = 0.5
-# A followed face is analysed whole (landmarks, pose, embedding) at least this often, and when its
-# box has grown by GROWN_BY in area since (a face that comes closer shows more of itself); in
-# between it is carried over from that analysis (Analyzer.moved_face).
+# A followed face is analysed whole (landmarks, pose, embedding: what a face search searches
+# with) at least every REFRESH_MS, and sooner when it shows itself notably better than at its last
+# whole analysis: its box grown by GROWN_BY in area (it came closer), its five points' yaw
+# FRONTAL_BY degrees nearer to frontal, or its crop SHARPER_BY sharper (Quality.Sharpness, 0..100).
+# In between it is carried over from that analysis (Analyzer.moved_face).
 REFRESH_MS = 1000.0
 GROWN_BY = 1.25
+FRONTAL_BY = 15.0
+SHARPER_BY = 10.0
 
 
 class VideoError(Exception):
@@ -187,15 +192,19 @@ def analyze_video(
     face_model: FaceModel | None = None,
     interval_ms: int = DEFAULT_INTERVAL_MS,
     progress: Callable[[float], None] | None = None,
+    look_again: Callable[[int], bool] | None = None,
 ) -> Iterator[SampledFrame]:
     """The faces of ``path``'s frames every ``interval_ms`` (the first frame, then the first at
     or after each multiple), tracked: one SampledFrame per analysed frame, in order, streamed as
     decoded. ``attributes`` as Analyzer.analyze; embeddings are ``face_model``'s (default:
     CURRENT). ``progress`` gets the share of the video done (0..1) after each sample.
+    ``look_again(index)``, asked for a face that would be carried over, True analyses it whole
+    (fresh) anyway: a face search looks again at a person whose best match so far fell just
+    short of its threshold.
 
     Raises VideoError (probe's, or a decode that ends well before the video's duration)."""
     info = probe(path)
-    follower = _Follower(analyzer, face_model or CURRENT, attributes)
+    follower = _Follower(analyzer, face_model or CURRENT, attributes, look_again)
     for position, rgb in _sampled_frames(path, info, interval_ms):
         faces = follower.faces(rgb, position)
         del rgb
@@ -213,6 +222,7 @@ class _Analysed:
     face: Face
     points: np.ndarray  # its detection's five points, pixels
     area: float  # its box's, pixels
+    yaw: float  # |Yaw| of its five points (pose_from_five_points), degrees
     timestamp_ms: float
 
 
@@ -220,10 +230,17 @@ class _Follower:
     """The faces of a video's samples, in order: detection (the whole frame, or around the open
     tracks), tracking, and each face's analysis, whole or carried over."""
 
-    def __init__(self, analyzer: Analyzer, face_model: FaceModel, attributes: bool) -> None:
+    def __init__(
+        self,
+        analyzer: Analyzer,
+        face_model: FaceModel,
+        attributes: bool,
+        look_again: Callable[[int], bool] | None,
+    ) -> None:
         self._analyzer = analyzer
         self._model = face_model
         self._attributes = attributes  # every face analysed whole: attributes are not carried
+        self._look_again = look_again
         self._tracker = Tracker(face_model)
         self._whole_ms: float | None = None  # when the whole frame was last searched
         self._analysed: dict[int, _Analysed] = {}
@@ -264,41 +281,44 @@ class _Follower:
             change = self._tracker.look(rgb, position)
         detections = self._detect(rgb, position, change)
         height, width = rgb.shape[:2]
-        whole: dict[int, Face] = {}
-
-        def analysed(f: int) -> Face:
-            if f not in whole:
-                whole[f] = self._analyzer.frame_face(
-                    rgb, detections[f], attributes=self._attributes, face_model=self._model
-                )
-            return whole[f]
-
         with stage("track"):
             boxes = [_ratios(d, width, height) for d in detections]
             patches = [patch(rgb, box) for box in boxes]
-        # The faces the tracker needs the embedding of are analysed whole on the way.
-        tracked = self._tracker.update(boxes, patches, position, lambda f: analysed(f).embedding)
+        # A face in doubt is compared without the landmark network (aligned on its five
+        # points); confirmed, it is carried over like any other.
+        tracked = self._tracker.update(
+            boxes,
+            patches,
+            position,
+            lambda f: self._analyzer.detection_embedding(rgb, detections[f], self._model),
+        )
         out = []
-        for f, (index, sure) in enumerate(tracked):
-            detection = detections[f]
+        for detection, index in zip(detections, tracked, strict=True):
             area = float(detection.box[2] * detection.box[3])
+            yaw = abs(pose_from_five_points(detection.points, width, height).yaw)
             last = self._analysed.get(index)
-            if (
-                f in whole
-                or not sure
-                or last is None
+            moved = None
+            if not (
+                last is None
                 or self._attributes
                 or position - last.timestamp_ms >= REFRESH_MS
                 or area > GROWN_BY * last.area
+                or yaw < last.yaw - FRONTAL_BY
+                or (self._look_again is not None and self._look_again(index))
             ):
-                face = analysed(f)
-                self._analysed[index] = _Analysed(face, detection.points, area, position)
-                out.append(TrackedFace(index, face, fresh=True))
-            else:
-                face = self._analyzer.moved_face(
+                moved = self._analyzer.moved_face(
                     rgb, last.face, last.points, detection, self._model
                 )
-                out.append(TrackedFace(index, face, fresh=False))
+                if moved.quality.sharpness >= last.face.quality.sharpness + SHARPER_BY:
+                    moved = None
+            if moved is None:
+                face = self._analyzer.frame_face(
+                    rgb, detection, attributes=self._attributes, face_model=self._model
+                )
+                self._analysed[index] = _Analysed(face, detection.points, area, yaw, position)
+                out.append(TrackedFace(index, face, fresh=True))
+            else:
+                out.append(TrackedFace(index, moved, fresh=False))
         open_tracks = {index for index, _ in self._tracker.live()}
         self._analysed = {i: a for i, a in self._analysed.items() if i in open_tracks}
         return out
