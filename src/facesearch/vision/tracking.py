@@ -142,10 +142,11 @@ class Tracker:
         patches: list[np.ndarray],
         timestamp_ms: float,
         embedding: Callable[[int], np.ndarray],
-    ) -> list[int]:
-        """The index of each face of the frame last looked at (its box and patch), in order.
-        ``embedding(f)`` gives face ``f``'s; it is asked only for new faces and for those whose
-        track is in doubt."""
+    ) -> list[int | None]:
+        """The index of the track each face of the frame last looked at (its box and patch)
+        continues, in order; None for a face that starts a new one (``start`` it).
+        ``embedding(f)`` gives face ``f``'s; it is asked only for faces whose track is in
+        doubt."""
         pairs = sorted(
             (
                 (iou(track.box, box), t, f)
@@ -173,16 +174,19 @@ class Tracker:
                 taken.add(t)
                 if not sure:
                     track.checked_ms = timestamp_ms
-        out = []
+        out: list[int | None] = []
         for f, box in enumerate(boxes):
             if f not in assigned:
-                track = _Track(
-                    self._next_index, box, patches[f], embedding(f), timestamp_ms, timestamp_ms
-                )
-                self._next_index += 1
-                self._tracks.append(track)
-            else:
-                track = self._tracks[assigned[f]]
-                track.box, track.patch, track.seen_ms = box, patches[f], timestamp_ms
+                out.append(None)
+                continue
+            track = self._tracks[assigned[f]]
+            track.box, track.patch, track.seen_ms = box, patches[f], timestamp_ms
             out.append(track.index)
         return out
+
+    def start(self, box: Box, patch: np.ndarray, embedding: np.ndarray, timestamp_ms: float) -> int:
+        """Open a track for a face that continues none (after ``update``); its new index."""
+        track = _Track(self._next_index, box, patch, embedding, timestamp_ms, timestamp_ms)
+        self._next_index += 1
+        self._tracks.append(track)
+        return track.index

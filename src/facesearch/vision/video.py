@@ -293,32 +293,38 @@ class _Follower:
             lambda f: self._analyzer.detection_embedding(rgb, detections[f], self._model),
         )
         out = []
-        for detection, index in zip(detections, tracked, strict=True):
+        for detection, box, face_patch, continued in zip(
+            detections, boxes, patches, tracked, strict=True
+        ):
             area = float(detection.box[2] * detection.box[3])
             yaw = abs(pose_from_five_points(detection.points, width, height).yaw)
-            last = self._analysed.get(index)
+            last = None if continued is None else self._analysed.get(continued)
             moved = None
             if not (
-                last is None
+                continued is None
+                or last is None
                 or self._attributes
                 or position - last.timestamp_ms >= REFRESH_MS
                 or area > GROWN_BY * last.area
                 or yaw < last.yaw - FRONTAL_BY
-                or (self._look_again is not None and self._look_again(index))
+                or (self._look_again is not None and self._look_again(continued))
             ):
                 moved = self._analyzer.moved_face(
                     rgb, last.face, last.points, detection, self._model
                 )
                 if moved.quality.sharpness >= last.face.quality.sharpness + SHARPER_BY:
                     moved = None
-            if moved is None:
-                face = self._analyzer.frame_face(
-                    rgb, detection, attributes=self._attributes, face_model=self._model
-                )
-                self._analysed[index] = _Analysed(face, detection.points, area, yaw, position)
-                out.append(TrackedFace(index, face, fresh=True))
-            else:
-                out.append(TrackedFace(index, moved, fresh=False))
+            if continued is not None and moved is not None:
+                out.append(TrackedFace(continued, moved, fresh=False))
+                continue
+            face = self._analyzer.frame_face(
+                rgb, detection, attributes=self._attributes, face_model=self._model
+            )
+            index = continued
+            if index is None:  # a new track, its embedding the whole analysis's
+                index = self._tracker.start(box, face_patch, face.embedding, position)
+            self._analysed[index] = _Analysed(face, detection.points, area, yaw, position)
+            out.append(TrackedFace(index, face, fresh=True))
         open_tracks = {index for index, _ in self._tracker.live()}
         self._analysed = {i: a for i, a in self._analysed.items() if i in open_tracks}
         return out
