@@ -47,9 +47,9 @@ MAX_DETECTIONS = 1000
 DEFAULT_THREADS = min(2, len(os.sched_getaffinity(0)))
 # Interpreters kept, one per padded input size: resizing one costs 3-7 ms (XNNPACK plans again),
 # as much as a detection, but each holds 20-30 MiB at 640x480 (OpenCV's one net held 30): two
-# serve the commonest pair, a photo and its portrait (or a video's frames), the third the crops
-# of detect_in (a few MiB).
-CACHED_SIZES = 3
+# serve the commonest pair, a photo and its portrait (or a video's frames). The crops of detect_in
+# have one of their own besides (a few MiB), built on first use.
+CACHED_SIZES = 2
 # The side of detect_in's input: a region is scaled down to fit it (never up) and padded, so that
 # every crop runs on one interpreter; at a tenth of a 640x384 frame's pixels, about a tenth of
 # its time.
@@ -82,10 +82,16 @@ class _LiteRT:
     def __init__(self, model: bytes, threads: int) -> None:
         self._model, self._threads = model, threads
         self._nets: OrderedDict[tuple[int, int], Interpreter] = OrderedDict()
+        self._crops: Interpreter | None = None
         self._net((480, 640))  # the commonest size (a 4:3 photo); checks the model at once
 
     def _net(self, size: tuple[int, int]) -> Interpreter:
-        """The interpreter for a padded (height, width), least recently used ones dropped."""
+        """The interpreter for a padded (height, width), least recently used ones dropped (but
+        detect_in's)."""
+        if size == (CROP_INPUT, CROP_INPUT):
+            if self._crops is None:
+                self._crops = interpreter(self._model, self._threads, [1, *size, 3])
+            return self._crops
         net = self._nets.pop(size, None)
         if net is None:
             net = interpreter(self._model, self._threads, [1, *size, 3])
