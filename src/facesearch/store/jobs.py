@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -168,10 +168,17 @@ class JobStore(Protocol):
         """A job of the account, if it was created within JOB_TTL_SECONDS."""
         ...
 
-    def claim_job(self, owner: str, stale_before: float, max_attempts: int) -> JobRecord | None:
+    def claim_job(
+        self,
+        owner: str,
+        stale_before: float,
+        max_attempts: int,
+        gave_up: Callable[[JobRecord], object] | None = None,
+    ) -> JobRecord | None:
         """Take the oldest waiting job, or one in progress whose heartbeat is older than
         ``stale_before``, for ``owner``: IN_PROGRESS, attempts + 1, results dropped. A stale job
-        already claimed ``max_attempts`` times is failed instead. None when none is left."""
+        already claimed ``max_attempts`` times is failed instead, and handed to ``gave_up``
+        once that is stored (to publish its completion). None when none is left."""
         ...
 
     def has_claimable_job(self, stale_before: float) -> bool:
@@ -287,8 +294,15 @@ class JobsSQL:
     def _claimable_args(self, stale_before: float) -> tuple[Any, ...]:
         return (WAITING, IN_PROGRESS, stale_before, _now() - JOB_TTL_SECONDS)
 
-    def claim_job(self, owner: str, stale_before: float, max_attempts: int) -> JobRecord | None:
+    def claim_job(
+        self,
+        owner: str,
+        stale_before: float,
+        max_attempts: int,
+        gave_up: Callable[[JobRecord], object] | None = None,
+    ) -> JobRecord | None:
         while True:
+            failed = None
             with self._tx() as db:
                 db.execute(
                     f"SELECT key, status, attempts FROM jobs WHERE {self._CLAIMABLE}"
@@ -307,15 +321,19 @@ class JobsSQL:
                         " owner = NULL WHERE key = ?",
                         (FAILED, _gave_up(attempts), now, key),
                     )
-                    continue
-                db.execute("DELETE FROM job_results WHERE job_key = ?", (key,))
-                db.execute(
-                    "UPDATE jobs SET status = ?, owner = ?, heartbeat_at = ?,"
-                    " attempts = attempts + 1, progress = 0, frames = 0 WHERE key = ?",
-                    (IN_PROGRESS, owner, now, key),
-                )
-                db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE key = ?", (key,))
-                return _job(db.fetchone())
+                    db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE key = ?", (key,))
+                    failed = _job(db.fetchone())
+                else:
+                    db.execute("DELETE FROM job_results WHERE job_key = ?", (key,))
+                    db.execute(
+                        "UPDATE jobs SET status = ?, owner = ?, heartbeat_at = ?,"
+                        " attempts = attempts + 1, progress = 0, frames = 0 WHERE key = ?",
+                        (IN_PROGRESS, owner, now, key),
+                    )
+                    db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE key = ?", (key,))
+                    return _job(db.fetchone())
+            if gave_up is not None and failed is not None:
+                gave_up(failed)
 
     def has_claimable_job(self, stale_before: float) -> bool:
         rows = self._read(
