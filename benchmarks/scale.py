@@ -149,7 +149,7 @@ def add_synthetic(store: Any, collection: Any, vectors: np.ndarray, users: list[
 def fill(client: Any, collection_id: str, faces: int, dim: int, seed: int) -> None:
     """Add synthetic users of 2 faces each (a random unit vector and a near copy) in bulk."""
     store = client.service.state.store
-    collection = store.get_collection(client.account_id, collection_id)
+    collection = store.get_collection(client.account_id, client.region, collection_id)
     rng = np.random.default_rng(seed)
     started = time.perf_counter()
     for start in range(0, faces, CHUNK):
@@ -169,7 +169,7 @@ def exact_top_user(client: Any, collection_id: str, queries: np.ndarray) -> list
     """Each query's best user by brute force over every vector the store holds (page by page:
     a collection of millions does not fit in memory as float32 twice)."""
     store = client.service.state.store
-    collection = store.get_collection(client.account_id, collection_id)
+    collection = store.get_collection(client.account_id, client.region, collection_id)
     best_score = np.full(len(queries), -3.0)
     best_user = np.full(len(queries), NO_USER, np.int64)
     after = 0
@@ -339,7 +339,7 @@ def measure(
 
     # List pages from the middle of the collection: tokens made as the service makes them.
     state = client.service.state
-    collection = state.store.get_collection(client.account_id, BIG)
+    collection = state.store.get_collection(client.account_id, client.region, BIG)
     first_face = state.store.list_faces(collection, 0, 1)[0].seq
     first_user = state.store.list_users(collection, 0, 1)[0].seq
     account = client.account_id

@@ -33,7 +33,16 @@ SMOKE = {
             r"left +[\d.]+% / [\d.]+% \(\d+\);  right",
         ],
     ),
-    "attributes": ("attributes", ["--smoke"], [r"gender right +\d+/\d+", r"AgeRange width"]),
+    "attributes": (
+        "attributes",
+        ["--smoke", "--shrink", "60"],
+        [r"gender right +\d+/\d+", r"AgeRange width", r"faces shrunk to 60 px: gender right"],
+    ),
+    "attributes-template": (
+        "attributes",
+        ["--smoke", "--fit-template"],
+        [r"DETECTOR_TEMPLATE from \d+ photos: \[\[", r"detector points: gender right \d+/\d+"],
+    ),
     "calibrate": (
         "calibrate",
         ["--smoke"],
@@ -64,6 +73,11 @@ SMOKE = {
         "pose",
         ["--smoke"],
         [r"^ +left +found +\d+/\d+ +yaw +-?[\d.]+", r"faces: \|yaw change\|"],
+    ),
+    "replicas": (
+        "replicas",
+        ["--smoke"],
+        [r"SearchFaces, through replica: p50 [\d.]+ ms", r"replica stopped: first call [\d.]+ ms"],
     ),
     "scale-sqlite": (
         "scale",

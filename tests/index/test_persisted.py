@@ -22,6 +22,7 @@ from facesearch.store import CollectionRecord, FaceRecord, Store, open_store
 from facesearch.vision.face_models import CURRENT
 
 ACCOUNT = "000000000000"
+REGION = "us-east-1"
 COMPRESSED_MIN = 2_000
 
 
@@ -49,7 +50,7 @@ def add(db: Store, collection: CollectionRecord, vectors: np.ndarray, user: str 
 
 
 def fresh(db: Store, collection: CollectionRecord) -> CollectionRecord:
-    record = db.get_collection(collection.account_id, collection.collection_id)
+    record = db.get_collection(collection.account_id, collection.region, collection.collection_id)
     assert record is not None
     return record
 
@@ -106,7 +107,7 @@ def db(store: str | None, tmp_path: Path):
 @pytest.mark.parametrize("faces", [300, 3_000], ids=["exact", "compressed"])
 def test_a_restart_reads_only_what_changed(db: Store, tmp_path: Path, faces: int) -> None:
     rng = np.random.default_rng(faces)
-    collection = db.create_collection(ACCOUNT, "c", "arn:c", "1", {})
+    collection = db.create_collection(ACCOUNT, REGION, "c", "arn:c", "1", {})
     assert collection is not None
     face_ids = add(db, collection, unit(rng, faces))
     index_dir = tmp_path / "indexes"
@@ -141,8 +142,8 @@ def test_a_restart_reads_only_what_changed(db: Store, tmp_path: Path, faces: int
 
 def test_corrupt_truncated_and_foreign_files_are_rebuilt(db: Store, tmp_path: Path) -> None:
     rng = np.random.default_rng(7)
-    collection = db.create_collection(ACCOUNT, "c", "arn:c", "1", {})
-    other = db.create_collection(ACCOUNT, "other", "arn:other", "1", {})
+    collection = db.create_collection(ACCOUNT, REGION, "c", "arn:c", "1", {})
+    other = db.create_collection(ACCOUNT, REGION, "other", "arn:other", "1", {})
     assert collection is not None and other is not None
     add(db, collection, unit(rng, 300))
     add(db, other, unit(rng, 40))
@@ -160,7 +161,7 @@ def test_corrupt_truncated_and_foreign_files_are_rebuilt(db: Store, tmp_path: Pa
     flipped[len(good) // 2] ^= 0xFF  # inside the vectors
     foreign_store = open_store(None, tmp_path / "another")
     try:
-        stranger = foreign_store.create_collection(ACCOUNT, "c", "arn:c", "1", {})
+        stranger = foreign_store.create_collection(ACCOUNT, REGION, "c", "arn:c", "1", {})
         assert stranger is not None
         add(foreign_store, stranger, unit(rng, 300))
         elsewhere = indexes(foreign_store, tmp_path / "elsewhere")
@@ -198,7 +199,7 @@ def test_deleted_collections_lose_their_files(db: Store, tmp_path: Path) -> None
     held = indexes(db, index_dir)
     records = {}
     for name in ("dropped", "swept", "kept"):
-        record = db.create_collection(ACCOUNT, name, f"arn:{name}", "1", {})
+        record = db.create_collection(ACCOUNT, REGION, name, f"arn:{name}", "1", {})
         assert record is not None
         add(db, record, unit(rng, 20))
         records[name] = fresh(db, record)
@@ -211,16 +212,16 @@ def test_deleted_collections_lose_their_files(db: Store, tmp_path: Path) -> None
     running = indexes(db, index_dir)
     for record in records.values():
         running.get(record)
-    db.delete_collection(ACCOUNT, "dropped")  # by this process
+    db.delete_collection(ACCOUNT, REGION, "dropped")  # by this process
     running.drop(records["dropped"])
-    db.delete_collection(ACCOUNT, "swept")  # by another one: found by the sweep
+    db.delete_collection(ACCOUNT, REGION, "swept")  # by another one: found by the sweep
     running.sweep()
     assert [key for key, path in files.items() if path.exists()] == [records["kept"].key]
 
 
 def test_tombstones_are_pruned_without_losing_a_delete(db: Store, tmp_path: Path) -> None:
     rng = np.random.default_rng(9)
-    collection = db.create_collection(ACCOUNT, "c", "arn:c", "1", {})
+    collection = db.create_collection(ACCOUNT, REGION, "c", "arn:c", "1", {})
     assert collection is not None
     vectors = unit(rng, 50)
     face_ids = add(db, collection, vectors)
@@ -263,7 +264,9 @@ def test_processes_share_one_mapped_file(tmp_path: Path) -> None:
     db = open_store(None, data_dir)
     try:
         # A collection the service can search: the current face model's.
-        collection = db.create_collection(ACCOUNT, "shared", "arn:shared", CURRENT.version, {})
+        collection = db.create_collection(
+            ACCOUNT, REGION, "shared", "arn:shared", CURRENT.version, {}
+        )
         assert collection is not None
         face_ids = add(db, collection, unit(rng, 300))
         made = indexes(db, index_dir)
@@ -352,7 +355,7 @@ def test_a_file_newer_than_the_store_is_not_used(tmp_path: Path) -> None:
     rng = np.random.default_rng(11)
     data_dir, backup, index_dir = tmp_path / "data", tmp_path / "backup", tmp_path / "indexes"
     db = open_store(None, data_dir)
-    collection = db.create_collection(ACCOUNT, "c", "arn:c", "1", {})
+    collection = db.create_collection(ACCOUNT, REGION, "c", "arn:c", "1", {})
     assert collection is not None
     add(db, collection, unit(rng, 300))
     db.close()

@@ -92,6 +92,13 @@ _EXTRA_GLOBALS: dict[str, dict[str, Any]] = {
         "used in place of the embedded store (default: <code>$FACESEARCH_STORE</code>). "
         "Ignored with --endpoint-url.</p>",
     },
+    "store-replica": {
+        "action": "append",
+        "help_text": "<p>A streaming replica of the PostgreSQL store that reads may use, "
+        "<code>postgresql://...</code>; repeat for more (default: "
+        "<code>$FACESEARCH_STORE_REPLICAS</code>, separated by spaces). "
+        "Ignored with --endpoint-url.</p>",
+    },
     "index-dir": {
         "help_text": "<p>Where the search indexes are kept on local disk, shared with the other "
         "processes of the machine (default: <code>$FACESEARCH_INDEX_DIR</code>, else "

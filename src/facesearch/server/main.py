@@ -46,6 +46,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "without one, the embedded store in --data-dir)",
     )
     parser.add_argument(
+        "--store-replica",
+        dest="store_replicas",
+        action="append",
+        default=None,
+        metavar="postgresql://...",
+        help="a streaming replica of the --store database that searches and reads may use; "
+        "repeat for more (default $FACESEARCH_STORE_REPLICAS, separated by spaces)",
+    )
+    parser.add_argument(
         "--index-dir",
         default=os.environ.get("FACESEARCH_INDEX_DIR") or None,
         help="where the search indexes are kept on local disk, shared by the processes of the "
@@ -125,6 +134,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error("--max-tps must be a positive number")
     if bool(args.tls_cert) != bool(args.tls_key):
         parser.error("--tls-cert and --tls-key go together")
+    if args.store_replicas and not args.store:
+        parser.error("--store-replica needs --store postgresql://... (the primary)")
     if args.workers > 1 and not args.store:
         parser.error(
             "--workers N needs a store the processes share: --store postgresql://... "
@@ -147,6 +158,7 @@ def make_app(
     max_tps: float | None = None,
     public_metrics: bool = False,
     video_workers: int = 1,
+    store_replicas: list[str] | None = None,
     index_dir: str | None = None,
 ) -> App:
     """The server's app over a service that loads every collection's index in the background
@@ -157,7 +169,12 @@ def make_app(
     from facesearch.service import RekognitionService
 
     service = RekognitionService(
-        data_dir, store=store, preload=True, video_runner=False, index_dir=index_dir
+        data_dir,
+        store=store,
+        store_replicas=store_replicas,
+        preload=True,
+        video_runner=False,
+        index_dir=index_dir,
     )
     app = App(
         service,
@@ -282,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = {
         "store": args.store,
+        "store_replicas": args.store_replicas,
         "data_dir": args.data_dir,
         "credentials_file": args.credentials_file,
         "threads": args.threads,

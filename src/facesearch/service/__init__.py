@@ -8,7 +8,7 @@ runs the operation's handler and returns the response dict, or raises a Rekognit
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,7 @@ from facesearch.service.registry import HANDLERS
 from facesearch.service.s3 import S3ImageFetcher
 from facesearch.service.video_runner import VideoJobs
 from facesearch.store import (
+    ReadReplicas,
     SQLiteStore,
     Store,
     StoreBusyError,
@@ -70,14 +71,17 @@ class RekognitionService:
         data_dir: str | os.PathLike[str] | None = None,
         *,
         store: Store | str | None = None,
+        store_replicas: Sequence[str] | None = None,
         analyzer_factory: Callable[[], Analyzer] = _default_analyzer,
         preload: bool = False,
         video_runner: bool = True,
         index_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         """``store`` is a Store, a ``postgresql://`` URL, or None for ``$FACESEARCH_STORE`` or
-        else the embedded store in ``data_dir``. ``preload`` loads every collection's search
-        index in the background now (a server does) rather than on its first search.
+        else the embedded store in ``data_dir``; a URL's store may read from ``store_replicas``
+        (streaming replicas, default ``$FACESEARCH_STORE_REPLICAS``). ``preload`` loads every
+        collection's search index in the background now (a server does) rather than on its
+        first search.
         ``video_runner``: a stored-video job started here, while this process runs no video
         workers (:meth:`start_video_workers`), is run by a runner process this one starts
         (service/video_runner.py); False leaves it for another process. ``index_dir``: where
@@ -87,7 +91,7 @@ class RekognitionService:
         store_url = None
         if store is None or isinstance(store, str):
             store_url = store or os.environ.get("FACESEARCH_STORE") or None
-            store = open_store(store, self.data_dir)
+            store = open_store(store, self.data_dir, store_replicas)
         index_dir = index_dir or os.environ.get("FACESEARCH_INDEX_DIR") or None
         self.state = State(
             store=store,
@@ -116,8 +120,9 @@ class RekognitionService:
     ) -> dict[str, Any]:
         """Run one operation for ``account_id``; raises RekognitionError as Rekognition would.
 
-        ``region`` is the one the caller addressed (a server reads it from the signature); new
-        collection ARNs carry it. A name that is not region-shaped falls back to the default.
+        ``region`` is the one the caller addressed (a server reads it from the signature): as in
+        Rekognition, each region has its own collections and jobs, and their ARNs name it. A name
+        that is not region-shaped falls back to the default (``$FACESEARCH_REGION``).
         """
         contract.validate(operation, params)
         handler = HANDLERS[operation]
@@ -157,6 +162,10 @@ class RekognitionService:
         """(account id, collection id, faces, users) of every collection, for monitoring."""
         store = self.state.store
         return [(c.account_id, c.collection_id, *store.count(c)) for c in store.all_collections()]
+
+    def read_replicas(self) -> ReadReplicas:
+        """Where the store's reads went and its read replicas' lag, for monitoring."""
+        return self.state.store.read_replicas()
 
     def start_video_workers(self, count: int = 1) -> None:
         """Run stored-video jobs (this process's and other processes') on ``count`` background

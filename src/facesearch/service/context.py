@@ -147,8 +147,8 @@ class Context:
         return f"arn:aws:rekognition:{self.region}:{self.account_id}:collection/{collection_id}"
 
     def collection(self, collection_id: str) -> CollectionRecord:
-        """The caller's collection, or ResourceNotFoundException."""
-        record = self.store.get_collection(self.account_id, collection_id)
+        """The caller's collection in the region called, or ResourceNotFoundException."""
+        record = self.store.get_collection(self.account_id, self.region, collection_id)
         if record is None:
             raise not_found(f"The collection id: {collection_id} does not exist")
         return record
