@@ -198,6 +198,31 @@ def build_hnsw(client: Any, collection_id: str) -> dict[str, Any]:
     return {"hnsw_build_s": round(elapsed, 1), "hnsw_bytes_per_face": round(size / faces)}
 
 
+def recall_by_ef_search(client: Any, probes: list[bytes], exact: list[str]) -> dict[str, Any]:
+    """Recall and p50 of the recall's search (MaxUsers 1, threshold 0; beyond the analysis) at
+    other ef_search values than the default, on the same HNSW index."""
+    from facesearch.store import database_search
+
+    default = database_search.EF_SEARCH
+    figures: dict[str, Any] = {}
+    try:
+        for ef in (100, 400):
+            database_search.EF_SEARCH = ef
+            found, times = [], []
+            for probe, best in zip(probes, exact, strict=True):
+                start = time.perf_counter()
+                answer = client.search_users_by_image(
+                    CollectionId=BIG, Image={"Bytes": probe}, UserMatchThreshold=0, MaxUsers=1
+                )
+                times.append(time.perf_counter() - start)
+                found.append(answer["UserMatches"][0]["User"]["UserId"] == best)
+            figures[f"recall_at_1_ef{ef}"] = round(sum(found) / len(found), 4)
+            figures[f"recall_search_p50_ms_ef{ef}"] = round(p50_p95(times)[0], 2)
+    finally:
+        database_search.EF_SEARCH = default
+    return figures
+
+
 def disk_bytes(client: Any, data_dir: Path) -> int:
     """What the store takes on disk: the data directory, or the PostgreSQL database."""
     store = client.service.state.store
@@ -314,6 +339,8 @@ def measure(
         ):
             p50, p95 = p50_p95(samples)
             figures[f"{label}_p50_ms"], figures[f"{label}_p95_ms"] = round(p50, 2), round(p95, 2)
+    if args.search == "database":  # the probes' analyses are held from here on
+        figures |= recall_by_ef_search(client, probes, exact)
 
     # Writes of one face on the big collection (IndexFaces beyond the analysis, as above).
     spare = [p.read_bytes() for p in sorted((PHOTOS / "people" / "barack_obama").glob("*"))]

@@ -22,7 +22,6 @@ import numpy as np
 from facesearch.index.collection import Hit, UserHit
 from facesearch.store import CollectionRecord, Store
 from facesearch.store.database_search import (
-    EF_SEARCH,
     HNSW_MIN_FACES,
     DatabaseSearchSQL,
     NearestFaces,
@@ -34,9 +33,9 @@ log = logging.getLogger("facesearch.index")
 INLINE_BUILD_FACES = 50_000
 # How long a collection's size and index state are trusted before they are read again.
 STATE_SECONDS = 10.0
-# Candidates asked of the index at first (its ef_search), and by how much more when every one
-# passed the bar but too few results were found.
-FIRST_CANDIDATES = EF_SEARCH
+# Candidates asked of the index at first, and by how much more when every one passed the bar
+# but too few results were found.
+FIRST_CANDIDATES = 100
 GROWTH = 4
 
 
@@ -100,8 +99,9 @@ class DatabaseCollectionSearch:
 
         if not self._state.indexed:
             return nearest(None)
-        # A user's faces come in several: ask for more faces than users wanted.
-        candidates = max(FIRST_CANDIDATES, 2 * limit if users_only else 0)
+        # Few pass the bar of a usual search: ask for few first, as many again only when
+        # every one passed (a low threshold, a large limit).
+        candidates = FIRST_CANDIDATES
         while True:
             found = nearest(candidates)
             # Some candidates fell below the bar (or the scan ran out): the rest would too.

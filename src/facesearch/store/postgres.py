@@ -4,8 +4,9 @@ Everything lives in the ``facesearch`` schema, created and migrated by whichever
 first (migrations run under an advisory lock, so processes starting together are safe). Vectors
 are pgvector columns. Writes of one account are serialised across processes by an advisory lock
 (``write_lock``); each process keeps its own search indexes current from the change feed in
-sql.py. If the database goes away, calls fail within seconds with StoreUnavailableError and the
-pool reconnects by itself once it is back. Reads may go to streaming replicas (replicas.py).
+sql.py, or, in the in-database search mode, searches here (database_search.py). If the
+database goes away, calls fail within seconds with StoreUnavailableError and the pool
+reconnects by itself once it is back. Reads may go to streaming replicas (replicas.py).
 """
 
 from __future__ import annotations
