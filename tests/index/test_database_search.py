@@ -113,7 +113,7 @@ def test_database_mode_answers_as_the_index_and_holds_none(
     )
     monkeypatch.setattr(SearchIndexes, "__init__", lambda *a: pytest.fail("an index was made"))
     monkeypatch.setattr(CollectionIndex, "load", lambda *a: pytest.fail("an index was loaded"))
-    monkeypatch.setattr(database_module, "HNSW_MIN_FACES", 1_000)
+    monkeypatch.setattr(database_module, "HNSW_MIN_FACES", 10 * FACES)
     monkeypatch.setattr(database_module, "INLINE_BUILD_FACES", 1_000)  # built in the background
     monkeypatch.setattr(database_module, "STATE_SECONDS", 0.0)
     service = RekognitionService(tmp_path / "b", store=url, preload=True, search_mode="database")
@@ -123,7 +123,11 @@ def test_database_mode_answers_as_the_index_and_holds_none(
         assert isinstance(store, PostgresStore)
         collection = store.get_collection(DEFAULT_ACCOUNT_ID, "big")
         assert collection is not None
-        # Exact while the collection's HNSW index is built in the background, then through it.
+        # A collection below the HNSW size: searched exactly, in SQL.
+        _same(_answers(service, owned), expected)
+        assert store.search_index_state(collection) == (FACES + len(loose), False)
+        # Above it: exactly while its HNSW index is built in the background, then through it.
+        monkeypatch.setattr(database_module, "HNSW_MIN_FACES", 1_000)
         _same(_answers(service, owned), expected)
         deadline = time.monotonic() + 60
         while not store.search_index_state(collection)[1]:

@@ -114,19 +114,18 @@ class DatabaseCollectionSearch:
 
 class DatabaseSearches:
     """The in-database search of every collection (the Searches of this mode): nothing to load,
-    and an HNSW index built in the database for each collection of ``hnsw_min_faces`` faces."""
+    and an HNSW index built in the database for each collection of ``HNSW_MIN_FACES`` faces."""
 
     # How often the indexes of collections deleted elsewhere are looked for and dropped.
     SWEEP_SECONDS = 60.0
 
-    def __init__(self, store: Store, hnsw_min_faces: int | None = None) -> None:
+    def __init__(self, store: Store) -> None:
         if not isinstance(store, DatabaseSearchSQL):
             raise ValueError(
                 "the in-database search (--search database) needs a PostgreSQL store "
                 "(--store postgresql://...)"
             )
         self._store = store
-        self._min_faces = HNSW_MIN_FACES if hnsw_min_faces is None else hnsw_min_faces
         self._states: dict[int, _State] = {}
         self._lock = threading.Lock()
         self._pending: set[int] = set()
@@ -145,9 +144,12 @@ class DatabaseSearches:
         if time.monotonic() - self._swept > self.SWEEP_SECONDS:
             self.sweep()
         state = self._state(collection)
-        if not state.indexed and state.faces >= self._min_faces:
+        if not state.indexed and state.faces >= HNSW_MIN_FACES:
             if state.faces < INLINE_BUILD_FACES:
-                self.build(collection)
+                try:
+                    self.build(collection)
+                except Exception:  # this search runs exactly; a later one tries again
+                    log.exception("building the HNSW index of a collection failed")
                 state = self._state(collection, fresh=True)
             else:
                 self._in_background(collection.key, lambda: self.build(collection))
@@ -167,8 +169,8 @@ class DatabaseSearches:
         is building it."""
         started = time.perf_counter()
         built = self._store.build_search_index(collection)
-        self._states.pop(collection.key, None)
-        if built:
+        if built:  # else another process builds it: the state's next read finds it built
+            self._states.pop(collection.key, None)
             log.info(
                 "HNSW index of collection %s ready (%.1f s)",
                 collection.collection_id,
