@@ -91,8 +91,10 @@ SMOKE = {
     ),
     "scale-database": (
         "scale",
-        ["--store", "postgresql", "--search", "database", "--faces", "1200", "--people", "2"]
-        + ["--repeat", "2"],
+        [
+            *("--store", "postgresql", "--search", "database"),
+            *("--faces", "1200", "--people", "2", "--repeat", "2"),
+        ],
         [r'"search_p50_ms": [\d.]+', r'"hnsw_build_s": [\d.]+'],
     ),
     "search": (
