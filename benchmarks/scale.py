@@ -188,7 +188,7 @@ def build_hnsw(client: Any, collection_id: str) -> dict[str, Any]:
     """Build the collection's HNSW index in the database now, as a search would start it:
     its build time and size per face."""
     state = client.service.state
-    collection = state.store.get_collection(client.account_id, collection_id)
+    collection = state.store.get_collection(client.account_id, client.region, collection_id)
     started = time.perf_counter()
     assert state.indexes.build(collection)
     elapsed = time.perf_counter() - started

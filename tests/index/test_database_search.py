@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facesearch.defaults import DEFAULT_ACCOUNT_ID
+from facesearch.defaults import DEFAULT_ACCOUNT_ID, DEFAULT_REGION
 from facesearch.index import CollectionIndex, SearchIndexes
 from facesearch.index import database as database_module
 from facesearch.server.main import parse_args
@@ -36,7 +36,7 @@ def _fill(url: str) -> tuple[list[str], list[str]]:
     store = open_store(url, "unused")
     try:
         collection = store.create_collection(
-            DEFAULT_ACCOUNT_ID, "big", "arn:big", CURRENT.version, {}
+            DEFAULT_ACCOUNT_ID, DEFAULT_REGION, "big", "arn:big", CURRENT.version, {}
         )
         assert collection is not None
         users = [f"user-{i // 2}" for i in range(FACES)]
@@ -121,7 +121,7 @@ def test_database_mode_answers_as_the_index_and_holds_none(
         assert service.health()["indexes"] == "ready"  # nothing to load
         store = service.state.store
         assert isinstance(store, PostgresStore)
-        collection = store.get_collection(DEFAULT_ACCOUNT_ID, "big")
+        collection = store.get_collection(DEFAULT_ACCOUNT_ID, DEFAULT_REGION, "big")
         assert collection is not None
         # A collection below the HNSW size: searched exactly, in SQL.
         _same(_answers(service, owned), expected)
