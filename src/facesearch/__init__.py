@@ -24,12 +24,15 @@ def client(
     store_replicas: Sequence[str] | None = None,
     account_id: str | None = None,
     region_name: str | None = None,
+    search: str | None = None,
 ) -> RekognitionClient:
     """An in-process, boto3-shaped Rekognition client over ``store`` (a ``postgresql://`` URL),
     else ``$FACESEARCH_STORE``, else the embedded store in ``data_dir``. As in Rekognition, each
     region has its own collections: ``region_name`` (else ``$FACESEARCH_REGION``, else
     us-east-1) says whose. Searches and reads may go to ``store_replicas``, streaming replicas
-    of the PostgreSQL store (default: those in ``$FACESEARCH_STORE_REPLICAS``)."""
+    of the PostgreSQL store (default: those in ``$FACESEARCH_STORE_REPLICAS``).
+    ``search="database"`` (or ``$FACESEARCH_SEARCH``) searches inside PostgreSQL, holding no
+    index in the process."""
     from facesearch.defaults import DEFAULT_ACCOUNT_ID
     from facesearch.inprocess import client as make_client
 
@@ -39,4 +42,5 @@ def client(
         store_replicas=store_replicas,
         account_id=account_id or DEFAULT_ACCOUNT_ID,
         region_name=region_name,
+        search=search,
     )
