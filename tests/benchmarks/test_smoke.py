@@ -94,6 +94,14 @@ SMOKE = {
         ["--store", "postgresql", "--faces", "1200", "--people", "2", "--repeat", "2"],
         [r'"search_p50_ms": [\d.]+', r'"disk_bytes_per_face": \d+'],
     ),
+    "scale-database": (
+        "scale",
+        [
+            *("--store", "postgresql", "--search", "database"),
+            *("--faces", "1200", "--people", "2", "--repeat", "2"),
+        ],
+        [r'"search_p50_ms": [\d.]+', r'"hnsw_build_s": [\d.]+'],
+    ),
     "search": (
         "search",
         ["--smoke", "--repeat", "2"],

@@ -24,6 +24,7 @@ from support.postgres import PostgresServer, StreamingReplica
 from support.serve import serve_app
 
 import facesearch
+from facesearch.index import database
 from facesearch.server.main import make_app, parse_args
 from facesearch.store import ReadReplicas, open_store
 from facesearch.wire.keys import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
@@ -207,6 +208,46 @@ def test_searches_keep_answering_from_the_primary_while_the_replica_is_stopped(
         assert errors == []
     finally:
         stop.set()
+        writer.close()
+        reader.close()
+
+
+def test_in_database_searches_run_on_the_replica(
+    urls: tuple[str, str], photos_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The in-database search mode's statements are reads a replica answers, through its copy
+    of the collection's HNSW index (built on the primary)."""
+    monkeypatch.setattr(database, "HNSW_MIN_FACES", 0)  # even two faces get an HNSW index
+    url, replica_url = urls
+    writer = facesearch.client(store=url, search="database")
+    reader = facesearch.client(store=url, store_replicas=[replica_url], search="database")
+    try:
+        writer.create_collection(CollectionId="staff")
+        first, second = index_one(writer, photos_dir, 1), index_one(writer, photos_dir, 2)
+        assert matches(writer, first) == {second}  # builds the index, on the primary
+        with psycopg.connect(replica_url, autocommit=True) as conn:
+            wait_until(
+                lambda: conn.execute(
+                    "SELECT 1 FROM pg_class WHERE starts_with(relname, 'faces_hnsw_')"
+                ).fetchone(),
+                "the index reaches the replica",
+            )
+            wait_until(lambda: replica_up(reader) and face_count(reader) == 2, "the replica")
+            # Replay held back, a face deleted on the primary is still found on the replica:
+            # the search itself ran there (a search on the primary would miss it).
+            conn.execute("SELECT pg_wal_replay_pause()")
+            try:
+                writer.delete_faces(CollectionId="staff", FaceIds=[second])
+                assert matches(writer, first) == set()
+                before = replicas_of(reader)
+                assert matches(reader, first) == {second}
+                after = replicas_of(reader)
+                assert after.replicas[0].reads > before.replicas[0].reads
+                assert after.primary_reads == before.primary_reads
+            finally:
+                conn.execute("SELECT pg_wal_replay_resume()")
+        wait_until(lambda: matches(reader, first) == set(), "the deletion reaches the replica")
+    finally:
         writer.close()
         reader.close()
 

@@ -55,6 +55,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "repeat for more (default $FACESEARCH_STORE_REPLICAS, separated by spaces)",
     )
     parser.add_argument(
+        "--search",
+        default=os.environ.get("FACESEARCH_SEARCH") or "index",
+        choices=("index", "database"),
+        help="where searches run: each process's in-memory indexes (index), or inside the "
+        "PostgreSQL of --store, so that a process holds no index and starts at once "
+        "(database; default $FACESEARCH_SEARCH, else %(default)s)",
+    )
+    parser.add_argument(
         "--index-dir",
         default=os.environ.get("FACESEARCH_INDEX_DIR") or None,
         help="where the search indexes are kept on local disk, shared by the processes of the "
@@ -136,6 +144,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error("--tls-cert and --tls-key go together")
     if args.store_replicas and not args.store:
         parser.error("--store-replica needs --store postgresql://... (the primary)")
+    if args.search == "database" and not args.store:
+        parser.error("--search database needs --store postgresql://...")
     if args.workers > 1 and not args.store:
         parser.error(
             "--workers N needs a store the processes share: --store postgresql://... "
@@ -159,6 +169,7 @@ def make_app(
     public_metrics: bool = False,
     video_workers: int = 1,
     store_replicas: list[str] | None = None,
+    search: str = "index",
     index_dir: str | None = None,
 ) -> App:
     """The server's app over a service that loads every collection's index in the background
@@ -174,6 +185,7 @@ def make_app(
         store_replicas=store_replicas,
         preload=True,
         video_runner=False,
+        search_mode=search,
         index_dir=index_dir,
     )
     app = App(
@@ -307,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         "max_tps": args.max_tps,
         "public_metrics": args.public_metrics,
         "video_workers": args.video_workers,
+        "search": args.search,
         "index_dir": args.index_dir,
     }
     options = {

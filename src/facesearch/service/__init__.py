@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from facesearch import contract
 from facesearch.defaults import DEFAULT_ACCOUNT_ID, REGION_NAME
 from facesearch.errors import RekognitionError
+from facesearch.index import SEARCH_MODES
 from facesearch.service import (  # noqa: F401 (registers)
     collections,
     detect,
@@ -75,6 +76,7 @@ class RekognitionService:
         analyzer_factory: Callable[[], Analyzer] = _default_analyzer,
         preload: bool = False,
         video_runner: bool = True,
+        search_mode: str | None = None,
         index_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         """``store`` is a Store, a ``postgresql://`` URL, or None for ``$FACESEARCH_STORE`` or
@@ -84,11 +86,18 @@ class RekognitionService:
         first search.
         ``video_runner``: a stored-video job started here, while this process runs no video
         workers (:meth:`start_video_workers`), is run by a runner process this one starts
-        (service/video_runner.py); False leaves it for another process. ``index_dir``: where
-        the search indexes are kept on local disk, shared by the processes of the machine
-        (default ``$FACESEARCH_INDEX_DIR``, else :func:`default_index_dir`)."""
+        (service/video_runner.py); False leaves it for another process. ``search_mode`` is
+        where searches run: ``"index"`` (each process's in-memory indexes, the default) or
+        ``"database"`` (inside PostgreSQL: the process holds no index); None for
+        ``$FACESEARCH_SEARCH`` or else ``"index"``. ``index_dir``: where the search indexes are
+        kept on local disk, shared by the processes of the machine (default
+        ``$FACESEARCH_INDEX_DIR``, else :func:`default_index_dir`)."""
+        mode = search_mode or os.environ.get("FACESEARCH_SEARCH") or "index"
+        if mode not in SEARCH_MODES:
+            raise ValueError(f"a search mode is one of {', '.join(SEARCH_MODES)}, not {mode!r}")
         self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
         store_url = None
+        opened = store is None or isinstance(store, str)
         if store is None or isinstance(store, str):
             store_url = store or os.environ.get("FACESEARCH_STORE") or None
             store = open_store(store, self.data_dir, store_replicas)
@@ -96,8 +105,22 @@ class RekognitionService:
         self.state = State(
             store=store,
             analyzer_factory=analyzer_factory,
-            index_dir=Path(index_dir) if index_dir else default_index_dir(store),
+            search_mode=mode,
+            index_dir=(
+                None
+                if mode == "database"
+                else Path(index_dir)
+                if index_dir
+                else default_index_dir(store)
+            ),
         )
+        if mode == "database":
+            try:  # a store that cannot search inside itself is refused now, not at a search
+                self.state.indexes  # noqa: B018
+            except ValueError:
+                if opened:
+                    store.close()
+                raise
         # A runner opens the same store: a URL, or the embedded store's directory.
         runner_dir = store.path.parent if isinstance(store, SQLiteStore) else self.data_dir
         knows_store = store_url is not None or isinstance(store, SQLiteStore)

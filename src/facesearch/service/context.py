@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from facesearch.defaults import DEFAULT_REGION
 from facesearch.errors import RekognitionError, invalid_parameter, not_found
-from facesearch.index import CollectionIndex, SearchIndexes
+from facesearch.index import CollectionSearch, DatabaseSearches, Searches, SearchIndexes
 from facesearch.service.tokens import TokenCodec
 from facesearch.store import CollectionRecord, Store
 from facesearch.store.jobs import JobRecord
@@ -105,6 +105,9 @@ class State:
     region: str = field(default_factory=lambda: os.environ.get("FACESEARCH_REGION", DEFAULT_REGION))
     # Who runs stored-video jobs (the service sets it): this process's workers or a runner.
     video_jobs: VideoJobQueue | None = None
+    # Where searches run: "index" (each process's in-memory indexes) or "database" (inside
+    # PostgreSQL: the process holds no index).
+    search_mode: str = "index"
     # Where the search indexes are kept on local disk (None: only in memory).
     index_dir: Path | None = None
 
@@ -117,11 +120,13 @@ class State:
         return TokenCodec(self.store.secret())
 
     @cached_property
-    def indexes(self) -> SearchIndexes:
+    def indexes(self) -> Searches:
+        if self.search_mode == "database":
+            return DatabaseSearches(self.store)
         return SearchIndexes(self.store, self.index_dir)
 
-    def index(self, collection: CollectionRecord) -> CollectionIndex:
-        """The collection's search index, caught up with every write the record has seen."""
+    def index(self, collection: CollectionRecord) -> CollectionSearch:
+        """The collection's search, caught up with every write the record has seen."""
         return self.indexes.get(collection)
 
 

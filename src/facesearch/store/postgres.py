@@ -4,8 +4,9 @@ Everything lives in the ``facesearch`` schema, created and migrated by whichever
 first (migrations run under an advisory lock, so processes starting together are safe). Vectors
 are pgvector columns. Writes of one account are serialised across processes by an advisory lock
 (``write_lock``); each process keeps its own search indexes current from the change feed in
-sql.py. If the database goes away, calls fail within seconds with StoreUnavailableError and the
-pool reconnects by itself once it is back. Reads may go to streaming replicas (replicas.py).
+sql.py, or, in the in-database search mode, searches here (database_search.py). If the
+database goes away, calls fail within seconds with StoreUnavailableError and the pool
+reconnects by itself once it is back. Reads may go to streaming replicas (replicas.py).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from facesearch.defaults import DEFAULT_REGION
 from facesearch.store import jobs
 from facesearch.store.base import CollectionRecord, ReadReplicas, StoreUnavailableError
 from facesearch.store.cursor import Cursor
+from facesearch.store.database_search import DatabaseSearchSQL
 from facesearch.store.replicas import (
     REPLICA_WAIT_S,
     ReplicaSet,
@@ -198,7 +200,7 @@ class _Cursor:
         return self._cursor.fetchall()
 
 
-class PostgresStore(SQLStore):
+class PostgresStore(DatabaseSearchSQL, SQLStore):
     """The :class:`~facesearch.store.base.Store` in a PostgreSQL database (with pgvector)."""
 
     def __init__(
@@ -314,9 +316,18 @@ class PostgresStore(SQLStore):
     get_user = by_collection(SQLStore.get_user)
     user_ids = by_collection(SQLStore.user_ids)
     list_users = by_collection(SQLStore.list_users)
+    # The in-database search mode's searches (database_search.py); its builds use the primary.
+    search_index_state = by_collection(DatabaseSearchSQL.search_index_state)
+    nearest_faces = by_collection(DatabaseSearchSQL.nearest_faces)
 
     def read_replicas(self) -> ReadReplicas:
         return self._replicas.status()
+
+    @contextmanager
+    def _maintenance(self) -> Iterator[Cursor]:
+        # The pool's connections are in autocommit mode: each statement runs on its own.
+        with self._unavailable_as_error(), self._pool.connection() as conn:
+            yield _Cursor(conn.cursor())
 
     @contextmanager
     def write_lock(self, account_id: str) -> Iterator[None]:
