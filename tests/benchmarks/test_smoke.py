@@ -82,7 +82,12 @@ SMOKE = {
     "scale-sqlite": (
         "scale",
         ["--store", "sqlite", "--faces", "1200", "--people", "2", "--repeat", "2"],
-        [r'"search_p50_ms": [\d.]+', r'"rss_bytes_per_face": -?\d+'],
+        [
+            r'"search_p50_ms": [\d.]+',
+            r'"rss_bytes_per_face": -?\d+',
+            r'"cold_start_persisted_s": [\d.]+',
+            r'"two_workers_pss_ratio": [\d.]+',
+        ],
     ),
     "scale-postgresql": (
         "scale",

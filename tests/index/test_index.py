@@ -205,7 +205,8 @@ def test_compressed_users_at_threshold_zero() -> None:
 
 def test_codes_are_rebuilt_once_half_are_deleted() -> None:
     faces = Faces(12_000, seed=15)
-    index = faces.index(range(12_000), compressed_min_faces=10_000)
+    # What is left (5,800) stays above the size that goes back to exact (0.75 x 7,000).
+    index = faces.index(range(12_000), compressed_min_faces=7_000)
     for start in range(0, 6_200, 2_000):
         gone = list(range(start, min(start + 2_000, 6_200)))
         faces.gone.update(gone)
@@ -217,6 +218,30 @@ def test_codes_are_rebuilt_once_half_are_deleted() -> None:
     assert [h.seq for h in index.search_faces(query, 0.2, 50)] == brute_force_faces(
         faces, alive, query, 0.2
     )[:50]
+
+
+def test_a_shrinking_collection_goes_back_to_exact_with_hysteresis() -> None:
+    faces = Faces(10_400, seed=17)
+    faces.gone.update(range(10_000, 10_400))  # not in the store yet
+    index = faces.index(range(10_000), compressed_min_faces=10_000)
+    assert index.compressed
+
+    def delete(rows: range) -> None:
+        faces.gone.update(rows)
+        index.apply(faces.changes([], deleted=list(rows)))
+
+    delete(range(0, 2_400))  # 7,600 left: above 0.75 x 10,000, still compressed
+    assert index.compressed and len(index) == 7_600
+    delete(range(2_400, 2_600))  # 7,400: exact again
+    assert not index.compressed and len(index) == 7_400
+    alive = list(range(2_600, 10_000))
+    query = near(faces.vectors[5_000], seed=18)
+    assert [h.seq for h in index.search_faces(query, 0.2, 20)] == brute_force_faces(
+        faces, alive, query, 0.2
+    )[:20]
+    faces.gone.difference_update(range(10_000, 10_400))
+    index.apply(faces.changes(range(10_000, 10_400)))  # 7,800: back above, still exact
+    assert not index.compressed and len(index) == 7_800
 
 
 def test_processes_share_one_model_and_agree() -> None:
