@@ -118,6 +118,11 @@ SMOKE = {
         [r"^\d+ calls in \d+ s", r"^SearchUsersByImage +\d+", r"server RSS: "],
     ),
     "video": ("video", ["--smoke", "2"], [r"x real time", r"load average"]),
+    "video-contention": (
+        "video",
+        ["--contention", "--smoke", "0"],
+        [r"contention: 2 jobs at once .*: SUCCEEDED, SUCCEEDED in .* [\d.]+x$"],
+    ),
     "visibility": ("visibility", ["--writes", "2"], [r"2 writes on server A, .* p99 [\d.]+ ms"]),
     "vision": (
         "vision",
