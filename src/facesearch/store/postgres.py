@@ -219,14 +219,26 @@ class PostgresStore(SQLStore):
             conn.execute(f"INSERT INTO {SCHEMA}.schema_version VALUES (%s)", (len(_MIGRATIONS),))
 
     @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """The connection this thread's write lock holds, else one from the pool: the checks
+        and writes under the lock share it rather than each taking (and the pool checking) one
+        of their own."""
+        held = getattr(self._held, "conn", None)
+        if held is not None:
+            yield held
+            return
+        with self._pool.connection() as conn:
+            yield conn
+
+    @contextmanager
     def _tx(self, snapshot: bool = False) -> Iterator[Cursor]:
-        with self._unavailable_as_error(), self._pool.connection() as conn, conn.transaction():
+        with self._unavailable_as_error(), self._connection() as conn, conn.transaction():
             if snapshot:
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             yield _Cursor(conn.cursor(binary=True))
 
     def _read(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
-        with self._unavailable_as_error(), self._pool.connection() as conn:
+        with self._unavailable_as_error(), self._connection() as conn:
             return conn.cursor(binary=True).execute(_placeholders(sql), args).fetchall()
 
     @contextmanager
@@ -244,11 +256,11 @@ class PostgresStore(SQLStore):
         local = self._local_locks.setdefault(account_id, threading.Lock())
         with local, self._unavailable_as_error(), self._pool.connection() as conn:
             conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (_LOCK_SPACE, account_id))
-            self._held.depth = 1
+            self._held.depth, self._held.conn = 1, conn
             try:
                 yield
             finally:
-                self._held.depth = 0
+                self._held.depth, self._held.conn = 0, None
                 conn.execute(
                     "SELECT pg_advisory_unlock(%s, hashtext(%s))", (_LOCK_SPACE, account_id)
                 )
@@ -263,18 +275,18 @@ class PostgresStore(SQLStore):
     # float32s. Parsing bytes with numpy is far faster than one Vector object per row.
     _EMBEDDING_COLUMN = "vector_send(embedding)"
 
-    def _face_page(
+    def _walk(
         self,
         db: Cursor,
         collection: CollectionRecord,
         since: int,
         after_seq: int,
         limit: int | None,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ) -> list[Any]:
         # Walk the seq index in order and stop at the limit, as the plan should be; right after
         # a bulk load the table's statistics can be stale enough to sort the whole collection.
         db.execute("SET LOCAL enable_sort = off")
-        return super()._face_page(db, collection, since, after_seq, limit)
+        return super()._walk(db, collection, since, after_seq, limit)
 
     def _embedding(self, value: bytes) -> np.ndarray:
         return _vectors(value, 1).reshape(-1)
