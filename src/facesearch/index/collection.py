@@ -3,8 +3,10 @@
 A face is its store ``seq`` (increasing as faces are added) and its user's seq, held in numpy
 arrays rather than Python objects: the service turns the seqs of the results back into faces
 and UserIds through the store. Readers take an immutable snapshot of those arrays; a writer
-builds the next one. Deletions only mark rows dead (compacted once a quarter of them are), so a
-write costs O(changed faces) plus, for a (dis)association, one copy of the per-face user array.
+builds the next one: new faces are written past the end of every snapshot's view (_Growing), and
+deletions only mark rows dead (compacted once a quarter of them are), so a write costs
+O(changed faces) plus, for a (dis)association or deletion, one copy of the per-face user and
+alive arrays.
 
 Candidates come from the exact vectors (exact.py) below ``COMPRESSED_MIN_FACES`` faces and from
 the compressed codes (compressed.py) from then on; every similarity returned is exact.
@@ -29,6 +31,10 @@ log = logging.getLogger("facesearch.index")
 # Exact search up to here (about 3 ms a query at 200,000 faces on 2 cores), compressed from here.
 COMPRESSED_MIN_FACES = 200_000
 NO_USER = -1
+# The least room a per-face array grows by.
+_MIN_ROOM = 64
+# Pages of this many faces or more are merged while the next one is read on another thread.
+_PREFETCH_MIN_FACES = 1_000
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,33 @@ _EMPTY = _Snapshot(
     0,
     np.empty((0, 0), np.float32),
 )
+
+
+class _Growing:
+    """One per-face array with room to grow at the end, as exact.Columns for the vectors: a
+    snapshot holds a view of the first n; appends write past every view, and anything else
+    writes a new buffer, so a reader of an older snapshot never sees its array change."""
+
+    def __init__(self, dtype: type) -> None:
+        self._buffer: np.ndarray = np.empty(0, dtype)
+
+    def append(self, n: int, values: np.ndarray) -> np.ndarray:
+        """The first ``n`` values followed by ``values``: the new view."""
+        end = n + len(values)
+        if end > len(self._buffer):  # a quarter more: amortised O(1), little room left spare
+            grown = np.empty(max(n + n // 4, end, _MIN_ROOM), self._buffer.dtype)
+            grown[:n] = self._buffer[:n]
+            self._buffer = grown
+        self._buffer[n:end] = values
+        return self._buffer[:end]
+
+    def replace(self, values: np.ndarray, room: bool = True) -> np.ndarray:
+        """``values`` in a new buffer, with room for appends unless ``room`` is False (after a
+        load, whose size holds until the next write): the new view."""
+        n = len(values)
+        self._buffer = np.empty(n + (max(n // 8, _MIN_ROOM) if room else 0), self._buffer.dtype)
+        self._buffer[:n] = values
+        return self._buffer[:n]
 
 
 @dataclass(frozen=True)
@@ -86,6 +119,7 @@ class CollectionIndex:
         self._codes: Codes | None = None
         self._columns = exact.Columns()
         self._snap = _EMPTY
+        self._seqs, self._users, self._alive = _growing()
         self.version = 0
 
     def __len__(self) -> int:
@@ -110,10 +144,19 @@ class CollectionIndex:
     def _load(self) -> None:
         self._codes = None
         self._snap, self._columns = _EMPTY, exact.Columns()
+        self._seqs, self._users, self._alive = _growing()
         self.version = 0
         self._catch_up()
         if self._codes is not None:
             self._codes.trim()
+        snap = self._snap  # give back the room the appends kept
+        self._snap = _Snapshot(
+            self._seqs.replace(snap.seqs, room=False),
+            self._users.replace(snap.users, room=False),
+            self._alive.replace(snap.alive, room=False),
+            snap.dead,
+            snap.vectors,
+        )
 
     def _catch_up(self) -> None:
         """Merge the changes since ``version`` page by page, then take the version of the first
@@ -126,17 +169,22 @@ class CollectionIndex:
             model = self._source.search_model(None)
             if model is not None:  # a large collection: encode as it loads
                 self._codes = Codes(model, first.embeddings.shape[1])
-        # The next page is read while this one is merged: both mostly run without the GIL.
+        # The next page is read while a large one is merged (both mostly run without the GIL);
+        # after a small one, as a catch-up of a few writes reads, here: no thread to start.
         with ThreadPoolExecutor(1, thread_name_prefix="facesearch-load") as reader:
             page: FaceChanges | None = first
             while page is not None:
+                after = int(page.seqs[-1]) if len(page.seqs) else None
                 following = (
-                    reader.submit(self._source.changes, since, int(page.seqs[-1]))
-                    if len(page.seqs)
+                    reader.submit(self._source.changes, since, after)
+                    if after is not None and len(page.seqs) >= _PREFETCH_MIN_FACES
                     else None
                 )
                 self._merge(page)
-                page = following.result() if following is not None else None
+                if following is not None:
+                    page = following.result()
+                else:
+                    page = self._source.changes(since, after) if after is not None else None
         self.version = first.version
 
     def apply(self, changes: FaceChanges) -> None:
@@ -150,8 +198,11 @@ class CollectionIndex:
     def _merge(self, changes: FaceChanges) -> None:
         snap = self._snap
         users, alive, dead = snap.users, snap.alive, snap.dead
-        if len(changes.deleted) or len(changes.seqs):
-            users, alive = users.copy(), alive.copy()
+        # Changed faces: known ones get their user now; new ones are appended.
+        known = _rows_of(snap.seqs, changes.seqs, missing=-1)
+        present = known >= 0
+        if len(changes.deleted) or present.any():
+            users, alive = self._users.replace(users), self._alive.replace(alive)
         if len(changes.deleted):
             rows = _rows_of(snap.seqs, changes.deleted)
             rows = rows[alive[rows]]
@@ -160,9 +211,6 @@ class CollectionIndex:
             dead += len(rows)
             if self._codes is not None:
                 self._codes.dead += len(rows)
-        # Changed faces: known ones get their user now; new ones are appended.
-        known = _rows_of(snap.seqs, changes.seqs, missing=-1)
-        present = known >= 0
         users[known[present]] = changes.user_seqs[present]
         self._snap = _Snapshot(snap.seqs, users, alive, dead, snap.vectors)
         fresh = ~present
@@ -184,13 +232,15 @@ class CollectionIndex:
             self._codes.add(seqs, embeddings)
         else:
             vectors = self._columns.append(n, embeddings)
-        all_seqs = np.concatenate([snap.seqs, seqs])
-        users = np.concatenate([snap.users, user_seqs])
-        alive = np.concatenate([snap.alive, np.ones(extra, bool)])
+        all_seqs = self._seqs.append(n, seqs)
+        users = self._users.append(n, user_seqs)
+        alive = self._alive.append(n, np.ones(extra, bool))
         if n and seqs.min() < snap.seqs[-1]:
             # Faces committed out of seq order (seen only across processes): keep seqs sorted.
             order = np.argsort(all_seqs, kind="stable")
-            all_seqs, users, alive = all_seqs[order], users[order], alive[order]
+            all_seqs = self._seqs.replace(all_seqs[order])
+            users = self._users.replace(users[order])
+            alive = self._alive.replace(alive[order])
             if vectors is not None:
                 vectors = self._columns.replace(vectors[:, order])
         self._snap = _Snapshot(all_seqs, users, alive, snap.dead, vectors)
@@ -202,7 +252,13 @@ class CollectionIndex:
         vectors = None
         if snap.vectors is not None:
             vectors = self._columns.replace(snap.vectors[:, keep])
-        self._snap = _Snapshot(snap.seqs[keep], snap.users[keep], np.ones(kept, bool), 0, vectors)
+        self._snap = _Snapshot(
+            self._seqs.replace(snap.seqs[keep]),
+            self._users.replace(snap.users[keep]),
+            self._alive.replace(np.ones(kept, bool)),
+            0,
+            vectors,
+        )
 
     def _compress(self) -> None:
         """Encode the exact index's vectors with the collection's shared model (trained here
@@ -299,6 +355,11 @@ class CollectionIndex:
             wanted *= 4
         best = top[np.sort(first)][:limit]
         return [UserHit(int(snap.users[rows[i]]), float(scores[i])) for i in best]
+
+
+def _growing() -> tuple[_Growing, _Growing, _Growing]:
+    """Empty buffers for a snapshot's seqs, users and alive flags."""
+    return _Growing(np.int64), _Growing(np.int64), _Growing(np.bool_)
 
 
 def _rows_of(seqs: np.ndarray, wanted: np.ndarray, missing: int | None = None) -> np.ndarray:
