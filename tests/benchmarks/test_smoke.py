@@ -68,7 +68,11 @@ SMOKE = {
     "scale-sqlite": (
         "scale",
         ["--store", "sqlite", "--faces", "1200", "--people", "2", "--repeat", "2"],
-        [r'"search_p50_ms": [\d.]+', r'"rss_bytes_per_face": -?\d+'],
+        [
+            r'"search_p50_ms": [\d.]+',
+            r'"search_after_write_p50_ms": [\d.]+',
+            r'"rss_bytes_per_face": -?\d+',
+        ],
     ),
     "scale-postgresql": (
         "scale",
