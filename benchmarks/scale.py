@@ -23,9 +23,15 @@ photos of the enrolled people probe it. Figures (written with --json):
 - disk_bytes_per_face: the data directory's size (SQLite) or the database's (PostgreSQL), per
   face.
 
+With ``--search database`` (PostgreSQL only) the searches run inside the database
+(index/database.py): the big collection's HNSW index is built once the collection is filled,
+timed (hnsw_build_s, with hnsw_bytes_per_face its size), and the server of the cold start holds
+no index.
+
     .venv/bin/python benchmarks/scale.py --store sqlite --faces 1000000 --json out.json
     PYTHONPATH=tests .venv/bin/python benchmarks/scale.py --store postgresql --faces 1000000
     .venv/bin/python benchmarks/scale.py --store postgresql://USER:PASS@HOST/DB --faces 10000000
+    PYTHONPATH=tests .venv/bin/python benchmarks/scale.py --store postgresql --search database
 """
 
 from __future__ import annotations
@@ -144,7 +150,7 @@ def add_synthetic(store: Any, collection: Any, vectors: np.ndarray, users: list[
 def fill(client: Any, collection_id: str, faces: int, dim: int, seed: int) -> None:
     """Add synthetic users of 2 faces each (a random unit vector and a near copy) in bulk."""
     store = client.service.state.store
-    collection = store.get_collection(client.account_id, collection_id)
+    collection = store.get_collection(client.account_id, client.region, collection_id)
     rng = np.random.default_rng(seed)
     started = time.perf_counter()
     for start in range(0, faces, CHUNK):
@@ -164,7 +170,7 @@ def exact_top_user(client: Any, collection_id: str, queries: np.ndarray) -> list
     """Each query's best user by brute force over every vector the store holds (page by page:
     a collection of millions does not fit in memory as float32 twice)."""
     store = client.service.state.store
-    collection = store.get_collection(client.account_id, collection_id)
+    collection = store.get_collection(client.account_id, client.region, collection_id)
     best_score = np.full(len(queries), -3.0)
     best_user = np.full(len(queries), NO_USER, np.int64)
     after = 0
@@ -178,6 +184,45 @@ def exact_top_user(client: Any, collection_id: str, queries: np.ndarray) -> list
         after = int(changes.seqs[-1])
     names = store.user_ids(collection, best_user.tolist())
     return [names[int(seq)] for seq in best_user]
+
+
+def build_hnsw(client: Any, collection_id: str) -> dict[str, Any]:
+    """Build the collection's HNSW index in the database now, as a search would start it:
+    its build time and size per face."""
+    state = client.service.state
+    collection = state.store.get_collection(client.account_id, client.region, collection_id)
+    started = time.perf_counter()
+    assert state.indexes.build(collection)
+    elapsed = time.perf_counter() - started
+    faces, indexed = state.store.search_index_state(collection)
+    assert indexed
+    size = state.store._read(f"SELECT pg_relation_size('faces_hnsw_{collection.key}')")[0][0]
+    return {"hnsw_build_s": round(elapsed, 1), "hnsw_bytes_per_face": round(size / faces)}
+
+
+def recall_by_ef_search(client: Any, probes: list[bytes], exact: list[str]) -> dict[str, Any]:
+    """Recall and p50 of the recall's search (MaxUsers 1, threshold 0; beyond the analysis) at
+    other ef_search values than the default, on the same HNSW index."""
+    from facesearch.store import database_search
+
+    default = database_search.EF_SEARCH
+    figures: dict[str, Any] = {}
+    try:
+        for ef in (100, 400):
+            database_search.EF_SEARCH = ef
+            found, times = [], []
+            for probe, best in zip(probes, exact, strict=True):
+                start = time.perf_counter()
+                answer = client.search_users_by_image(
+                    CollectionId=BIG, Image={"Bytes": probe}, UserMatchThreshold=0, MaxUsers=1
+                )
+                times.append(time.perf_counter() - start)
+                found.append(answer["UserMatches"][0]["User"]["UserId"] == best)
+            figures[f"recall_at_1_ef{ef}"] = round(sum(found) / len(found), 4)
+            figures[f"recall_search_p50_ms_ef{ef}"] = round(p50_p95(times)[0], 2)
+    finally:
+        database_search.EF_SEARCH = default
+    return figures
 
 
 def disk_bytes(client: Any, data_dir: Path) -> int:
@@ -241,8 +286,12 @@ def measure(
     args: argparse.Namespace, workdir: Path, store_url: str | None, store_args: list[str]
 ) -> dict[str, Any]:
     """Build the collections on the store and take every figure."""
-    figures: dict[str, Any] = {"store": args.store.split("://")[0], "faces": args.faces}
-    client = facesearch.client(data_dir=workdir / "data", store=store_url)
+    figures: dict[str, Any] = {
+        "store": args.store.split("://")[0],
+        "search": args.search,
+        "faces": args.faces,
+    }
+    client = facesearch.client(data_dir=workdir / "data", store=store_url, search=args.search)
     analyzer = client.service.state.analyzer
     people = real_people(args.people)
     probes = [p.read_bytes() for photos in people.values() for p in photos[2:]]
@@ -256,6 +305,9 @@ def measure(
     small_real = enrol(client, SMALL, people)
     fill(client, SMALL, 1000 - small_real, dim, seed=2)
     print(f"built {args.faces:,} faces in {figures['build_s']} s ({len(probes)} probes)")
+    if args.search == "database":
+        figures |= build_hnsw(client, BIG)
+        print(f"HNSW index built in {figures['hnsw_build_s']} s")
 
     def search(collection_id: str, probe: bytes, **extra: Any) -> dict[str, Any]:
         return client.search_users_by_image(
@@ -289,6 +341,8 @@ def measure(
         ):
             p50, p95 = p50_p95(samples)
             figures[f"{label}_p50_ms"], figures[f"{label}_p95_ms"] = round(p50, 2), round(p95, 2)
+    if args.search == "database":  # the probes' analyses are held from here on
+        figures |= recall_by_ef_search(client, probes, exact)
 
     # Writes of one face on the big collection (IndexFaces beyond the analysis, as above).
     spare = [p.read_bytes() for p in sorted((PHOTOS / "people" / "barack_obama").glob("*"))]
@@ -334,7 +388,7 @@ def measure(
 
     # List pages from the middle of the collection: tokens made as the service makes them.
     state = client.service.state
-    collection = state.store.get_collection(client.account_id, BIG)
+    collection = state.store.get_collection(client.account_id, client.region, BIG)
     first_face = state.store.list_faces(collection, 0, 1)[0].seq
     first_user = state.store.list_users(collection, 0, 1)[0].seq
     account = client.account_id
@@ -377,11 +431,16 @@ def measure(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", default="sqlite", help="sqlite, postgresql (throwaway) or URL")
+    parser.add_argument(
+        "--search", default="index", choices=("index", "database"), help="the search mode"
+    )
     parser.add_argument("--faces", type=int, default=100_000)
     parser.add_argument("--people", type=int, default=30, help="real people enrolled")
     parser.add_argument("--repeat", type=int, default=40, help="timed calls per figure")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
+    if args.search == "database" and args.store == "sqlite":
+        parser.error("--search database needs a PostgreSQL --store")
     print(f"load average before: {os.getloadavg()}; cpus: {os.cpu_count()}")
 
     with ExitStack() as cleanup:  # the throwaway data and database go, whatever happens
@@ -398,7 +457,7 @@ def main() -> int:
                 store_url = pg.new_database()
             else:
                 store_url = args.store
-            store_args = ["--store", store_url]
+            store_args = ["--store", store_url, "--search", args.search]
         figures = measure(args, workdir, store_url, store_args)
     print(json.dumps(figures, indent=2))
     if args.json:

@@ -50,7 +50,7 @@ def timed(call) -> float:
 def fill(client, collection_id: str, count: int, dim: int) -> None:
     """Add ``count`` synthetic users of one random unit vector each, in bulk transactions."""
     store = client.service.state.store
-    collection = store.get_collection(client.account_id, collection_id)
+    collection = store.get_collection(client.account_id, client.region, collection_id)
     rng = np.random.default_rng(7)
     for start in range(0, count, 10_000):
         size = min(10_000, count - start)
@@ -107,7 +107,9 @@ def main() -> int:
                 [s - a for s, a in zip(search_times, analysis_times, strict=True)]
             )
             state = client.service.state
-            index = state.index(state.store.get_collection(client.account_id, collection_id))
+            index = state.index(
+                state.store.get_collection(client.account_id, client.region, collection_id)
+            )
             query = analyzer.analyze(probes[0]).faces[0].embedding
             bar = CURRENT.calibration.min_cosine(80)
             alone, _ = percentiles(

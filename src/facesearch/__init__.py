@@ -10,6 +10,8 @@ import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from mypy_boto3_rekognition import RekognitionClient
 
 __version__ = "0.1.0"
@@ -19,11 +21,26 @@ def client(
     data_dir: str | os.PathLike[str] | None = None,
     *,
     store: str | None = None,
+    store_replicas: Sequence[str] | None = None,
     account_id: str | None = None,
+    region_name: str | None = None,
+    search: str | None = None,
 ) -> RekognitionClient:
     """An in-process, boto3-shaped Rekognition client over ``store`` (a ``postgresql://`` URL),
-    else ``$FACESEARCH_STORE``, else the embedded store in ``data_dir``."""
+    else ``$FACESEARCH_STORE``, else the embedded store in ``data_dir``. As in Rekognition, each
+    region has its own collections: ``region_name`` (else ``$FACESEARCH_REGION``, else
+    us-east-1) says whose. Searches and reads may go to ``store_replicas``, streaming replicas
+    of the PostgreSQL store (default: those in ``$FACESEARCH_STORE_REPLICAS``).
+    ``search="database"`` (or ``$FACESEARCH_SEARCH``) searches inside PostgreSQL, holding no
+    index in the process."""
     from facesearch.defaults import DEFAULT_ACCOUNT_ID
     from facesearch.inprocess import client as make_client
 
-    return make_client(data_dir, store=store, account_id=account_id or DEFAULT_ACCOUNT_ID)
+    return make_client(
+        data_dir,
+        store=store,
+        store_replicas=store_replicas,
+        account_id=account_id or DEFAULT_ACCOUNT_ID,
+        region_name=region_name,
+        search=search,
+    )

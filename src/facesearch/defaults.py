@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 
-# Where collection ARNs and S3 reads point when nothing names a region ($FACESEARCH_REGION and
-# the S3 settings override it); the AWS CLI's and boto3's usual default.
+# The region a call acts in when nothing names one (each region has its own collections and
+# jobs, as in Rekognition), and where S3 reads point ($FACESEARCH_REGION and the S3 settings
+# override it); the AWS CLI's and boto3's usual default.
 DEFAULT_REGION = "us-east-1"
 # The account of the library client, the embedded CLI and a server's unconfigured keys.
 DEFAULT_ACCOUNT_ID = "000000000000"

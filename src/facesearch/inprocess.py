@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from botocore import xform_name
 from botocore.client import ClientMeta, Config
 from botocore.errorfactory import ClientExceptionsFactory
-from botocore.exceptions import ClientError, ParamValidationError
+from botocore.exceptions import ClientError, InvalidRegionError, ParamValidationError
 from botocore.handlers import generate_idempotent_uuid
 from botocore.hooks import HierarchicalEmitter
 from botocore.loaders import create_loader
@@ -25,7 +25,7 @@ from botocore.paginate import Paginator
 from botocore.validate import ParamValidator
 
 from facesearch import contract
-from facesearch.defaults import DEFAULT_ACCOUNT_ID
+from facesearch.defaults import DEFAULT_ACCOUNT_ID, REGION_NAME
 from facesearch.errors import RekognitionError
 from facesearch.model import SERVICE_NAME, service_model
 from facesearch.service import RekognitionService
@@ -39,15 +39,24 @@ if TYPE_CHECKING:
 class InProcessClient:
     """In-process Rekognition client: ``client.search_users_by_image(CollectionId=..., ...)``."""
 
-    def __init__(self, service: RekognitionService, account_id: str = DEFAULT_ACCOUNT_ID) -> None:
+    def __init__(
+        self,
+        service: RekognitionService,
+        account_id: str = DEFAULT_ACCOUNT_ID,
+        region_name: str | None = None,
+    ) -> None:
+        if region_name is not None and not REGION_NAME.fullmatch(region_name):
+            raise InvalidRegionError(region_name=region_name)
         self.service = service
         self.account_id = account_id
+        # The region whose collections this client sees, as boto3's region_name chooses them.
+        self.region = region_name or service.state.region
         model = service_model()
         self.exceptions = ClientExceptionsFactory().create_client_exceptions(model)
         self._methods = {xform_name(op): op for op in model.operation_names}
         self.meta = ClientMeta(
             events=HierarchicalEmitter(),
-            client_config=Config(region_name=service.state.region),
+            client_config=Config(region_name=self.region),
             # Nothing is sent anywhere; an .invalid host can never be reached by mistake.
             endpoint_url="http://embedded.facesearch.invalid",
             service_model=model,
@@ -86,7 +95,9 @@ class InProcessClient:
                 raise ParamValidationError(report=report.generate_report())
         request_id = str(uuid.uuid4())
         try:
-            response = self.service.call(operation, params, account_id=self.account_id)
+            response = self.service.call(
+                operation, params, account_id=self.account_id, region=self.region
+            )
         except RekognitionError as err:
             # What botocore's parser makes of an error (the stubs' TypedDict asks for all headers).
             error_response: Any = {
@@ -144,12 +155,25 @@ def client(
     data_dir: str | os.PathLike[str] | None = None,
     *,
     store: str | None = None,
+    store_replicas: Sequence[str] | None = None,
     account_id: str = DEFAULT_ACCOUNT_ID,
+    region_name: str | None = None,
+    search: str | None = None,
 ) -> RekognitionClient:
-    """An in-process Rekognition client over ``store`` or the embedded store in ``data_dir``.
+    """An in-process Rekognition client over ``store`` or the embedded store in ``data_dir``,
+    for the collections of ``region_name`` (default ``$FACESEARCH_REGION``, else us-east-1);
+    searches and reads may go to ``store_replicas``, streaming replicas of a PostgreSQL store
+    (default ``$FACESEARCH_STORE_REPLICAS``); ``search`` is where searches run
+    (RekognitionService's ``search_mode``).
 
     Typed as boto3's Rekognition client, whose methods, requests and responses it shares; the
     operations facesearch does not implement raise UnknownOperationException.
     """
-    service = RekognitionService(data_dir, store=store)
-    return cast("RekognitionClient", InProcessClient(service, account_id))
+    service = RekognitionService(
+        data_dir, store=store, store_replicas=store_replicas, search_mode=search
+    )
+    try:
+        return cast("RekognitionClient", InProcessClient(service, account_id, region_name))
+    except InvalidRegionError:
+        service.close()
+        raise

@@ -33,7 +33,16 @@ SMOKE = {
             r"left +[\d.]+% / [\d.]+% \(\d+\);  right",
         ],
     ),
-    "attributes": ("attributes", ["--smoke"], [r"gender right +\d+/\d+", r"AgeRange width"]),
+    "attributes": (
+        "attributes",
+        ["--smoke", "--shrink", "60"],
+        [r"gender right +\d+/\d+", r"AgeRange width", r"faces shrunk to 60 px: gender right"],
+    ),
+    "attributes-template": (
+        "attributes",
+        ["--smoke", "--fit-template"],
+        [r"DETECTOR_TEMPLATE from \d+ photos: \[\[", r"detector points: gender right \d+/\d+"],
+    ),
     "calibrate": (
         "calibrate",
         ["--smoke"],
@@ -65,6 +74,11 @@ SMOKE = {
         ["--smoke"],
         [r"^ +left +found +\d+/\d+ +yaw +-?[\d.]+", r"faces: \|yaw change\|"],
     ),
+    "replicas": (
+        "replicas",
+        ["--smoke"],
+        [r"SearchFaces, through replica: p50 [\d.]+ ms", r"replica stopped: first call [\d.]+ ms"],
+    ),
     "scale-sqlite": (
         "scale",
         ["--store", "sqlite", "--faces", "1200", "--people", "2", "--repeat", "2"],
@@ -78,6 +92,14 @@ SMOKE = {
         "scale",
         ["--store", "postgresql", "--faces", "1200", "--people", "2", "--repeat", "2"],
         [r'"search_p50_ms": [\d.]+', r'"disk_bytes_per_face": \d+'],
+    ),
+    "scale-database": (
+        "scale",
+        [
+            *("--store", "postgresql", "--search", "database"),
+            *("--faces", "1200", "--people", "2", "--repeat", "2"),
+        ],
+        [r'"search_p50_ms": [\d.]+', r'"hnsw_build_s": [\d.]+'],
     ),
     "search": (
         "search",

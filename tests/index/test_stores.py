@@ -25,7 +25,7 @@ def test_large_collection_on_each_store(
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     db = open_store(store, tmp_path / "data")
     try:
-        collection = db.create_collection("000000000000", "big", "arn:big", "1", {})
+        collection = db.create_collection("000000000000", "us-east-1", "big", "arn:big", "1", {})
         assert collection is not None
         users = [f"user-{i}" for i in range(1_500)]
         db.create_users(collection, users)
@@ -43,7 +43,7 @@ def test_large_collection_on_each_store(
             for i, vector in enumerate(vectors)
         ]
         db.add_faces(collection, faces)
-        collection = db.get_collection("000000000000", "big")
+        collection = db.get_collection("000000000000", "us-east-1", "big")
         first = SearchIndexes(db).get(collection)  # one process
         assert first.compressed and len(first) == 3_000
         query = vectors[10] + 0.05 * rng.standard_normal(128).astype(np.float32)
@@ -67,7 +67,7 @@ def test_large_collection_on_each_store(
         # loads afterwards, with the model the first one stored: both answer alike.
         db.delete_user(collection, "user-5")
         db.delete_faces(collection, [faces[10].face_id, faces[11].face_id])
-        collection = db.get_collection("000000000000", "big")
+        collection = db.get_collection("000000000000", "us-east-1", "big")
         second = SearchIndexes(db).get(collection)  # another process, loading now
         for index in (first, second):
             index.catch_up()
@@ -106,8 +106,8 @@ class _SlowStore:
 def test_loading_one_collection_blocks_no_other(tmp_path: Path) -> None:
     db = open_store(None, tmp_path / "data")
     try:
-        big = db.create_collection("000000000000", "big", "arn:big", "1", {})
-        small = db.create_collection("000000000000", "small", "arn:small", "1", {})
+        big = db.create_collection("000000000000", "us-east-1", "big", "arn:big", "1", {})
+        small = db.create_collection("000000000000", "us-east-1", "small", "arn:small", "1", {})
         assert big is not None and small is not None
         slow = _SlowStore(db, big.key)
         indexes = SearchIndexes(slow)  # type: ignore[arg-type]
@@ -129,13 +129,13 @@ def test_loading_one_collection_blocks_no_other(tmp_path: Path) -> None:
 def test_indexes_of_collections_deleted_elsewhere_are_dropped(tmp_path: Path) -> None:
     db = open_store(None, tmp_path / "data")
     try:
-        gone = db.create_collection("000000000000", "gone", "arn:gone", "1", {})
-        kept = db.create_collection("000000000000", "kept", "arn:kept", "1", {})
+        gone = db.create_collection("000000000000", "us-east-1", "gone", "arn:gone", "1", {})
+        kept = db.create_collection("000000000000", "us-east-1", "kept", "arn:kept", "1", {})
         assert gone is not None and kept is not None
         indexes = SearchIndexes(db)
         first = indexes.get(gone)
         kept_index = indexes.get(kept)
-        db.delete_collection("000000000000", "gone")  # as another process would
+        db.delete_collection("000000000000", "us-east-1", "gone")  # as another process would
         indexes.sweep()
         assert indexes.get(kept) is kept_index
         assert indexes.get(gone) is not first  # no longer held: a new one would be loaded

@@ -22,6 +22,7 @@ from facesearch.contract import validate
 from facesearch.errors import RekognitionError
 from facesearch.server.app import App
 from facesearch.server.auth import AccessKey, Verifier
+from facesearch.store import ReadReplicas
 
 ALICE = AccessKey("AKIDALICE", "alice-secret", "111111111111")
 BOB = AccessKey("AKIDBOB", "bob-secret", "222222222222")
@@ -62,6 +63,9 @@ class FakeService:
 
     def collection_sizes(self) -> list[tuple[str, str, int, int]]:
         return [(account, collection, 0, 0) for account, collection in sorted(self.collections)]
+
+    def read_replicas(self) -> ReadReplicas:
+        return ReadReplicas()
 
     def close(self) -> None:
         self.closed = True

@@ -35,9 +35,11 @@ class Live:
     url: str
     service: Any
 
-    def library(self, operation: str, **params: Any) -> dict[str, Any]:
-        """The library's answer for Alice, normalized like an HTTP answer."""
-        return normalize(self.service.call(operation, params, account_id=ALICE.account_id))
+    def library(self, operation: str, region: str = "us-east-1", **params: Any) -> dict[str, Any]:
+        """The library's answer for Alice in ``region``, normalized like an HTTP answer."""
+        return normalize(
+            self.service.call(operation, params, account_id=ALICE.account_id, region=region)
+        )
 
 
 @pytest.fixture(scope="module")
@@ -164,6 +166,9 @@ def test_image_errors_match_the_library(live: Live, photos: Path) -> None:
             assert normalize(client.detect_faces(**params)) == expected
 
 
+AWS_CLI_REGION = "eu-west-1"
+
+
 def aws(live: Live, home: Path, *args: str, secret: str = ALICE.secret_access_key):
     """Run the real ``aws`` CLI against the server, with an isolated HOME."""
     env = {
@@ -171,7 +176,7 @@ def aws(live: Live, home: Path, *args: str, secret: str = ALICE.secret_access_ke
         "HOME": str(home),
         "AWS_ACCESS_KEY_ID": ALICE.access_key_id,
         "AWS_SECRET_ACCESS_KEY": secret,
-        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_DEFAULT_REGION": AWS_CLI_REGION,
         "AWS_MAX_ATTEMPTS": "1",
     }
     return subprocess.run(
@@ -209,7 +214,10 @@ def test_aws_cli_search_users_by_image_matches_the_library(
         "search-users-by-image", "--collection-id", "cli", "--image-bytes", f"fileb://{probe}"
     )
     expected = live.library(
-        "SearchUsersByImage", CollectionId="cli", Image={"Bytes": probe.read_bytes()}
+        "SearchUsersByImage",
+        AWS_CLI_REGION,
+        CollectionId="cli",
+        Image={"Bytes": probe.read_bytes()},
     )
     assert found == json.loads(json.dumps(expected))
     assert found["UserMatches"][0]["User"]["UserId"] == "obama"
@@ -227,4 +235,14 @@ def test_collection_arns_carry_the_signed_region(live: Live) -> None:
     assert arn == f"arn:aws:rekognition:eu-west-1:{ALICE.account_id}:collection/dublin"
     assert ireland.describe_collection(CollectionId="dublin")["CollectionARN"] == arn
     assert ireland.list_tags_for_resource(ResourceArn=arn)["Tags"] == {}
+    # As on AWS, the signature's region picks the collections: another region has its own.
+    tokyo = rekognition(live.url, ALICE, region="ap-northeast-1")
+    assert tokyo.list_collections()["CollectionIds"] == []
+    with pytest.raises(tokyo.exceptions.ResourceNotFoundException):
+        tokyo.describe_collection(CollectionId="dublin")
+    with pytest.raises(tokyo.exceptions.ResourceNotFoundException):
+        tokyo.tag_resource(ResourceArn=arn, Tags={"k": "v"})
+    tokyo.create_collection(CollectionId="dublin")  # same id, other region: another collection
+    tokyo.delete_collection(CollectionId="dublin")
+    assert ireland.list_collections()["CollectionIds"] == ["dublin"]
     ireland.delete_collection(CollectionId="dublin")

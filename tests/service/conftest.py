@@ -10,13 +10,24 @@ import pytest
 from support.photos import is_near_copy
 
 import facesearch
+from facesearch.index import database
 from facesearch.vision.image import sniff_format
 
 
 @pytest.fixture
-def client(tmp_path: Path, store: str | None):
+def search_mode() -> str:
+    """Where the client searches: its process's in-memory index, unless a module asks for the
+    in-database search too (test_search.py)."""
+    return "index"
+
+
+@pytest.fixture
+def client(tmp_path: Path, store: str | None, search_mode: str, monkeypatch: pytest.MonkeyPatch):
     """A boto3-shaped in-process client over a fresh store: each test runs on both stores."""
-    rekognition = facesearch.client(data_dir=tmp_path / "data", store=store)
+    if search_mode == "database":
+        # Even these few faces are searched through an HNSW index, not exactly.
+        monkeypatch.setattr(database, "HNSW_MIN_FACES", 0)
+    rekognition = facesearch.client(data_dir=tmp_path / "data", store=store, search=search_mode)
     yield rekognition
     rekognition.close()
 

@@ -6,7 +6,7 @@ import datetime as dt
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError, ParamValidationError
+from botocore.exceptions import ClientError, InvalidRegionError, ParamValidationError
 
 from facesearch import contract
 
@@ -128,6 +128,35 @@ def test_accounts_are_isolated(tmp_path) -> None:
     with pytest.raises(bob.exceptions.ResourceNotFoundException):
         bob.list_tags_for_resource(ResourceArn=arn)
     bob.create_collection(CollectionId="shared-name")  # same name, other account: allowed
+    service.close()
+
+
+def test_regions_are_isolated(tmp_path, store: str | None) -> None:
+    from facesearch.inprocess import InProcessClient
+    from facesearch.service import RekognitionService
+
+    service = RekognitionService(tmp_path, store=store)
+    ireland = InProcessClient(service, region_name="eu-west-1")
+    virginia = InProcessClient(service)  # the default region
+    assert (ireland.meta.region_name, virginia.meta.region_name) == ("eu-west-1", "us-east-1")
+    arn = ireland.create_collection(CollectionId="door")["CollectionArn"]
+    assert arn.startswith("arn:aws:rekognition:eu-west-1:")
+    assert ireland.describe_collection(CollectionId="door")["CollectionARN"] == arn
+    assert virginia.list_collections()["CollectionIds"] == []
+    with pytest.raises(virginia.exceptions.ResourceNotFoundException):
+        virginia.describe_collection(CollectionId="door")
+    with pytest.raises(virginia.exceptions.ResourceNotFoundException):
+        virginia.list_tags_for_resource(ResourceArn=arn)  # another region's ARN
+    # The same id in another region is another collection, with its own users and tokens.
+    virginia.create_collection(CollectionId="door")
+    token = "same-token-in-both-regions"
+    for client in (ireland, virginia):
+        client.create_user(CollectionId="door", UserId="ada", ClientRequestToken=token)
+        assert [u["UserId"] for u in client.list_users(CollectionId="door")["Users"]] == ["ada"]
+    virginia.delete_collection(CollectionId="door")
+    assert ireland.list_collections()["CollectionIds"] == ["door"]
+    with pytest.raises(InvalidRegionError):
+        InProcessClient(service, region_name="not a region")
     service.close()
 
 

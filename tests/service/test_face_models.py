@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facesearch.defaults import DEFAULT_ACCOUNT_ID
+from facesearch.defaults import DEFAULT_ACCOUNT_ID, DEFAULT_REGION
 from facesearch.errors import RekognitionError
 from facesearch.service import RekognitionService
 from facesearch.vision import CURRENT, FACE_MODELS, get_analyzer
@@ -23,7 +23,9 @@ def service(tmp_path, store):
 def older_collection(service: RekognitionService, collection_id: str, version: str) -> None:
     """A collection as an earlier release created it (same store, older face model)."""
     arn = f"arn:aws:rekognition:us-east-1:{DEFAULT_ACCOUNT_ID}:collection/{collection_id}"
-    service.state.store.create_collection(DEFAULT_ACCOUNT_ID, collection_id, arn, version, {})
+    service.state.store.create_collection(
+        DEFAULT_ACCOUNT_ID, DEFAULT_REGION, collection_id, arn, version, {}
+    )
 
 
 @pytest.mark.parametrize("model", [m for m in FACE_MODELS.values() if m is not CURRENT])
@@ -49,7 +51,7 @@ def test_older_model_collection_indexes_and_searches_with_its_model(service, pho
     }
     assert not np.allclose(analysed[model.version], analysed[CURRENT.version], atol=1e-4)
     face_id = answer["FaceMatches"][0]["Face"]["FaceId"]
-    collection = service.state.store.get_collection(DEFAULT_ACCOUNT_ID, "old")
+    collection = service.state.store.get_collection(DEFAULT_ACCOUNT_ID, DEFAULT_REGION, "old")
     stored = service.state.store.get_faces(collection, [face_id])[face_id].embedding
     assert np.allclose(stored, analysed[model.version], atol=1e-5)
 

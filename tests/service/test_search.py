@@ -7,6 +7,27 @@ import pytest
 GROUP = "group/face_recognition_obama_and_biden.jpg"
 
 
+# Every test here runs on each store with its in-process index, and on PostgreSQL searching
+# inside the database (index/database.py).
+@pytest.fixture(params=["sqlite", "postgresql", "postgresql-database"])
+def backend(request: pytest.FixtureRequest) -> tuple[str | None, str]:
+    """(store URL or None for the embedded store, search mode)."""
+    if request.param == "sqlite":
+        return None, "index"
+    url = request.getfixturevalue("postgres").new_database()
+    return url, "database" if request.param.endswith("-database") else "index"
+
+
+@pytest.fixture
+def store(backend: tuple[str | None, str]) -> str | None:
+    return backend[0]
+
+
+@pytest.fixture
+def search_mode(backend: tuple[str | None, str]) -> str:
+    return backend[1]
+
+
 @pytest.fixture
 def users(client, photo):
     """A collection with users obama (2 faces), biden (2 faces) and gates (1 face)."""

@@ -24,7 +24,9 @@ def test_previous_release_data_directory_is_migrated(tmp_path: Path) -> None:
     db.executescript(_MIGRATIONS[0])
     db.execute(
         "INSERT INTO collections (account_id, collection_id, arn, face_model_version,"
-        " created_at) VALUES ('000000000000', 'old', 'arn:old', '1', 0)"
+        " created_at) VALUES ('000000000000', 'old', 'arn:old', '1', 0),"
+        " ('000000000000', 'dublin',"
+        " 'arn:aws:rekognition:eu-west-1:000000000000:collection/dublin', '1', 0)"
     )
     db.executemany(
         "INSERT INTO users (collection_key, user_id) VALUES (1, ?)", [("ada",), ("grace",)]
@@ -40,7 +42,11 @@ def test_previous_release_data_directory_is_migrated(tmp_path: Path) -> None:
 
     store = SQLiteStore(tmp_path)
     try:
-        collection = store.get_collection("000000000000", "old")
+        # Each collection is in the region its ARN names (the default where it names none).
+        assert store.get_collection("000000000000", "us-east-1", "dublin") is None
+        dublin = store.get_collection("000000000000", "eu-west-1", "dublin")
+        assert dublin is not None and dublin.key == 2
+        collection = store.get_collection("000000000000", "us-east-1", "old")
         assert collection is not None and collection.version == 0
         assert store.count(collection) == (4, 2)
         assert store.get_user(collection, "ada").face_count == 2  # type: ignore[union-attr]
@@ -55,12 +61,16 @@ def test_previous_release_data_directory_is_migrated(tmp_path: Path) -> None:
         ] == ["grace"]
         # And it takes new writes through the change feed.
         store.set_face_user(collection, [face_ids[3]], "grace")
-        collection = store.get_collection("000000000000", "old")
+        collection = store.get_collection("000000000000", "us-east-1", "old")
         assert collection is not None and collection.version == 1
         assert [
             h.user_seq
             for h in SearchIndexes(store).get(collection).search_users(vectors[3], 0.9, 5)
         ] == [users["grace"]]
+        # A deleted collection's key is never given again (search indexes are kept by key).
+        store.delete_collection("000000000000", "eu-west-1", "dublin")
+        again = store.create_collection("000000000000", "eu-west-1", "dublin", "arn:x", "1", {})
+        assert again is not None and again.key == 3
     finally:
         store.close()
     # Opening it again runs no migration twice.

@@ -14,13 +14,14 @@ from __future__ import annotations
 import json
 import os
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from facesearch.service.video_job import NEAR_MISS
 from facesearch.vision.face import Face
 from facesearch.vision.similarity import Calibration
 from facesearch.vision.tracking import box_of, iou
@@ -178,6 +179,32 @@ def best_match(
         if value > best[1]:
             best = (identity, value)
     return best
+
+
+class NearMisses:
+    """A face search job's second looks (service/video_job.py) with a gallery for collection:
+    ``look_again`` for analyze_video, ``watch`` over its frames to search each fresh face."""
+
+    def __init__(self, gallery: dict[str, np.ndarray], calibration: Calibration) -> None:
+        self._gallery = gallery
+        self._calibration = calibration
+        self._near: set[int] = set()
+
+    def look_again(self, index: int) -> bool:
+        """Whether the person ``index``'s best match so far fell just short."""
+        return index in self._near
+
+    def watch(self, frames: Iterable[SampledFrame]) -> Iterator[SampledFrame]:
+        """The frames, each fresh face searched on the way, as the job does."""
+        for frame in frames:
+            for tracked in frame.faces:
+                if tracked.fresh:
+                    best = best_match(tracked.face.embedding, self._gallery, self._calibration)
+                    if MIN_SIMILARITY - NEAR_MISS <= best[1] < MIN_SIMILARITY:
+                        self._near.add(tracked.index)
+                    else:
+                        self._near.discard(tracked.index)
+            yield frame
 
 
 def seen_faces(

@@ -121,10 +121,15 @@ def test_a_job_whose_owners_keep_dying_ends_failed(jobs: Store) -> None:
     for attempt in range(3):
         job = jobs.claim_job(f"w{attempt}", time.time() + 1, 3)
         assert job is not None and job.attempts == attempt + 1
-    assert jobs.claim_job("w3", time.time() + 1, 3) is None
+    given_up: list[JobRecord] = []
+    assert jobs.claim_job("w3", time.time() + 1, 3, gave_up=given_up.append) is None
     ended = jobs.get_job(ACCOUNT, "a")
     assert ended is not None and ended.status == FAILED
     assert ended.status_message and "interrupted 3 times" in ended.status_message
+    # Handed over once stored, to publish its completion message.
+    assert [(j.job_id, j.status, j.status_message) for j in given_up] == [
+        ("a", FAILED, ended.status_message)
+    ]
 
 
 def test_a_released_job_waits_again_and_the_claim_does_not_count(jobs: Store) -> None:

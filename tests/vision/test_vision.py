@@ -358,3 +358,25 @@ def test_a_photo_turned_without_exif_is_looked_at_again(analyzer, photos_dir, an
     nose = face.landmarks["nose"]
     assert box.left <= nose.x <= box.left + box.width
     assert box.top <= nose.y <= box.top + box.height
+
+
+def test_vision_errors_survive_pickling() -> None:
+    # A process pool sends a worker's exception back pickled: it must arrive whole.
+    import pickle
+
+    from facesearch.vision.errors import UnknownFaceModelError
+
+    small = ImageError(ImageErrorKind.TOO_SMALL, "too small", size=(20, 10), min_side=32)
+    again = pickle.loads(pickle.dumps(small))
+    assert (again.kind, str(again), again.size, again.min_side) == (
+        ImageErrorKind.TOO_SMALL,
+        "too small",
+        (20, 10),
+        32,
+    )
+    unknown = pickle.loads(pickle.dumps(UnknownFaceModelError("9.9", ("1.0", "2.0"))))
+    assert (unknown.version, unknown.known, str(unknown)) == (
+        "9.9",
+        ("1.0", "2.0"),
+        str(UnknownFaceModelError("9.9", ("1.0", "2.0"))),
+    )

@@ -92,6 +92,13 @@ _EXTRA_GLOBALS: dict[str, dict[str, Any]] = {
         "used in place of the embedded store (default: <code>$FACESEARCH_STORE</code>). "
         "Ignored with --endpoint-url.</p>",
     },
+    "store-replica": {
+        "action": "append",
+        "help_text": "<p>A streaming replica of the PostgreSQL store that reads may use, "
+        "<code>postgresql://...</code>; repeat for more (default: "
+        "<code>$FACESEARCH_STORE_REPLICAS</code>, separated by spaces). "
+        "Ignored with --endpoint-url.</p>",
+    },
     "cli-binary-format": {
         "choices": ["base64", "raw-in-base64-out"],
         "help_text": "<p>How blob values typed as text are read: <code>raw-in-base64-out</code> "

@@ -38,7 +38,6 @@ EMBEDDED_ENDPOINT = "http://embedded.facesearch.invalid"
 # Global options that only concern talking to a server: (dest in the parsed globals, value it has
 # when the option is absent, as the user wrote it).
 _SERVER_ONLY_OPTIONS = (
-    ("region", None, "--region"),
     ("profile", None, "--profile"),
     ("sign_request", True, "--no-sign-request"),
     ("verify_ssl", True, "--no-verify-ssl"),
@@ -54,7 +53,11 @@ def ineffective_options(parsed_globals: Namespace) -> list[str]:
     if parsed_globals.endpoint_url:
         return [
             flag
-            for dest, flag in (("data_dir", "--data-dir"), ("store", "--store"))
+            for dest, flag in (
+                ("data_dir", "--data-dir"),
+                ("store", "--store"),
+                ("store_replica", "--store-replica"),
+            )
             if getattr(parsed_globals, dest, None)
         ]
     return [
@@ -67,7 +70,7 @@ def ineffective_options(parsed_globals: Namespace) -> list[str]:
 def warn_ineffective(parsed_globals: Namespace) -> None:
     """Say plainly on stderr which given options have no effect, rather than ignore them."""
     for flag in ineffective_options(parsed_globals):
-        if flag in ("--data-dir", "--store"):
+        if flag in ("--data-dir", "--store", "--store-replica"):
             why = "the command talks to the server at --endpoint-url"
         else:
             why = "the command runs on the embedded store (give --endpoint-url to use a server)"
@@ -90,7 +93,7 @@ class Transport:
         client = create_nested_client(
             self._session,
             "rekognition",
-            region_name=DEFAULT_REGION,
+            region_name=parsed_globals.region or DEFAULT_REGION,
             endpoint_url=EMBEDDED_ENDPOINT,
             # Unsigned: no credentials are looked up or needed. One attempt: a retry would only
             # run the same call on the same store again (legacy mode: standard mode would tag
@@ -99,7 +102,14 @@ class Transport:
                 signature_version=UNSIGNED, retries={"mode": "legacy", "total_max_attempts": 1}
             ),
         )
-        where = (parsed_globals.data_dir, parsed_globals.store)
+        # --region picks the embedded store's collections of that region, as it picks AWS's;
+        # without it, $FACESEARCH_REGION's (the library client's default), not the profile's.
+        where = (
+            parsed_globals.data_dir,
+            parsed_globals.store,
+            parsed_globals.store_replica,
+            parsed_globals.region,
+        )
         client.meta.events.register(
             "before-send.rekognition", lambda request, **_: self._answer(request, *where)
         )
@@ -125,7 +135,8 @@ class Transport:
         return create_nested_client(
             self._session,
             "rekognition",
-            # A server has no use for a region but SigV4 needs one: default it rather than fail.
+            # The region picks the server's collections of that region, as on AWS; where nothing
+            # names one, default it rather than fail (SigV4 needs one).
             region_name=region or DEFAULT_REGION,
             endpoint_url=endpoint,
             verify=parsed_globals.verify_ssl,
@@ -139,14 +150,21 @@ class Transport:
             self._service = None
 
     def _answer(
-        self, request: AWSPreparedRequest, data_dir: str | None, store: str | None
+        self,
+        request: AWSPreparedRequest,
+        data_dir: str | None,
+        store: str | None,
+        replicas: list[str] | None,
+        region: str | None,
     ) -> AWSResponse:
         extra: dict[str, str] = {}
         try:
             operation = json11.operation_from_target(_header(request, "X-Amz-Target"))
             params = json11.decode_request(operation, _body(request))
             # The default account: the one the library client and a server's local keys use.
-            result = self._get_service(data_dir, store).call(operation, params)
+            result = self._get_service(data_dir, store, replicas).call(
+                operation, params, region=region
+            )
             from facesearch.service.video import extension_headers
 
             extra = extension_headers(result)
@@ -164,14 +182,16 @@ class Transport:
         # AWSResponse takes any mapping of headers (botocore-stubs say an HTTPMessage).
         return AWSResponse(request.url, status, cast("HTTPHeaders", headers), _Raw(body))
 
-    def _get_service(self, data_dir: str | None, store: str | None) -> RekognitionService:
+    def _get_service(
+        self, data_dir: str | None, store: str | None, replicas: list[str] | None
+    ) -> RekognitionService:
         # Built on first use: help, skeletons and usage errors never load the models.
         if self._service is None:
             from facesearch.service import RekognitionService
             from facesearch.store import StoreUnavailableError
 
             try:
-                self._service = RekognitionService(data_dir, store=store)
+                self._service = RekognitionService(data_dir, store=store, store_replicas=replicas)
             except StoreUnavailableError as error:
                 raise RekognitionError("InternalServerError", str(error)) from None
             except ValueError as error:

@@ -9,11 +9,27 @@ from it. The store never imports them.
 - exact.py: the float32 vectors of a collection below the compressed size, one BLAS product.
 - compressed.py: the PQ and 8-bit codes (faiss) of a larger one, and their shared trained model.
 - indexes.py: :class:`SearchIndexes`, one process's indexes, caught up from the change feed.
+- search.py: what the service searches with (:class:`Searches`), in either search mode.
+- database.py: :class:`DatabaseSearches`, the mode that searches inside PostgreSQL and holds
+  no index in the process.
 """
 
 from __future__ import annotations
 
 from facesearch.index.collection import NO_USER, CollectionIndex, Hit, UserHit, VectorSource
+from facesearch.index.database import DatabaseSearches
 from facesearch.index.indexes import SearchIndexes
+from facesearch.index.search import SEARCH_MODES, CollectionSearch, Searches
 
-__all__ = ["NO_USER", "CollectionIndex", "Hit", "SearchIndexes", "UserHit", "VectorSource"]
+__all__ = [
+    "NO_USER",
+    "SEARCH_MODES",
+    "CollectionIndex",
+    "CollectionSearch",
+    "DatabaseSearches",
+    "Hit",
+    "SearchIndexes",
+    "Searches",
+    "UserHit",
+    "VectorSource",
+]

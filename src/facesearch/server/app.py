@@ -46,6 +46,7 @@ from facesearch.server.metrics import Metrics
 from facesearch.server.throttle import DEFAULT_MAX_QUEUE, RateLimiter
 from facesearch.service.video import extension_headers
 from facesearch.shapes import reaches
+from facesearch.store import ReadReplicas
 from facesearch.wire.json11 import (
     CONTENT_TYPE,
     ProtocolError,
@@ -72,6 +73,8 @@ class Service(Protocol):
     def health(self) -> dict[str, Any]: ...
 
     def collection_sizes(self) -> list[tuple[str, str, int, int]]: ...
+
+    def read_replicas(self) -> ReadReplicas: ...
 
     def close(self) -> None: ...
 
@@ -115,6 +118,7 @@ class App:
         self._image_capacity = threads + max_queue
         self.rates = RateLimiter(max_tps)
         self.metrics = Metrics(service.collection_sizes, lambda: self._image_calls)
+        self.metrics.watch_store_replicas(service.read_replicas)
         self.console = Console(self, sessions) if sessions is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -46,6 +46,23 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "without one, the embedded store in --data-dir)",
     )
     parser.add_argument(
+        "--store-replica",
+        dest="store_replicas",
+        action="append",
+        default=None,
+        metavar="postgresql://...",
+        help="a streaming replica of the --store database that searches and reads may use; "
+        "repeat for more (default $FACESEARCH_STORE_REPLICAS, separated by spaces)",
+    )
+    parser.add_argument(
+        "--search",
+        default=os.environ.get("FACESEARCH_SEARCH") or "index",
+        choices=("index", "database"),
+        help="where searches run: each process's in-memory indexes (index), or inside the "
+        "PostgreSQL of --store, so that a process holds no index and starts at once "
+        "(database; default $FACESEARCH_SEARCH, else %(default)s)",
+    )
+    parser.add_argument(
         "--workers",
         type=int,
         default=1,
@@ -118,6 +135,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error("--max-tps must be a positive number")
     if bool(args.tls_cert) != bool(args.tls_key):
         parser.error("--tls-cert and --tls-key go together")
+    if args.store_replicas and not args.store:
+        parser.error("--store-replica needs --store postgresql://... (the primary)")
+    if args.search == "database" and not args.store:
+        parser.error("--search database needs --store postgresql://...")
     if args.workers > 1 and not args.store:
         parser.error(
             "--workers N needs a store the processes share: --store postgresql://... "
@@ -140,6 +161,8 @@ def make_app(
     max_tps: float | None = None,
     public_metrics: bool = False,
     video_workers: int = 1,
+    store_replicas: list[str] | None = None,
+    search: str = "index",
 ) -> App:
     """The server's app over a service that loads every collection's index in the background
     and its models now, before the first request, and runs stored-video jobs on
@@ -148,7 +171,14 @@ def make_app(
     from facesearch.server.console import SessionStore
     from facesearch.service import RekognitionService
 
-    service = RekognitionService(data_dir, store=store, preload=True, video_runner=False)
+    service = RekognitionService(
+        data_dir,
+        store=store,
+        store_replicas=store_replicas,
+        preload=True,
+        video_runner=False,
+        search_mode=search,
+    )
     app = App(
         service,
         Verifier(access_keys(credentials_file)),
@@ -272,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = {
         "store": args.store,
+        "store_replicas": args.store_replicas,
         "data_dir": args.data_dir,
         "credentials_file": args.credentials_file,
         "threads": args.threads,
@@ -279,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         "max_tps": args.max_tps,
         "public_metrics": args.public_metrics,
         "video_workers": args.video_workers,
+        "search": args.search,
     }
     options = {
         "host": args.host,

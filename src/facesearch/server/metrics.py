@@ -3,7 +3,8 @@
 Requests by operation and outcome, latency per operation and per stage of the work (decode,
 detect, landmarks, embed, attributes, search), the image queue's depth and refusals, the faces
 and users of each collection and the stored-video jobs by status (read from the store at scrape
-time), the frames and seconds of video analysed, and the models' load time.
+time), the frames and seconds of video analysed, the models' load time, and the store's read
+replicas: up or down, their lag, and the reads each answered.
 Each App has its own registry, so several servers in one process (tests) never mix figures.
 """
 
@@ -17,6 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from facesearch import stages
+from facesearch.store import ReadReplicas
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # From a cached list call (about a millisecond) to an IndexFaces of a large group photo.
@@ -87,6 +89,10 @@ class Metrics:
         """Report stored-video jobs by state and the frames and seconds of video analysed."""
         self.registry.register(_VideoJobsCollector(jobs))
 
+    def watch_store_replicas(self, status: Callable[[], ReadReplicas]) -> None:
+        """Report the store's read replicas (nothing when it has none)."""
+        self.registry.register(_ReplicasCollector(status))
+
     def observe(self, operation: str, code: str | None, seconds: float) -> None:
         """Count one request and its latency (``code`` None when it succeeded)."""
         self.requests.labels(operation, code or "OK").inc()
@@ -151,3 +157,53 @@ class _CollectionCollector(Collector):
             users.add_metric([account_id, collection_id], user_count)
         yield faces
         yield users
+
+
+class _ReplicasCollector(Collector):
+    """The read replicas, as this process last measured them (every half second)."""
+
+    def __init__(self, status: Callable[[], ReadReplicas]) -> None:
+        self._status = status
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
+        status = self._status()
+        if not status.replicas:
+            return
+        labels = ["replica"]
+        up = GaugeMetricFamily(
+            "facesearch_store_replica_up",
+            "1 while reads may use the replica, else 0.",
+            None,
+            labels,
+        )
+        lag_bytes = GaugeMetricFamily(
+            "facesearch_store_replica_lag_bytes",
+            "WAL written on the primary and not yet replayed by the replica (while measured).",
+            None,
+            labels,
+        )
+        lag_seconds = GaugeMetricFamily(
+            "facesearch_store_replica_lag_seconds",
+            "Age of the replica's last replayed commit while it has WAL left to replay, else 0.",
+            None,
+            labels,
+        )
+        reads = CounterMetricFamily(
+            "facesearch_store_reads",
+            "Reads a replica could answer, by who answered: a replica, or the primary (behind "
+            "this process's own writes, or no replica up).",
+            None,
+            ["served_by"],
+        )
+        for replica in status.replicas:
+            up.add_metric([replica.where], float(replica.up))
+            if replica.lag_bytes is not None:
+                lag_bytes.add_metric([replica.where], replica.lag_bytes)
+            if replica.lag_seconds is not None:
+                lag_seconds.add_metric([replica.where], replica.lag_seconds)
+            reads.add_metric([replica.where], replica.reads)
+        reads.add_metric(["primary"], status.primary_reads)
+        yield from (up, lag_bytes, lag_seconds, reads)

@@ -8,13 +8,14 @@ runs the operation's handler and returns the response dict, or raises a Rekognit
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from facesearch import contract
 from facesearch.defaults import DEFAULT_ACCOUNT_ID, REGION_NAME
 from facesearch.errors import RekognitionError
+from facesearch.index import SEARCH_MODES
 from facesearch.service import (  # noqa: F401 (registers)
     collections,
     detect,
@@ -28,6 +29,7 @@ from facesearch.service.registry import HANDLERS
 from facesearch.service.s3 import S3ImageFetcher
 from facesearch.service.video_runner import VideoJobs
 from facesearch.store import (
+    ReadReplicas,
     SQLiteStore,
     Store,
     StoreBusyError,
@@ -37,6 +39,7 @@ from facesearch.store import (
 
 if TYPE_CHECKING:
     from facesearch.vision.analyzer import Analyzer
+
 
 def default_data_dir() -> Path:
     """``FACESEARCH_DATA_DIR``, else ``~/.local/share/facesearch``."""
@@ -58,22 +61,40 @@ class RekognitionService:
         data_dir: str | os.PathLike[str] | None = None,
         *,
         store: Store | str | None = None,
+        store_replicas: Sequence[str] | None = None,
         analyzer_factory: Callable[[], Analyzer] = _default_analyzer,
         preload: bool = False,
         video_runner: bool = True,
+        search_mode: str | None = None,
     ) -> None:
         """``store`` is a Store, a ``postgresql://`` URL, or None for ``$FACESEARCH_STORE`` or
-        else the embedded store in ``data_dir``. ``preload`` loads every collection's search
-        index in the background now (a server does) rather than on its first search.
+        else the embedded store in ``data_dir``; a URL's store may read from ``store_replicas``
+        (streaming replicas, default ``$FACESEARCH_STORE_REPLICAS``). ``preload`` loads every
+        collection's search index in the background now (a server does) rather than on its
+        first search.
         ``video_runner``: a stored-video job started here, while this process runs no video
         workers (:meth:`start_video_workers`), is run by a runner process this one starts
-        (service/video_runner.py); False leaves it for another process."""
+        (service/video_runner.py); False leaves it for another process. ``search_mode`` is
+        where searches run: ``"index"`` (each process's in-memory indexes, the default) or
+        ``"database"`` (inside PostgreSQL: the process holds no index); None for
+        ``$FACESEARCH_SEARCH`` or else ``"index"``."""
+        mode = search_mode or os.environ.get("FACESEARCH_SEARCH") or "index"
+        if mode not in SEARCH_MODES:
+            raise ValueError(f"a search mode is one of {', '.join(SEARCH_MODES)}, not {mode!r}")
         self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
         store_url = None
+        opened = store is None or isinstance(store, str)
         if store is None or isinstance(store, str):
             store_url = store or os.environ.get("FACESEARCH_STORE") or None
-            store = open_store(store, self.data_dir)
-        self.state = State(store=store, analyzer_factory=analyzer_factory)
+            store = open_store(store, self.data_dir, store_replicas)
+        self.state = State(store=store, analyzer_factory=analyzer_factory, search_mode=mode)
+        if mode == "database":
+            try:  # a store that cannot search inside itself is refused now, not at a search
+                self.state.indexes  # noqa: B018
+            except ValueError:
+                if opened:
+                    store.close()
+                raise
         # A runner opens the same store: a URL, or the embedded store's directory.
         runner_dir = store.path.parent if isinstance(store, SQLiteStore) else self.data_dir
         knows_store = store_url is not None or isinstance(store, SQLiteStore)
@@ -96,8 +117,9 @@ class RekognitionService:
     ) -> dict[str, Any]:
         """Run one operation for ``account_id``; raises RekognitionError as Rekognition would.
 
-        ``region`` is the one the caller addressed (a server reads it from the signature); new
-        collection ARNs carry it. A name that is not region-shaped falls back to the default.
+        ``region`` is the one the caller addressed (a server reads it from the signature): as in
+        Rekognition, each region has its own collections and jobs, and their ARNs name it. A name
+        that is not region-shaped falls back to the default (``$FACESEARCH_REGION``).
         """
         contract.validate(operation, params)
         handler = HANDLERS[operation]
@@ -137,6 +159,10 @@ class RekognitionService:
         """(account id, collection id, faces, users) of every collection, for monitoring."""
         store = self.state.store
         return [(c.account_id, c.collection_id, *store.count(c)) for c in store.all_collections()]
+
+    def read_replicas(self) -> ReadReplicas:
+        """Where the store's reads went and its read replicas' lag, for monitoring."""
+        return self.state.store.read_replicas()
 
     def start_video_workers(self, count: int = 1) -> None:
         """Run stored-video jobs (this process's and other processes') on ``count`` background

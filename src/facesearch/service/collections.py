@@ -21,7 +21,7 @@ def create_collection(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     arn = ctx.collection_arn(collection_id)
     with ctx.write_lock():
         record = ctx.store.create_collection(
-            ctx.account_id, collection_id, arn, version, params.get("Tags") or {}
+            ctx.account_id, ctx.region, collection_id, arn, version, params.get("Tags") or {}
         )
     if record is None:
         raise RekognitionError(
@@ -34,7 +34,7 @@ def create_collection(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
 def delete_collection(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     with ctx.write_lock():
         collection = ctx.collection(params["CollectionId"])
-        ctx.store.delete_collection(ctx.account_id, collection.collection_id)
+        ctx.store.delete_collection(ctx.account_id, ctx.region, collection.collection_id)
         ctx.state.indexes.drop(collection)
     return {"StatusCode": 200}
 
@@ -60,7 +60,9 @@ def list_collections(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
         scope="",
         default_size=LIST_COLLECTIONS_PAGE,
         start=None,
-        fetch=lambda after, limit: ctx.store.list_collections(ctx.account_id, after, limit),
+        fetch=lambda after, limit: ctx.store.list_collections(
+            ctx.account_id, ctx.region, after, limit
+        ),
         position=lambda record: record.collection_id,
     )
     response: dict[str, Any] = {
@@ -77,9 +79,9 @@ def _collection_of_arn(ctx: Context, arn: str) -> CollectionRecord:
     parts = prefix.split(":")
     if len(parts) != 5 or parts[:3] != ["arn", "aws", "rekognition"] or not collection_id:
         raise invalid_parameter(f"Invalid parameter ResourceArn: {arn} is not a collection ARN")
-    if parts[4] != ctx.account_id:
+    if parts[3] != ctx.region or parts[4] != ctx.account_id:
         raise not_found(f"The resource {arn} does not exist")
-    record = ctx.store.get_collection(ctx.account_id, collection_id)
+    record = ctx.store.get_collection(ctx.account_id, ctx.region, collection_id)
     if record is None or record.arn != arn:
         raise not_found(f"The resource {arn} does not exist")
     return record

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from facesearch.defaults import DEFAULT_REGION
 from facesearch.errors import RekognitionError, invalid_parameter, not_found
-from facesearch.index import CollectionIndex, SearchIndexes
+from facesearch.index import CollectionSearch, DatabaseSearches, Searches, SearchIndexes
 from facesearch.service.tokens import TokenCodec
 from facesearch.store import CollectionRecord, Store
 from facesearch.store.jobs import JobRecord
@@ -104,6 +104,9 @@ class State:
     region: str = field(default_factory=lambda: os.environ.get("FACESEARCH_REGION", DEFAULT_REGION))
     # Who runs stored-video jobs (the service sets it): this process's workers or a runner.
     video_jobs: VideoJobQueue | None = None
+    # Where searches run: "index" (each process's in-memory indexes) or "database" (inside
+    # PostgreSQL: the process holds no index).
+    search_mode: str = "index"
 
     @cached_property
     def analyzer(self) -> Analyzer:
@@ -114,11 +117,13 @@ class State:
         return TokenCodec(self.store.secret())
 
     @cached_property
-    def indexes(self) -> SearchIndexes:
+    def indexes(self) -> Searches:
+        if self.search_mode == "database":
+            return DatabaseSearches(self.store)
         return SearchIndexes(self.store)
 
-    def index(self, collection: CollectionRecord) -> CollectionIndex:
-        """The collection's search index, caught up with every write the record has seen."""
+    def index(self, collection: CollectionRecord) -> CollectionSearch:
+        """The collection's search, caught up with every write the record has seen."""
         return self.indexes.get(collection)
 
 
@@ -144,8 +149,8 @@ class Context:
         return f"arn:aws:rekognition:{self.region}:{self.account_id}:collection/{collection_id}"
 
     def collection(self, collection_id: str) -> CollectionRecord:
-        """The caller's collection, or ResourceNotFoundException."""
-        record = self.store.get_collection(self.account_id, collection_id)
+        """The caller's collection in the region called, or ResourceNotFoundException."""
+        record = self.store.get_collection(self.account_id, self.region, collection_id)
         if record is None:
             raise not_found(f"The collection id: {collection_id} does not exist")
         return record

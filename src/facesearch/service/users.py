@@ -37,7 +37,7 @@ def idempotent(handler: Handler) -> Handler:
         with ctx.write_lock():
             if token is None:
                 return handler(ctx, params)
-            seen = ctx.store.get_idempotency(ctx.account_id, ctx.operation, token)
+            seen = ctx.store.get_idempotency(ctx.account_id, ctx.region, ctx.operation, token)
             if seen is not None:
                 if seen.request_hash != request_hash:
                     raise RekognitionError(
@@ -47,7 +47,7 @@ def idempotent(handler: Handler) -> Handler:
                 return seen.response
             response = handler(ctx, params)
             record = IdempotencyRecord(request_hash, response)
-            ctx.store.put_idempotency(ctx.account_id, ctx.operation, token, record)
+            ctx.store.put_idempotency(ctx.account_id, ctx.region, ctx.operation, token, record)
             return response
 
     return run

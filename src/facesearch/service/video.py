@@ -157,7 +157,7 @@ def _job(ctx: Context, params: dict[str, Any], api: str) -> tuple[JobRecord, dic
     if max_results is not None and max_results > MAX_RESULTS:
         raise invalid_parameter(f"MaxResults must be at most {MAX_RESULTS}.")
     job = ctx.store.get_job(ctx.account_id, params["JobId"])
-    if job is None:
+    if job is None or job.region != ctx.region:  # a job belongs to the region it was started in
         raise not_found(f"The job id: {params['JobId']} does not exist (or has expired).")
     if job.api != api:
         name = "face search" if api == FACE_SEARCH else "face detection"

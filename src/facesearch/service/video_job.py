@@ -33,7 +33,6 @@ from facesearch.service.video import (
     video_source,
     video_too_large,
 )
-from facesearch.store import CollectionRecord
 from facesearch.store.jobs import FAILED, SUCCEEDED, JobRecord, JobResult
 
 if TYPE_CHECKING:
@@ -48,6 +47,11 @@ HEARTBEAT_SECONDS = 2.0
 RESULTS_BATCH = 500
 # The matching faces listed for each person seen (Rekognition documents no number).
 MAX_FACE_MATCHES = 100
+# A person whose best match so far is at most this far below the FaceMatchThreshold (on the
+# Similarity scale) is analysed whole and searched at every sample until it matches, rather than
+# about once a second (vision/video.py): its next look may well reach the threshold (a head
+# turning), while a clear match or a clear stranger would only be found again.
+NEAR_MISS = 10.0
 # FaceDetail members Rekognition does not return for stored video.
 _NOT_FOR_VIDEO = ("EyeDirection", "FaceOccluded")
 
@@ -189,35 +193,49 @@ def _analyse(ctx: Context, job: JobRecord, progress: _Progress) -> Generator[int
             collection = ctx.collection(job.params["CollectionId"])
             face_model = collection_model(collection)
         attributes = not search and job.params.get("FaceAttributes") == "ALL"
+        threshold = job.params.get("FaceMatchThreshold", DEFAULT_THRESHOLD)
+        # Searched down to NEAR_MISS below the threshold, to know who fell just short.
+        lowered = max(0.0, threshold - NEAR_MISS)
+        search_params = {"FaceMatchThreshold": lowered, "MaxFaces": MAX_FACE_MATCHES}
+        # The matches of each person of the previous sample (a face carried over from its
+        # track's last whole analysis has that analysis's embedding, so the same matches), and
+        # the persons whose best match so far fell short by less than NEAR_MISS.
+        matched: dict[int, list[dict[str, Any]]] = {}
+        near_misses: set[int] = set()
         frames = analyze_video(
             str(path),
             ctx.state.analyzer,
             attributes=attributes,
             face_model=face_model,
             progress=progress.beat,
+            look_again=near_misses.__contains__,
         )
         for frame in frames:
+            searched: dict[int, list[dict[str, Any]]] = {}
             for tracked in sorted(frame.faces, key=lambda t: t.index):
                 if collection is not None:
-                    payload = _person(ctx, job, collection, frame, tracked.index, tracked.face)
+                    matches = matched.get(tracked.index)
+                    if tracked.fresh or matches is None:
+                        embedding = tracked.face.embedding
+                        found = face_matches(ctx, collection, embedding, search_params)
+                        matches = [m for m in found if m["Similarity"] >= threshold]
+                        if found and not matches:
+                            near_misses.add(tracked.index)
+                        else:
+                            near_misses.discard(tracked.index)
+                    searched[tracked.index] = matches
+                    payload = _person(frame, tracked.index, tracked.face, matches)
                 else:
                     payload = _detected(frame, tracked.face, attributes)
                 progress.add(tracked.index, payload)
+            matched = searched
             yield frame.timestamp_ms
 
 
 def _person(
-    ctx: Context,
-    job: JobRecord,
-    collection: CollectionRecord,
-    frame: SampledFrame,
-    index: int,
-    face: Face,
+    frame: SampledFrame, index: int, face: Face, matches: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """A GetFaceSearch PersonMatch; FaceMatches only where the person matched someone."""
-    threshold = job.params.get("FaceMatchThreshold", DEFAULT_THRESHOLD)
-    search = {"FaceMatchThreshold": threshold, "MaxFaces": MAX_FACE_MATCHES}
-    matches = face_matches(ctx, collection, face.embedding, search)
     person: dict[str, Any] = {
         "Timestamp": frame.timestamp_ms,
         "Person": {

@@ -128,7 +128,10 @@ class VideoJobs:
         """Claim and run one job; False if there was none."""
         from facesearch.service.video_job import run_job
 
-        job = self.state.store.claim_job(owner, time.time() - STALE_SECONDS, MAX_ATTEMPTS)
+        # A job failed for its owners' repeated deaths is published like any other that ends.
+        job = self.state.store.claim_job(
+            owner, time.time() - STALE_SECONDS, MAX_ATTEMPTS, gave_up=notify
+        )
         if job is None:
             return False
         log.info("video job %s (%s) started by %s", job.job_id, job.api, owner)

@@ -15,7 +15,8 @@ from facesearch.store.jobs import JobStore
 
 @dataclass(frozen=True)
 class CollectionRecord:
-    """A collection. ``key`` is the store's internal id: a re-created collection gets a new one.
+    """A collection of an account in a region (as in Rekognition, each region has its own
+    collections). ``key`` is the store's internal id: a re-created collection gets a new one.
 
     ``version`` counts the changes to its faces (added, deleted, associated): every write that
     touches faces bumps it in the same transaction, so a search index that has caught up to a
@@ -24,6 +25,7 @@ class CollectionRecord:
 
     key: int
     account_id: str
+    region: str
     collection_id: str
     arn: str
     face_model_version: str
@@ -74,6 +76,27 @@ class StoreBusyError(StoreUnavailableError):
 
 
 @dataclass(frozen=True)
+class ReplicaStatus:
+    """A read replica as this process sees it: whether it is used, how far behind the primary
+    it is (None: not known now) and how many reads it answered."""
+
+    where: str  # its URL without credentials
+    up: bool
+    lag_bytes: int | None  # WAL the primary has written that the replica has not replayed
+    lag_seconds: float | None  # age of its last replayed commit, while it has WAL to replay
+    reads: int
+
+
+@dataclass(frozen=True)
+class ReadReplicas:
+    """Where this process's reads went: to each replica, or to the primary in their place
+    (behind this process's own writes, or none up). Empty without replicas."""
+
+    primary_reads: int = 0
+    replicas: tuple[ReplicaStatus, ...] = ()
+
+
+@dataclass(frozen=True)
 class IdempotencyRecord:
     request_hash: str
     response: dict[str, Any]
@@ -84,6 +107,10 @@ class Store(JobStore, Protocol):
     method is atomic and thread-safe."""
 
     def close(self) -> None: ...
+
+    def read_replicas(self) -> ReadReplicas:
+        """The read replicas' state and the reads each answered (none for most stores)."""
+        ...
 
     def write_lock(self, account_id: str) -> AbstractContextManager[None]:
         """Serialise an account's writes: held across the checks and the writes they guard, by
@@ -99,6 +126,7 @@ class Store(JobStore, Protocol):
     def create_collection(
         self,
         account_id: str,
+        region: str,
         collection_id: str,
         arn: str,
         face_model_version: str,
@@ -107,18 +135,20 @@ class Store(JobStore, Protocol):
         """Create a collection; None if one with that id exists already."""
         ...
 
-    def get_collection(self, account_id: str, collection_id: str) -> CollectionRecord | None: ...
+    def get_collection(
+        self, account_id: str, region: str, collection_id: str
+    ) -> CollectionRecord | None: ...
 
-    def delete_collection(self, account_id: str, collection_id: str) -> bool: ...
+    def delete_collection(self, account_id: str, region: str, collection_id: str) -> bool: ...
 
     def list_collections(
-        self, account_id: str, after: str | None, limit: int
+        self, account_id: str, region: str, after: str | None, limit: int
     ) -> list[CollectionRecord]:
-        """Collections ordered by id, those after ``after`` only."""
+        """The account's collections in the region, ordered by id, those after ``after`` only."""
         ...
 
     def all_collections(self) -> list[CollectionRecord]:
-        """Every collection of every account (to load their search indexes at start)."""
+        """Every collection of every account and region (to load their search indexes at start)."""
         ...
 
     def count(self, collection: CollectionRecord) -> tuple[int, int]:
@@ -224,12 +254,13 @@ class Store(JobStore, Protocol):
 
     # Idempotency of ClientRequestToken operations
     def get_idempotency(
-        self, account_id: str, operation: str, token: str
+        self, account_id: str, region: str, operation: str, token: str
     ) -> IdempotencyRecord | None: ...
 
     def put_idempotency(
         self,
         account_id: str,
+        region: str,
         operation: str,
         token: str,
         record: IdempotencyRecord,

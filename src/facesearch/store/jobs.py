@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -160,18 +160,25 @@ class JobStore(Protocol):
 
     def create_job(self, job: JobRecord, max_in_progress: int) -> JobRecord | None:
         """Store a new job, unless the account has ``max_in_progress`` jobs waiting or in
-        progress (None). If the account already has a live job of the same api and
-        ``client_token``, that job is returned instead and nothing is stored."""
+        progress in the job's region (None). If the account already has a live job of the same
+        api and ``client_token``, that job is returned instead and nothing is stored."""
         ...
 
     def get_job(self, account_id: str, job_id: str) -> JobRecord | None:
         """A job of the account, if it was created within JOB_TTL_SECONDS."""
         ...
 
-    def claim_job(self, owner: str, stale_before: float, max_attempts: int) -> JobRecord | None:
+    def claim_job(
+        self,
+        owner: str,
+        stale_before: float,
+        max_attempts: int,
+        gave_up: Callable[[JobRecord], object] | None = None,
+    ) -> JobRecord | None:
         """Take the oldest waiting job, or one in progress whose heartbeat is older than
         ``stale_before``, for ``owner``: IN_PROGRESS, attempts + 1, results dropped. A stale job
-        already claimed ``max_attempts`` times is failed instead. None when none is left."""
+        already claimed ``max_attempts`` times is failed instead, and handed to ``gave_up``
+        once that is stored (to publish its completion). None when none is left."""
         ...
 
     def has_claimable_job(self, stale_before: float) -> bool:
@@ -250,8 +257,9 @@ class JobsSQL:
                 if row is not None:
                     return _job(row)
             db.execute(
-                "SELECT COUNT(*) FROM jobs WHERE account_id = ? AND status IN (?, ?)",
-                (job.account_id, WAITING, IN_PROGRESS),
+                "SELECT COUNT(*) FROM jobs WHERE account_id = ? AND region = ?"
+                " AND status IN (?, ?)",
+                (job.account_id, job.region, WAITING, IN_PROGRESS),
             )
             if db.fetchone()[0] >= max_in_progress:
                 return None
@@ -286,8 +294,15 @@ class JobsSQL:
     def _claimable_args(self, stale_before: float) -> tuple[Any, ...]:
         return (WAITING, IN_PROGRESS, stale_before, _now() - JOB_TTL_SECONDS)
 
-    def claim_job(self, owner: str, stale_before: float, max_attempts: int) -> JobRecord | None:
+    def claim_job(
+        self,
+        owner: str,
+        stale_before: float,
+        max_attempts: int,
+        gave_up: Callable[[JobRecord], object] | None = None,
+    ) -> JobRecord | None:
         while True:
+            failed = None
             with self._tx() as db:
                 db.execute(
                     f"SELECT key, status, attempts FROM jobs WHERE {self._CLAIMABLE}"
@@ -306,15 +321,19 @@ class JobsSQL:
                         " owner = NULL WHERE key = ?",
                         (FAILED, _gave_up(attempts), now, key),
                     )
-                    continue
-                db.execute("DELETE FROM job_results WHERE job_key = ?", (key,))
-                db.execute(
-                    "UPDATE jobs SET status = ?, owner = ?, heartbeat_at = ?,"
-                    " attempts = attempts + 1, progress = 0, frames = 0 WHERE key = ?",
-                    (IN_PROGRESS, owner, now, key),
-                )
-                db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE key = ?", (key,))
-                return _job(db.fetchone())
+                    db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE key = ?", (key,))
+                    failed = _job(db.fetchone())
+                else:
+                    db.execute("DELETE FROM job_results WHERE job_key = ?", (key,))
+                    db.execute(
+                        "UPDATE jobs SET status = ?, owner = ?, heartbeat_at = ?,"
+                        " attempts = attempts + 1, progress = 0, frames = 0 WHERE key = ?",
+                        (IN_PROGRESS, owner, now, key),
+                    )
+                    db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE key = ?", (key,))
+                    return _job(db.fetchone())
+            if gave_up is not None and failed is not None:
+                gave_up(failed)
 
     def has_claimable_job(self, stale_before: float) -> bool:
         rows = self._read(

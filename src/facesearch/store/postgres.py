@@ -4,8 +4,9 @@ Everything lives in the ``facesearch`` schema, created and migrated by whichever
 first (migrations run under an advisory lock, so processes starting together are safe). Vectors
 are pgvector columns. Writes of one account are serialised across processes by an advisory lock
 (``write_lock``); each process keeps its own search indexes current from the change feed in
-sql.py. If the database goes away, calls fail within seconds with StoreUnavailableError and the
-pool reconnects by itself once it is back.
+sql.py, or, in the in-database search mode, searches here (database_search.py). If the
+database goes away, calls fail within seconds with StoreUnavailableError and the pool
+reconnects by itself once it is back. Reads may go to streaming replicas (replicas.py).
 """
 
 from __future__ import annotations
@@ -22,9 +23,18 @@ from pgvector.psycopg import register_vector
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from facesearch.defaults import DEFAULT_REGION
 from facesearch.store import jobs
-from facesearch.store.base import CollectionRecord, StoreUnavailableError
+from facesearch.store.base import CollectionRecord, ReadReplicas, StoreUnavailableError
 from facesearch.store.cursor import Cursor
+from facesearch.store.database_search import DatabaseSearchSQL
+from facesearch.store.replicas import (
+    REPLICA_WAIT_S,
+    ReplicaSet,
+    by_account,
+    by_collection,
+    of_every_account,
+)
 from facesearch.store.sql import SQLStore, split_statements
 
 SCHEMA = "facesearch"
@@ -111,6 +121,21 @@ _MIGRATIONS = (
     """,
     # Stored-video jobs and their results (store/jobs.py).
     jobs.postgres_migration(SCHEMA),
+    # Collections and ClientRequestTokens belong to a region, as in Rekognition: a collection's
+    # is the one its ARN names.
+    f"""
+    ALTER TABLE {SCHEMA}.collections ADD COLUMN region TEXT;
+    UPDATE {SCHEMA}.collections SET region = CASE
+        WHEN arn LIKE 'arn:aws:rekognition:_%:%' THEN split_part(arn, ':', 4)
+        ELSE '{DEFAULT_REGION}' END;
+    ALTER TABLE {SCHEMA}.collections ALTER COLUMN region SET NOT NULL;
+    ALTER TABLE {SCHEMA}.collections DROP CONSTRAINT collections_account_id_collection_id_key;
+    ALTER TABLE {SCHEMA}.collections ADD UNIQUE (account_id, region, collection_id);
+    ALTER TABLE {SCHEMA}.idempotency ADD COLUMN region TEXT NOT NULL DEFAULT '{DEFAULT_REGION}';
+    ALTER TABLE {SCHEMA}.idempotency ALTER COLUMN region DROP DEFAULT;
+    ALTER TABLE {SCHEMA}.idempotency DROP CONSTRAINT idempotency_pkey;
+    ALTER TABLE {SCHEMA}.idempotency ADD PRIMARY KEY (account_id, region, operation, token)
+    """,
 )
 
 
@@ -163,10 +188,13 @@ class _Cursor:
         return self._cursor.fetchall()
 
 
-class PostgresStore(SQLStore):
+class PostgresStore(DatabaseSearchSQL, SQLStore):
     """The :class:`~facesearch.store.base.Store` in a PostgreSQL database (with pgvector)."""
 
-    def __init__(self, url: str, *, max_connections: int = 16) -> None:
+    def __init__(
+        self, url: str, *, max_connections: int = 16, replicas: Sequence[str] = ()
+    ) -> None:
+        """``replicas``: URLs of streaming replicas of the database that reads may go to."""
         self._where = redacted(url)
         self._local_locks: dict[str, threading.Lock] = {}
         self._held = threading.local()
@@ -188,6 +216,27 @@ class PostgresStore(SQLStore):
                 name="facesearch",
                 open=True,
             )
+
+        def replica_pool(replica_url: str) -> ConnectionPool:
+            return ConnectionPool(
+                replica_url,
+                min_size=1,
+                max_size=max_connections,
+                # A replica that stops answering fails the read within seconds, not minutes.
+                kwargs={
+                    "autocommit": True,
+                    "tcp_user_timeout": CONNECT_TIMEOUT_S * 1000,
+                    **options,
+                },
+                configure=register_vector,
+                # No check before each use: a read on a broken connection fails at once, and
+                # the replica is marked down (and tried again) rather than waited for.
+                timeout=REPLICA_WAIT_S,
+                name="facesearch-replica",
+                open=True,
+            )
+
+        self._replicas = ReplicaSet(self._pool, replicas, replica_pool, redacted)
 
     def __repr__(self) -> str:
         return f"PostgresStore({self._where!r})"
@@ -219,27 +268,66 @@ class PostgresStore(SQLStore):
             conn.execute(f"INSERT INTO {SCHEMA}.schema_version VALUES (%s)", (len(_MIGRATIONS),))
 
     @contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
-        """The connection this thread's write lock holds, else one from the pool: the checks
-        and writes under the lock share it rather than each taking (and the pool checking) one
-        of their own."""
+    def _connection(self, source: ConnectionPool | ReplicaSet) -> Iterator[psycopg.Connection[Any]]:
+        """The primary's connection this thread's write lock holds, else one of ``source``'s:
+        the checks and writes under the lock share it rather than each taking (and the pool
+        checking) one of their own; the reads that guard a write are the primary's anyway."""
         held = getattr(self._held, "conn", None)
         if held is not None:
             yield held
             return
-        with self._pool.connection() as conn:
+        with source.connection() as conn:
             yield conn
 
     @contextmanager
     def _tx(self, snapshot: bool = False) -> Iterator[Cursor]:
-        with self._unavailable_as_error(), self._connection() as conn, conn.transaction():
-            if snapshot:
-                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        if not snapshot:  # a write: on the primary, noting how far this process wrote
+            with self._unavailable_as_error(), self._connection(self._pool) as conn:
+                with conn.transaction():
+                    yield _Cursor(conn.cursor(binary=True))
+                self._replicas.committed(conn)
+            return
+        with (
+            self._unavailable_as_error(),
+            self._connection(self._replicas) as conn,
+            conn.transaction(),
+        ):
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             yield _Cursor(conn.cursor(binary=True))
+            self._replicas.observed(conn)
 
     def _read(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
-        with self._unavailable_as_error(), self._connection() as conn:
+        with self._unavailable_as_error(), self._connection(self._replicas) as conn:
             return conn.cursor(binary=True).execute(_placeholders(sql), args).fetchall()
+
+    # The reads a replica may answer (replicas.py); every other statement runs on the primary.
+    get_collection = by_account(SQLStore.get_collection)
+    list_collections = by_account(SQLStore.list_collections)
+    all_collections = of_every_account(SQLStore.all_collections)
+    count = by_collection(SQLStore.count)
+    get_tags = by_collection(SQLStore.get_tags)
+    faces_of_image = by_collection(SQLStore.faces_of_image)
+    get_faces = by_collection(SQLStore.get_faces)
+    faces_by_seq = by_collection(SQLStore.faces_by_seq)
+    list_faces = by_collection(SQLStore.list_faces)
+    face_changes = by_collection(SQLStore.face_changes)
+    embeddings = by_collection(SQLStore.embeddings)
+    user_embeddings = by_collection(SQLStore.user_embeddings)
+    get_user = by_collection(SQLStore.get_user)
+    user_ids = by_collection(SQLStore.user_ids)
+    list_users = by_collection(SQLStore.list_users)
+    # The in-database search mode's searches (database_search.py); its builds use the primary.
+    search_index_state = by_collection(DatabaseSearchSQL.search_index_state)
+    nearest_faces = by_collection(DatabaseSearchSQL.nearest_faces)
+
+    def read_replicas(self) -> ReadReplicas:
+        return self._replicas.status()
+
+    @contextmanager
+    def _maintenance(self) -> Iterator[Cursor]:
+        # The pool's connections are in autocommit mode: each statement runs on its own.
+        with self._unavailable_as_error(), self._pool.connection() as conn:
+            yield _Cursor(conn.cursor())
 
     @contextmanager
     def write_lock(self, account_id: str) -> Iterator[None]:
@@ -257,9 +345,11 @@ class PostgresStore(SQLStore):
         with local, self._unavailable_as_error(), self._pool.connection() as conn:
             conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (_LOCK_SPACE, account_id))
             self._held.depth, self._held.conn = 1, conn
+            self._replicas.hold(account_id)
             try:
                 yield
             finally:
+                self._replicas.hold(None)
                 self._held.depth, self._held.conn = 0, None
                 conn.execute(
                     "SELECT pg_advisory_unlock(%s, hashtext(%s))", (_LOCK_SPACE, account_id)
@@ -297,4 +387,5 @@ class PostgresStore(SQLStore):
         return _vectors(b"".join(values), len(values))
 
     def close(self) -> None:
+        self._replicas.close()
         self._pool.close()

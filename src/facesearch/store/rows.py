@@ -21,17 +21,18 @@ from facesearch.store.base import CollectionRecord, FaceRecord, IdempotencyRecor
 NO_VECTOR = np.empty(0, np.float32)
 
 COLLECTION_SELECT = (
-    "SELECT c.key, c.account_id, c.collection_id, c.arn, c.face_model_version, c.created_at,"
-    " c.version FROM collections c"
+    "SELECT c.key, c.account_id, c.region, c.collection_id, c.arn, c.face_model_version,"
+    " c.created_at, c.version FROM collections c"
 )
 
 
 def collection_record(row: Sequence[Any]) -> CollectionRecord:
     """A row of ``COLLECTION_SELECT``."""
-    key, account_id, collection_id, arn, face_model_version, created_at, version = row
+    key, account_id, region, collection_id, arn, face_model_version, created_at, version = row
     return CollectionRecord(
         key=key,
         account_id=account_id,
+        region=region,
         collection_id=collection_id,
         arn=arn,
         face_model_version=face_model_version,

@@ -129,6 +129,7 @@ class SQLStore(JobsSQL, ABC):
     def create_collection(
         self,
         account_id: str,
+        region: str,
         collection_id: str,
         arn: str,
         face_model_version: str,
@@ -136,10 +137,12 @@ class SQLStore(JobsSQL, ABC):
     ) -> CollectionRecord | None:
         with self._tx() as db:
             db.execute(
-                "INSERT INTO collections (account_id, collection_id, arn, face_model_version,"
-                " created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING key",
+                "INSERT INTO collections (account_id, region, collection_id, arn,"
+                " face_model_version, created_at) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING RETURNING key",
                 (
                     account_id,
+                    region,
                     collection_id,
                     arn,
                     face_model_version,
@@ -157,28 +160,30 @@ class SQLStore(JobsSQL, ABC):
             db.execute(COLLECTION_SELECT + " WHERE c.key = ?", (key,))
             return collection_record(db.fetchone())
 
-    def get_collection(self, account_id: str, collection_id: str) -> CollectionRecord | None:
+    def get_collection(
+        self, account_id: str, region: str, collection_id: str
+    ) -> CollectionRecord | None:
         rows = self._read(
-            COLLECTION_SELECT + " WHERE c.account_id = ? AND c.collection_id = ?",
-            (account_id, collection_id),
+            COLLECTION_SELECT + " WHERE c.account_id = ? AND c.region = ? AND c.collection_id = ?",
+            (account_id, region, collection_id),
         )
         return collection_record(rows[0]) if rows else None
 
-    def delete_collection(self, account_id: str, collection_id: str) -> bool:
+    def delete_collection(self, account_id: str, region: str, collection_id: str) -> bool:
         with self._tx() as db:
             db.execute(
-                "DELETE FROM collections WHERE account_id = ? AND collection_id = ?",
-                (account_id, collection_id),
+                "DELETE FROM collections WHERE account_id = ? AND region = ? AND collection_id = ?",
+                (account_id, region, collection_id),
             )
             return db.rowcount > 0
 
     def list_collections(
-        self, account_id: str, after: str | None, limit: int
+        self, account_id: str, region: str, after: str | None, limit: int
     ) -> list[CollectionRecord]:
         rows = self._read(
-            COLLECTION_SELECT
-            + " WHERE c.account_id = ? AND c.collection_id > ? ORDER BY c.collection_id LIMIT ?",
-            (account_id, after or "", limit),
+            COLLECTION_SELECT + " WHERE c.account_id = ? AND c.region = ? AND c.collection_id > ?"
+            " ORDER BY c.collection_id LIMIT ?",
+            (account_id, region, after or "", limit),
         )
         return [collection_record(row) for row in rows]
 
@@ -563,18 +568,23 @@ class SQLStore(JobsSQL, ABC):
     # Idempotency
 
     def get_idempotency(
-        self, account_id: str, operation: str, token: str
+        self, account_id: str, region: str, operation: str, token: str
     ) -> IdempotencyRecord | None:
         oldest = dt.datetime.now(dt.UTC).timestamp() - IDEMPOTENCY_TTL_SECONDS
         rows = self._read(
-            IDEMPOTENCY_SELECT + " WHERE account_id = ?"
+            IDEMPOTENCY_SELECT + " WHERE account_id = ? AND region = ?"
             " AND operation = ? AND token = ? AND created_at >= ?",
-            (account_id, operation, token, oldest),
+            (account_id, region, operation, token, oldest),
         )
         return idempotency_record(rows[0]) if rows else None
 
     def put_idempotency(
-        self, account_id: str, operation: str, token: str, record: IdempotencyRecord
+        self,
+        account_id: str,
+        region: str,
+        operation: str,
+        token: str,
+        record: IdempotencyRecord,
     ) -> None:
         now = dt.datetime.now(dt.UTC).timestamp()
         prune = time.monotonic() - self._idempotency_pruned >= _IDEMPOTENCY_PRUNE_SECONDS
@@ -585,12 +595,14 @@ class SQLStore(JobsSQL, ABC):
                     (now - IDEMPOTENCY_TTL_SECONDS,),
                 )
             db.execute(
-                "INSERT INTO idempotency (account_id, operation, token, request_hash, response,"
-                " created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, operation, token)"
+                "INSERT INTO idempotency (account_id, region, operation, token, request_hash,"
+                " response, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (account_id, region, operation, token)"
                 " DO UPDATE SET request_hash = excluded.request_hash,"
                 " response = excluded.response, created_at = excluded.created_at",
                 (
                     account_id,
+                    region,
                     operation,
                     token,
                     record.request_hash,

@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from facesearch.defaults import DEFAULT_REGION
 from facesearch.store import jobs
-from facesearch.store.base import StoreBusyError
+from facesearch.store.base import ReadReplicas, StoreBusyError
 from facesearch.store.cursor import Cursor
 from facesearch.store.sql import SQLStore, split_statements
 
@@ -111,6 +112,55 @@ _MIGRATIONS = (
     """,
     # Stored-video jobs and their results (store/jobs.py).
     jobs.SQLITE_MIGRATION,
+    # Collections and ClientRequestTokens belong to a region, as in Rekognition. SQLite cannot
+    # change a table's UNIQUE constraint: both tables are rebuilt (with foreign keys off, so that
+    # dropping the old collections table deletes no faces), keeping the collections' keys and
+    # their AUTOINCREMENT counter (a deleted collection's key is never reused). A collection's
+    # region is the one its ARN names.
+    f"""
+    CREATE TABLE collections_in_regions (
+        key INTEGER PRIMARY KEY AUTOINCREMENT,
+        account_id TEXT NOT NULL,
+        region TEXT NOT NULL,
+        collection_id TEXT NOT NULL,
+        arn TEXT NOT NULL,
+        face_model_version TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        version INTEGER NOT NULL DEFAULT 0,
+        face_count INTEGER NOT NULL DEFAULT 0,
+        user_count INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (account_id, region, collection_id)
+    );
+    INSERT INTO collections_in_regions (key, account_id, region, collection_id, arn,
+        face_model_version, created_at, version, face_count, user_count)
+        SELECT key, account_id,
+            CASE WHEN arn LIKE 'arn:aws:rekognition:_%:%'
+                THEN substr(arn, 21, instr(substr(arn, 21), ':') - 1)
+                ELSE '{DEFAULT_REGION}' END,
+            collection_id, arn, face_model_version, created_at, version, face_count, user_count
+        FROM collections;
+    DELETE FROM sqlite_sequence WHERE name = 'collections_in_regions';
+    INSERT INTO sqlite_sequence (name, seq)
+        SELECT 'collections_in_regions', seq FROM sqlite_sequence WHERE name = 'collections';
+    DROP TABLE collections;
+    ALTER TABLE collections_in_regions RENAME TO collections;
+    CREATE TABLE idempotency_in_regions (
+        account_id TEXT NOT NULL,
+        region TEXT NOT NULL,
+        operation TEXT NOT NULL,
+        token TEXT NOT NULL,
+        request_hash TEXT NOT NULL,
+        response TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (account_id, region, operation, token)
+    );
+    INSERT INTO idempotency_in_regions
+        SELECT account_id, '{DEFAULT_REGION}', operation, token, request_hash, response, created_at
+        FROM idempotency;
+    DROP TABLE idempotency;
+    ALTER TABLE idempotency_in_regions RENAME TO idempotency;
+    CREATE INDEX idempotency_by_age ON idempotency (created_at)
+    """,
 )
 
 
@@ -138,16 +188,21 @@ class SQLiteStore(SQLStore):
         self._write_depth = 0  # how deep this process's write lock is held
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
         self._migrate()
+        self._db.execute("PRAGMA foreign_keys=ON")
 
     def _migrate(self) -> None:
+        # Foreign keys stay off while tables are rebuilt (SQLite ignores the pragma inside a
+        # transaction); the migrated rows are checked against them before the commit.
         with self._tx() as db:
             current = db.execute("PRAGMA user_version").fetchone()[0]
             for number, script in enumerate(_MIGRATIONS[current:], start=current + 1):
                 for statement in split_statements(script):
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version = {number}")
+            broken = db.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(f"a migration of {self.path} broke foreign keys: {broken[:5]}")
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path.parent)!r})"
@@ -216,6 +271,9 @@ class SQLiteStore(SQLStore):
         if not values:
             return np.empty((0, 0), np.float32)
         return np.frombuffer(b"".join(values), np.float32).reshape(len(values), -1)
+
+    def read_replicas(self) -> ReadReplicas:
+        return ReadReplicas()  # one file, no replicas
 
     def close(self) -> None:
         with self._lock:

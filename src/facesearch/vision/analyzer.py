@@ -228,26 +228,87 @@ class Analyzer:
             return_freed_memory()
         return AnalyzedImage(width=width, height=height, faces=faces)
 
-    def analyze_frame(
+    def detect_frame(
+        self, rgb: np.ndarray, regions: list[tuple[int, int, int, int]] | None = None
+    ) -> list[list[Detection]]:
+        """The detections of one decoded video frame (RGB uint8 (H, W, 3), upright: the
+        container's rotation applied): of the whole frame (one list) without ``regions``, else
+        of each pixel region (x0, y0, x1, y1) on its own (a list per region), in the frame's
+        pixels. Unlike ``analyze``, no second look at the frame turned: a video's frames stand
+        as shown, and a frame without a face (most of a recording's) would pay three more
+        detections."""
+        with self._networks() as networks, stage("detect"):
+            if regions is None:
+                return [networks.detector.detect(rgb)]
+            return [networks.detector.detect_in(rgb, region) for region in regions]
+
+    def frame_face(
         self,
         rgb: np.ndarray,
+        detection: Detection,
         *,
         attributes: bool = False,
         face_model: FaceModel = CURRENT,
-    ) -> AnalyzedImage:
-        """Analyse one decoded video frame: RGB uint8 (H, W, 3), upright (the container's
-        rotation applied). As ``analyze`` without the second look at the frame turned: a
-        video's frames stand as shown, and a frame without a face (most of a recording's)
-        would pay three more detections."""
+    ) -> Face:
+        """The whole analysis of one detected face of a video frame (as ``analyze`` does for
+        each face of a photo): landmarks, pose, quality, attributes if asked, the embedding on
+        first use."""
         with self._networks() as networks:
-            runtime, view = self._runtime(), View(rgb)
-            with stage("detect"):
-                detections = networks.detector.detect(rgb)
-            faces = [
-                self._face(runtime, networks, view, detection, attributes, face_model)
-                for detection in detections
-            ]
-        return AnalyzedImage(width=rgb.shape[1], height=rgb.shape[0], faces=faces)
+            return self._face(
+                self._runtime(), networks, View(rgb), detection, attributes, face_model
+            )
+
+    def detection_embedding(
+        self, rgb: np.ndarray, detection: Detection, face_model: FaceModel = CURRENT
+    ) -> np.ndarray:
+        """The embedding of a detected face aligned on the detector's five points, without the
+        landmark network: enough to tell whether two video samples show one person (against
+        the whole analysis's embedding of the same face it scored 91 to 100 on the face
+        model's scale, on every face of the labelled clips), not for a search."""
+        with self._networks() as networks:
+            aligned = networks.embedder(face_model).align(rgb, detection.points)
+        return self._embed(aligned, face_model)
+
+    def moved_face(
+        self,
+        rgb: np.ndarray,
+        earlier: Face,
+        earlier_points: np.ndarray,
+        detection: Detection,
+        face_model: FaceModel = CURRENT,
+    ) -> Face:
+        """A face of a video frame followed from ``earlier``, its whole analysis (whose
+        detection had the five points ``earlier_points``), without the landmark and embedding
+        networks: the box and confidence are ``detection``'s, the landmarks ``earlier``'s moved
+        by the similarity (shift, scale, turn in the picture) that takes ``earlier_points`` to
+        ``detection.points``, the roll turned with them, yaw and pitch, presence and embedding
+        ``earlier``'s, and the quality measured afresh (the crop aligned on the detector's
+        points)."""
+        height, width = rgb.shape[:2]
+        move = _similarity(earlier_points, detection.points)
+        landmarks = {}
+        for name, mark in earlier.landmarks.items():
+            z = move[0] * complex(mark.x * width, mark.y * height) + move[1]
+            landmarks[name] = Point(x=z.real / width, y=z.imag / height)
+        # The picture's y axis points down: a turn by +a in its coordinates is clockwise as
+        # seen, and roll > 0 is counter-clockwise.
+        turn = float(np.degrees(np.angle(move[0])))
+        roll = (earlier.pose.roll - turn + 180) % 360 - 180
+        x, y, w, h = (float(v) for v in detection.box)
+        embedding = earlier.embedding
+        with self._networks() as networks:
+            embedder = networks.embedder(face_model)
+            quality = _quality(View(rgb), embedder, detection.box, detection.points)
+        return Face(
+            box=Box(left=x / width, top=y / height, width=w / width, height=h / height),
+            confidence=confidence(detection.score),
+            landmarks=landmarks,
+            pose=dataclasses.replace(earlier.pose, roll=roll),
+            quality=quality,
+            box_pixels=(x, y, w, h),
+            presence=earlier.presence,
+            embed=lambda: embedding,
+        )
 
     def _face(
         self,
@@ -272,25 +333,22 @@ class Analyzer:
         )
         embedder = networks.embedder(face_model)
         aligned = embedder.align(rgb, five)
-        aligned_grey = cv2.cvtColor(aligned, cv2.COLOR_RGB2GRAY)
-        inside = None
-        if x - w / 4 < 0 or y - h / 4 < 0 or x + w * 1.25 > width or y + h * 1.25 > height:
-            # Near the edge the crop may reach past the image: mark what came from inside it.
-            inside = embedder.align(view.white, five)[..., 0] > 0
-        # Brightness over the box only (clipped to the image), in grey.
-        x0, y0 = max(0, int(x)), max(0, int(y))
-        x1, y1 = min(width, int(np.ceil(x + w))), min(height, int(np.ceil(y + h)))
-        box_grey = cv2.cvtColor(np.ascontiguousarray(rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY)
+        quality = _quality(view, embedder, detection.box, five, aligned)
         face_attributes = None
         if with_attributes:
             with stage("attributes"):
+                x0, y0 = max(0, int(x)), max(0, int(y))
+                x1, y1 = min(width, int(np.ceil(x + w))), min(height, int(np.ceil(y + h)))
                 shapes = networks.mesher.blendshapes(mesh)
                 smile = attributes.smile(shapes)
                 eyes_open = attributes.eyes_open(shapes)
                 mouth_open = attributes.mouth_open(mesh.points)
+                box_grey = cv2.cvtColor(np.ascontiguousarray(rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY)
                 emotions = runtime.emotions.emotions(box_grey, np.array([x - x0, y - y0, w, h]))
                 gaze = attributes.eye_direction(mesh.points, shapes)
-                age_range, gender = runtime.age_gender.estimate(rgb, mesh.points)
+                age_range, gender = runtime.age_gender.estimate(
+                    rgb, mesh.points, detection.points, believed
+                )
                 face_attributes = Attributes(
                     smile, eyes_open, mouth_open, emotions, gaze, age_range, gender
                 )
@@ -299,9 +357,7 @@ class Analyzer:
             confidence=confidence(detection.score),
             landmarks=mesh.landmarks(width, height),
             pose=pose,
-            quality=Quality(
-                brightness=brightness(box_grey), sharpness=sharpness(aligned_grey, inside)
-            ),
+            quality=quality,
             box_pixels=(x, y, w, h),
             presence=mesh.presence,
             # The networks of the call that asks (possibly on another thread than this one).
@@ -312,6 +368,42 @@ class Analyzer:
     def _embed(self, aligned: np.ndarray, face_model: FaceModel) -> np.ndarray:
         with stage("embed"), self._networks() as networks:
             return networks.embedder(face_model).embed(aligned)
+
+
+def _quality(
+    view: View,
+    embedder: Embedder,
+    box: np.ndarray,
+    five: np.ndarray,
+    aligned: np.ndarray | None = None,
+) -> Quality:
+    """Brightness of the face's box (clipped to the image, in grey) and sharpness of its crop
+    aligned on ``five`` (``aligned``, if made already)."""
+    rgb = view.rgb
+    height, width = rgb.shape[:2]
+    x, y, w, h = (float(v) for v in box)
+    if aligned is None:
+        aligned = embedder.align(rgb, five)
+    aligned_grey = cv2.cvtColor(aligned, cv2.COLOR_RGB2GRAY)
+    inside = None
+    if x - w / 4 < 0 or y - h / 4 < 0 or x + w * 1.25 > width or y + h * 1.25 > height:
+        # Near the edge the crop may reach past the image: mark what came from inside it.
+        inside = embedder.align(view.white, five)[..., 0] > 0
+    x0, y0 = max(0, int(x)), max(0, int(y))
+    x1, y1 = min(width, int(np.ceil(x + w))), min(height, int(np.ceil(y + h)))
+    box_grey = cv2.cvtColor(np.ascontiguousarray(rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY)
+    return Quality(brightness=brightness(box_grey), sharpness=sharpness(aligned_grey, inside))
+
+
+def _similarity(source: np.ndarray, target: np.ndarray) -> tuple[complex, complex]:
+    """The least-squares similarity z -> a z + b (points as complex numbers) taking the
+    (n, 2) points ``source`` to ``target``."""
+    z = source[:, 0] + 1j * source[:, 1]
+    w = target[:, 0] + 1j * target[:, 1]
+    dz, dw = z - z.mean(), w - w.mean()
+    spread = float(np.sum(np.abs(dz) ** 2))
+    a = complex(np.sum(dw * np.conj(dz)) / spread) if spread > 0 else 1 + 0j
+    return a, complex(w.mean() - a * z.mean())
 
 
 class View:

@@ -39,6 +39,11 @@ class ImageError(VisionError):
         self.size = size
         self.min_side = min_side
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Picklable (a process pool sends it back to its caller): Exception's own pickling
+        # would call __init__ with the message alone.
+        return (type(self), (self.kind, str(self)), {"size": self.size, "min_side": self.min_side})
+
 
 class UnknownFaceModelError(VisionError):
     """A face model version this build does not have (``known``: the versions it has)."""
@@ -47,6 +52,9 @@ class UnknownFaceModelError(VisionError):
         super().__init__(f"unknown face model version {version!r} (this build has {known})")
         self.version = version
         self.known = known
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.version, self.known))
 
 
 class ModelsMissingError(RuntimeError):

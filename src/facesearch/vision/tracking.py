@@ -2,15 +2,16 @@
 
 A face continues the track whose last box (one sample earlier) it overlaps most (IoU). Where the
 overlap is large, the face's patch looks like the track's last one and the picture did not jump,
-that is enough; otherwise, and every RECHECK_MS, the face model's similarity decides (so the
-embedding network runs for new faces and doubtful ones only). A cut that changes the whole
-picture ends every track; a cut to a shot of the same background, which the picture as a whole
-hardly shows, is caught per face by its patch and then its embedding: a different person at the
-same place gets a new index.
+that is enough; otherwise, and every RECHECK_MS, the face model's
+similarity decides (so the embedding network runs for new faces and doubtful ones only). A cut
+that changes the whole picture ends every track; a cut to a shot of the same background, which
+the picture as a whole hardly shows, is caught per face by its patch and then its embedding: a
+different person at the same place gets a new index.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -18,6 +19,8 @@ import numpy as np
 
 from facesearch.vision.face import Face
 from facesearch.vision.face_models import FaceModel
+
+Box = tuple[float, float, float, float]  # left, top, width, height (ratios of the frame)
 
 # Overlap with the track's last box (one sample earlier) from which a face may continue it
 # without a look at its embedding, if its patch also looks alike (below) and the picture did not
@@ -44,15 +47,16 @@ RECHECK_MS = 2000.0
 # A track not seen for this long is closed (a face missed in a sample or two keeps its index).
 MAX_GAP_MS = 1000.0
 PATCH_SIDE = 24
+THUMB_SIDE = 32
 
 
-def box_of(face: Face) -> tuple[float, float, float, float]:
+def box_of(face: Face) -> Box:
     """Left, top, width, height of a face's box (ratios of the frame)."""
     box = face.box
     return box.left, box.top, box.width, box.height
 
 
-def iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+def iou(a: Box, b: Box) -> float:
     """Intersection over union of two (left, top, width, height) boxes."""
     width = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
     height = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
@@ -62,20 +66,29 @@ def iou(a: tuple[float, float, float, float], b: tuple[float, float, float, floa
     return inter / (a[2] * a[3] + b[2] * b[3] - inter)
 
 
-def thumbnail(grey: np.ndarray) -> np.ndarray:
-    """A grey frame's 32x32 thumbnail, what cuts are noticed by."""
-    return cv2.resize(grey, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
+def thumbnail(rgb: np.ndarray) -> np.ndarray:
+    """An RGB frame's 32x32 grey thumbnail, what cuts are noticed by: the mean of 8x8 pixels
+    spread evenly over each cell (picked by a nearest-neighbour resize: averaging a large frame
+    down at once costs several milliseconds, this a tenth of one)."""
+    side = 8 * THUMB_SIDE
+    height, width = rgb.shape[:2]
+    if width > side or height > side:
+        rgb = cv2.resize(rgb, (side, side), interpolation=cv2.INTER_NEAREST)
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    small = cv2.resize(grey, (THUMB_SIDE, THUMB_SIDE), interpolation=cv2.INTER_AREA)
+    return small.astype(np.float32)
 
 
-def patch(grey: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
-    """The face's box in a grey frame as a PATCH_SIDE square, zero mean and unit norm."""
-    height, width = grey.shape
+def patch(rgb: np.ndarray, box: Box) -> np.ndarray:
+    """The face's box in an RGB frame as a grey PATCH_SIDE square, zero mean and unit norm."""
+    height, width = rgb.shape[:2]
     x0, y0 = max(0, int(box[0] * width)), max(0, int(box[1] * height))
     x1 = min(width, max(x0 + 1, int(np.ceil((box[0] + box[2]) * width))))
     y1 = min(height, max(y0 + 1, int(np.ceil((box[1] + box[3]) * height))))
     if x0 >= width or y0 >= height:
         return np.zeros(PATCH_SIDE * PATCH_SIDE, np.float32)
-    small = cv2.resize(grey[y0:y1, x0:x1], (PATCH_SIDE, PATCH_SIDE), interpolation=cv2.INTER_AREA)
+    grey = cv2.cvtColor(np.ascontiguousarray(rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY)
+    small = cv2.resize(grey, (PATCH_SIDE, PATCH_SIDE), interpolation=cv2.INTER_AREA)
     values = small.astype(np.float32).ravel()
     values -= values.mean()
     norm = float(np.linalg.norm(values))
@@ -85,7 +98,7 @@ def patch(grey: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarra
 @dataclass
 class _Track:
     index: int
-    box: tuple[float, float, float, float]
+    box: Box
     patch: np.ndarray
     embedding: np.ndarray
     seen_ms: float
@@ -93,30 +106,47 @@ class _Track:
 
 
 class Tracker:
-    """Assigns each face of each sample an index; one Tracker per video, samples in order."""
+    """Assigns each face of each sample an index; one Tracker per video, samples in order:
+    ``look`` at each sample's frame, then ``update`` with its faces."""
 
     def __init__(self, face_model: FaceModel) -> None:
         self._calibration = face_model.calibration
         self._tracks: list[_Track] = []
         self._next_index = 0
         self._previous: np.ndarray | None = None
+        self._change = 0.0
 
-    def _similar(self, face: Face, track: _Track) -> bool:
-        cos = float(np.dot(face.embedding, track.embedding))
-        return float(self._calibration.similarity(cos)) >= SAME_SIMILARITY
-
-    def update(self, faces: list[Face], rgb: np.ndarray, timestamp_ms: float) -> list[int]:
-        """The index of each face of the frame ``rgb`` at ``timestamp_ms``, in order. Embeddings
-        are computed only for new faces and for those whose track is in doubt."""
-        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        small = thumbnail(grey)
-        change = 0.0 if self._previous is None else float(np.abs(small - self._previous).mean())
-        self._previous = small
-        if change > CUT_CHANGE:
+    def look(self, rgb: np.ndarray, timestamp_ms: float) -> float:
+        """Take the sample's frame ``rgb`` at ``timestamp_ms``: end every track at a cut, close
+        those unseen for MAX_GAP_MS. The picture's change since the previous sample (mean
+        absolute difference of the thumbnails, 0..255; 0 for the first)."""
+        small = thumbnail(rgb)
+        previous, self._previous = self._previous, small
+        self._change = 0.0 if previous is None else float(np.abs(small - previous).mean())
+        if self._change > CUT_CHANGE:
             self._tracks = []
         self._tracks = [t for t in self._tracks if timestamp_ms - t.seen_ms <= MAX_GAP_MS]
-        boxes = [box_of(face) for face in faces]
-        patches = [patch(grey, box) for box in boxes]
+        return self._change
+
+    def live(self) -> list[tuple[int, Box]]:
+        """The index and last box of every open track."""
+        return [(track.index, track.box) for track in self._tracks]
+
+    def _similar(self, embedding: np.ndarray, track: _Track) -> bool:
+        cos = float(np.dot(embedding, track.embedding))
+        return float(self._calibration.similarity(cos)) >= SAME_SIMILARITY
+
+    def update(
+        self,
+        boxes: list[Box],
+        patches: list[np.ndarray],
+        timestamp_ms: float,
+        embedding: Callable[[int], np.ndarray],
+    ) -> list[int | None]:
+        """The index of the track each face of the frame last looked at (its box and patch)
+        continues, in order; None for a face that starts a new one (``start`` it).
+        ``embedding(f)`` gives face ``f``'s; it is asked only for faces whose track is in
+        doubt."""
         pairs = sorted(
             (
                 (iou(track.box, box), t, f)
@@ -135,30 +165,28 @@ class Tracker:
             track = self._tracks[t]
             sure = (
                 overlap >= SURE_IOU
-                and change <= CHECK_CHANGE
+                and self._change <= CHECK_CHANGE
                 and float(np.dot(patches[f], track.patch)) >= SAME_PATCH
                 and timestamp_ms - track.checked_ms < RECHECK_MS
             )
-            if sure or self._similar(faces[f], track):
+            if sure or self._similar(embedding(f), track):
                 assigned[f] = t
                 taken.add(t)
                 if not sure:
                     track.checked_ms = timestamp_ms
-        indices = []
-        for f, face in enumerate(faces):
+        out: list[int | None] = []
+        for f, box in enumerate(boxes):
             if f not in assigned:
-                track = _Track(
-                    self._next_index,
-                    boxes[f],
-                    patches[f],
-                    face.embedding,
-                    timestamp_ms,
-                    timestamp_ms,
-                )
-                self._next_index += 1
-                self._tracks.append(track)
-            else:
-                track = self._tracks[assigned[f]]
-                track.box, track.patch, track.seen_ms = boxes[f], patches[f], timestamp_ms
-            indices.append(track.index)
-        return indices
+                out.append(None)
+                continue
+            track = self._tracks[assigned[f]]
+            track.box, track.patch, track.seen_ms = box, patches[f], timestamp_ms
+            out.append(track.index)
+        return out
+
+    def start(self, box: Box, patch: np.ndarray, embedding: np.ndarray, timestamp_ms: float) -> int:
+        """Open a track for a face that continues none (after ``update``); its new index."""
+        track = _Track(self._next_index, box, patch, embedding, timestamp_ms, timestamp_ms)
+        self._next_index += 1
+        self._tracks.append(track)
+        return track.index
