@@ -55,14 +55,16 @@ def test_changes_after_a_version_page_by_page(
     rng = np.random.default_rng(5)
     db = open_store(store, tmp_path / "data")
     try:
-        mine = db.create_collection("000000000000", "mine", "arn:mine", "1", {})
-        other = db.create_collection("000000000000", "other", "arn:other", "1", {})
+        mine = db.create_collection("000000000000", "us-east-1", "mine", "arn:mine", "1", {})
+        other = db.create_collection("000000000000", "us-east-1", "other", "arn:other", "1", {})
         assert mine is not None and other is not None
         old = _faces(rng, 30)
         db.add_faces(mine, old[:15])
         db.add_faces(other, _faces(rng, 10))  # seqs of another collection in between
         db.add_faces(mine, old[15:])
-        since = db.get_collection("000000000000", "mine").version  # type: ignore[union-attr]
+        record = db.get_collection("000000000000", "us-east-1", "mine")
+        assert record is not None
+        since = record.version
 
         db.create_users(mine, ["alice"])
         new = _faces(rng, 6)
