@@ -12,8 +12,15 @@ photos of the enrolled people probe it. Figures (written with --json):
   UserMatchThreshold 0.
 - recall_at_1: the share of probes whose exact top user (brute force over the store's vectors)
   comes first.
-- cold_start_s: ``facesearch serve`` start to the first answered SearchUsers on the collection.
-- rss_bytes_per_face: that server's resident memory less an empty server's, per face.
+- cold_start_s: ``facesearch serve`` start to the first answered SearchUsers on the collection,
+  with no persisted index (the server loads every vector from the store, then writes its file).
+- cold_start_persisted_s: the same for the next start, from the persisted index (--index-dir).
+- rss_bytes_per_face: the first server's resident memory less an empty server's, per face.
+- two_workers_pss_ratio: two servers on one store and one index folder, each after a few
+  searches: their proportional set sizes together (shared pages counted once) against one
+  server's alone. two_workers_rss_ratio: the same with resident sizes (shared pages counted in
+  each), two_workers_index_ratio: the PSS ratio less an empty server's memory per process (the
+  models are each process's own).
 - write_p50_ms: the slowest p50 of IndexFaces (beyond the analysis), AssociateFaces,
   DisassociateFaces and DeleteFaces of one face (each is printed).
 - search_after_write_p50_ms: SearchUsersByImage (beyond the analysis) right after an IndexFaces
@@ -240,6 +247,14 @@ def rss_bytes(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
+def pss_bytes(pid: int) -> int:
+    """The process's proportional set size: each page shared with others counted in part."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no Pss")
+
+
 @contextmanager
 def server(store_args: list[str]) -> Iterator[tuple[subprocess.Popen[bytes], Any, float]]:
     """Start ``facesearch serve``; yields the process, a boto3 client and the start time."""
@@ -291,7 +306,12 @@ def measure(
         "search": args.search,
         "faces": args.faces,
     }
-    client = facesearch.client(data_dir=workdir / "data", store=store_url, search=args.search)
+    client = facesearch.client(
+        data_dir=workdir / "data",
+        store=store_url,
+        search=args.search,
+        index_dir=workdir / "client-indexes",
+    )
     analyzer = client.service.state.analyzer
     people = real_people(args.people)
     probes = [p.read_bytes() for photos in people.values() for p in photos[2:]]
@@ -414,19 +434,42 @@ def measure(
     figures["disk_bytes_per_face"] = round(disk_bytes(client, workdir / "data") / args.faces)
     client.close()  # the embedded store belongs to one process: hand it to the server
 
-    # Cold start and memory: a server on this store, against an empty one.
+    # Cold start and memory: a server on this store, against an empty one; first with no
+    # persisted index, then from the one the first server wrote.
+    store_args = [*store_args, "--index-dir", str(workdir / "indexes")]
+    person = next(iter(people))
+
+    def searched(remote: Any, process: subprocess.Popen[bytes]) -> None:
+        first_answer(lambda: remote.search_users(CollectionId=BIG, UserId=person), process)
+
     with server(store_args) as (process, remote, started):
-        first_answer(
-            lambda: remote.search_users(CollectionId=BIG, UserId=next(iter(people))),
-            process,
-        )
+        searched(remote, process)
         figures["cold_start_s"] = round(time.perf_counter() - started, 2)
         loaded = rss_bytes(process.pid)
+    # (its clean shutdown waited for its index file)
+    probe = probes[0]
+    with server(store_args) as (process, remote, started):
+        searched(remote, process)
+        figures["cold_start_persisted_s"] = round(time.perf_counter() - started, 2)
+        for _ in range(10):
+            remote.search_users_by_image(CollectionId=BIG, Image={"Bytes": probe})
+        one = pss_bytes(process.pid)
+        with server(store_args) as (other, other_remote, _):
+            searched(other_remote, other)
+            for _ in range(10):
+                other_remote.search_users_by_image(CollectionId=BIG, Image={"Bytes": probe})
+            two_pss = pss_bytes(process.pid) + pss_bytes(other.pid)
+            two_rss = rss_bytes(process.pid) + rss_bytes(other.pid)
+            one_rss = rss_bytes(process.pid)
     with server(["--data-dir", str(workdir / "empty")]) as (process, remote, _):
         # CreateCollection loads the models, as the first search did on the other server.
         first_answer(lambda: remote.create_collection(CollectionId="empty"), process)
         empty = rss_bytes(process.pid)
     figures["rss_bytes_per_face"] = round((loaded - empty) / args.faces)
+    figures["two_workers_pss_ratio"] = round(two_pss / one, 2)
+    figures["two_workers_rss_ratio"] = round(two_rss / one_rss, 2)
+    figures["two_workers_index_ratio"] = round((two_pss - 2 * empty) / max(one - empty, 1), 2)
+    figures["one_worker_pss_mb"] = round(one / 2**20)
 
     figures["load_average_after"] = os.getloadavg()
     return figures

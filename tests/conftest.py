@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,6 +16,11 @@ REPO = Path(__file__).resolve().parent.parent
 # Every command a test runs runs in its own process, as its test expects; tests/cli/test_warm.py
 # covers the warm process.
 os.environ.setdefault("FACESEARCH_WARM", "0")
+# The search indexes the suite's processes keep on local disk go to one throwaway folder, not to
+# the user's cache (where a PostgreSQL store's go); tests/index/test_persisted.py checks the
+# defaults.
+_INDEXES = tempfile.TemporaryDirectory(prefix="facesearch-test-indexes-")
+os.environ.setdefault("FACESEARCH_INDEX_DIR", _INDEXES.name)
 
 
 @pytest.fixture(scope="session")

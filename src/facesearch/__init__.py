@@ -25,6 +25,7 @@ def client(
     account_id: str | None = None,
     region_name: str | None = None,
     search: str | None = None,
+    index_dir: str | os.PathLike[str] | None = None,
 ) -> RekognitionClient:
     """An in-process, boto3-shaped Rekognition client over ``store`` (a ``postgresql://`` URL),
     else ``$FACESEARCH_STORE``, else the embedded store in ``data_dir``. As in Rekognition, each
@@ -32,7 +33,9 @@ def client(
     us-east-1) says whose. Searches and reads may go to ``store_replicas``, streaming replicas
     of the PostgreSQL store (default: those in ``$FACESEARCH_STORE_REPLICAS``).
     ``search="database"`` (or ``$FACESEARCH_SEARCH``) searches inside PostgreSQL, holding no
-    index in the process."""
+    index in the process. Its search indexes are kept on local disk in ``index_dir``, else
+    ``$FACESEARCH_INDEX_DIR``, else ``indexes`` in ``data_dir`` (the embedded store) or a folder
+    of the store's in ~/.cache/facesearch/indexes."""
     from facesearch.defaults import DEFAULT_ACCOUNT_ID
     from facesearch.inprocess import client as make_client
 
@@ -43,4 +46,5 @@ def client(
         account_id=account_id or DEFAULT_ACCOUNT_ID,
         region_name=region_name,
         search=search,
+        index_dir=index_dir,
     )

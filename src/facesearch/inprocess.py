@@ -159,18 +159,24 @@ def client(
     account_id: str = DEFAULT_ACCOUNT_ID,
     region_name: str | None = None,
     search: str | None = None,
+    index_dir: str | os.PathLike[str] | None = None,
 ) -> RekognitionClient:
     """An in-process Rekognition client over ``store`` or the embedded store in ``data_dir``,
     for the collections of ``region_name`` (default ``$FACESEARCH_REGION``, else us-east-1);
     searches and reads may go to ``store_replicas``, streaming replicas of a PostgreSQL store
     (default ``$FACESEARCH_STORE_REPLICAS``); ``search`` is where searches run
-    (RekognitionService's ``search_mode``).
+    (RekognitionService's ``search_mode``). Its search indexes are kept in ``index_dir`` (see
+    RekognitionService).
 
     Typed as boto3's Rekognition client, whose methods, requests and responses it shares; the
     operations facesearch does not implement raise UnknownOperationException.
     """
     service = RekognitionService(
-        data_dir, store=store, store_replicas=store_replicas, search_mode=search
+        data_dir,
+        store=store,
+        store_replicas=store_replicas,
+        search_mode=search,
+        index_dir=index_dir,
     )
     try:
         return cast("RekognitionClient", InProcessClient(service, account_id, region_name))

@@ -178,14 +178,14 @@ def test_snapshots_taken_by_readers_never_change() -> None:
 
     def hold() -> object:
         snap = index._snap
-        held.append((snap, [snap.seqs.copy(), snap.users.copy(), snap.alive.copy()]))
+        held.append((snap, [snap.tail_seqs.copy(), snap.users.copy(), snap.alive.copy()]))
         return snap
 
     before = hold()
     for row in range(20, 50):  # one face at a time, as IndexFaces calls are caught up
         index.apply(faces.changes([row]))
         after = hold()
-        assert np.shares_memory(before.seqs, after.seqs)  # type: ignore[attr-defined]
+        assert np.shares_memory(before.tail_seqs, after.tail_seqs)  # type: ignore[attr-defined]
         before = after
     faces.users[[12, 30]] = [7, 8]
     index.apply(faces.changes([12, 30]))  # known faces get users
@@ -200,7 +200,7 @@ def test_snapshots_taken_by_readers_never_change() -> None:
     index.apply(faces.changes(range(10)))  # lower seqs committed later (another process)
     hold()
     for snap, arrays in held:
-        current = [snap.seqs, snap.users, snap.alive]  # type: ignore[attr-defined]
+        current = [snap.tail_seqs, snap.users, snap.alive]  # type: ignore[attr-defined]
         assert all(np.array_equal(a, b) for a, b in zip(current, arrays, strict=True))
     alive = [r for r in range(70) if r not in {11, 25, *range(13, 24)}]
     query = near(faces.vectors[40], seed=13)
@@ -248,7 +248,8 @@ def test_compressed_users_at_threshold_zero() -> None:
 
 def test_codes_are_rebuilt_once_half_are_deleted() -> None:
     faces = Faces(12_000, seed=15)
-    index = faces.index(range(12_000), compressed_min_faces=10_000)
+    # What is left (5,800) stays above the size that goes back to exact (0.75 x 7,000).
+    index = faces.index(range(12_000), compressed_min_faces=7_000)
     for start in range(0, 6_200, 2_000):
         gone = list(range(start, min(start + 2_000, 6_200)))
         faces.gone.update(gone)
@@ -260,6 +261,30 @@ def test_codes_are_rebuilt_once_half_are_deleted() -> None:
     assert [h.seq for h in index.search_faces(query, 0.2, 50)] == brute_force_faces(
         faces, alive, query, 0.2
     )[:50]
+
+
+def test_a_shrinking_collection_goes_back_to_exact_with_hysteresis() -> None:
+    faces = Faces(10_400, seed=17)
+    faces.gone.update(range(10_000, 10_400))  # not in the store yet
+    index = faces.index(range(10_000), compressed_min_faces=10_000)
+    assert index.compressed
+
+    def delete(rows: range) -> None:
+        faces.gone.update(rows)
+        index.apply(faces.changes([], deleted=list(rows)))
+
+    delete(range(0, 2_400))  # 7,600 left: above 0.75 x 10,000, still compressed
+    assert index.compressed and len(index) == 7_600
+    delete(range(2_400, 2_600))  # 7,400: exact again
+    assert not index.compressed and len(index) == 7_400
+    alive = list(range(2_600, 10_000))
+    query = near(faces.vectors[5_000], seed=18)
+    assert [h.seq for h in index.search_faces(query, 0.2, 20)] == brute_force_faces(
+        faces, alive, query, 0.2
+    )[:20]
+    faces.gone.difference_update(range(10_000, 10_400))
+    index.apply(faces.changes(range(10_000, 10_400)))  # 7,800: back above, still exact
+    assert not index.compressed and len(index) == 7_800
 
 
 def test_processes_share_one_model_and_agree() -> None:

@@ -99,6 +99,12 @@ _EXTRA_GLOBALS: dict[str, dict[str, Any]] = {
         "<code>$FACESEARCH_STORE_REPLICAS</code>, separated by spaces). "
         "Ignored with --endpoint-url.</p>",
     },
+    "index-dir": {
+        "help_text": "<p>Where the search indexes are kept on local disk, shared with the other "
+        "processes of the machine (default: <code>$FACESEARCH_INDEX_DIR</code>, else "
+        "<code>indexes</code> in the data directory, or a folder per PostgreSQL store in "
+        "<code>~/.cache/facesearch/indexes</code>). Ignored with --endpoint-url.</p>",
+    },
     "cli-binary-format": {
         "choices": ["base64", "raw-in-base64-out"],
         "help_text": "<p>How blob values typed as text are read: <code>raw-in-base64-out</code> "

@@ -57,6 +57,7 @@ def ineffective_options(parsed_globals: Namespace) -> list[str]:
                 ("data_dir", "--data-dir"),
                 ("store", "--store"),
                 ("store_replica", "--store-replica"),
+                ("index_dir", "--index-dir"),
             )
             if getattr(parsed_globals, dest, None)
         ]
@@ -70,7 +71,7 @@ def ineffective_options(parsed_globals: Namespace) -> list[str]:
 def warn_ineffective(parsed_globals: Namespace) -> None:
     """Say plainly on stderr which given options have no effect, rather than ignore them."""
     for flag in ineffective_options(parsed_globals):
-        if flag in ("--data-dir", "--store", "--store-replica"):
+        if flag in ("--data-dir", "--store", "--store-replica", "--index-dir"):
             why = "the command talks to the server at --endpoint-url"
         else:
             why = "the command runs on the embedded store (give --endpoint-url to use a server)"
@@ -109,6 +110,7 @@ class Transport:
             parsed_globals.store,
             parsed_globals.store_replica,
             parsed_globals.region,
+            parsed_globals.index_dir,
         )
         client.meta.events.register(
             "before-send.rekognition", lambda request, **_: self._answer(request, *where)
@@ -156,13 +158,14 @@ class Transport:
         store: str | None,
         replicas: list[str] | None,
         region: str | None,
+        index_dir: str | None,
     ) -> AWSResponse:
         extra: dict[str, str] = {}
         try:
             operation = json11.operation_from_target(_header(request, "X-Amz-Target"))
             params = json11.decode_request(operation, _body(request))
             # The default account: the one the library client and a server's local keys use.
-            result = self._get_service(data_dir, store, replicas).call(
+            result = self._get_service(data_dir, store, replicas, index_dir).call(
                 operation, params, region=region
             )
             from facesearch.service.video import extension_headers
@@ -183,7 +186,11 @@ class Transport:
         return AWSResponse(request.url, status, cast("HTTPHeaders", headers), _Raw(body))
 
     def _get_service(
-        self, data_dir: str | None, store: str | None, replicas: list[str] | None
+        self,
+        data_dir: str | None,
+        store: str | None,
+        replicas: list[str] | None,
+        index_dir: str | None = None,
     ) -> RekognitionService:
         # Built on first use: help, skeletons and usage errors never load the models.
         if self._service is None:
@@ -191,7 +198,9 @@ class Transport:
             from facesearch.store import StoreUnavailableError
 
             try:
-                self._service = RekognitionService(data_dir, store=store, store_replicas=replicas)
+                self._service = RekognitionService(
+                    data_dir, store=store, store_replicas=replicas, index_dir=index_dir
+                )
             except StoreUnavailableError as error:
                 raise RekognitionError("InternalServerError", str(error)) from None
             except ValueError as error:

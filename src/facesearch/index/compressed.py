@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -55,18 +56,55 @@ def train(sample: np.ndarray) -> bytes:
 class Codes:
     """The compressed vectors: a fast-scan PQ (faiss) for the scan, 8-bit codes (numpy) to
     re-score its best candidates, and the seq of each entry. Entries are only appended; a
-    deleted face's entry stays until the codes are rebuilt."""
+    deleted face's entry stays until the codes are rebuilt.
+
+    The 8-bit codes and seqs of the first entries may be a *base* mapped from a file (shared
+    by the processes of a machine); those appended afterwards go to a tail in memory. The PQ
+    is always in memory (faiss cannot map a fast-scan index; it is 16 bytes a face)."""
 
     def __init__(self, model: bytes, dim: int) -> None:
         import faiss
 
         with np.load(io.BytesIO(model)) as parts:
-            self._pq = faiss.deserialize_index(parts["pq"])
+            pq = faiss.deserialize_index(parts["pq"])
             low, high = parts["low"], parts["high"]
-        if self._pq.d != dim:
-            raise RuntimeError(f"the search model is for {self._pq.d}-d vectors, not {dim}-d")
-        self._low = low.astype(np.float32)
-        self._step = np.maximum(high - low, 1e-6).astype(np.float32) / 255
+        if pq.d != dim:
+            raise RuntimeError(f"the search model is for {pq.d}-d vectors, not {dim}-d")
+        step = np.maximum(high - low, 1e-6).astype(np.float32) / 255
+        self._setup(pq, low.astype(np.float32), step, np.empty(0, np.int64), None)
+
+    @classmethod
+    def from_parts(
+        cls,
+        pq: np.ndarray,
+        low: np.ndarray,
+        step: np.ndarray,
+        seqs: np.ndarray,
+        codes: np.ndarray,
+    ) -> Codes:
+        """Codes over what :meth:`parts` gave (``seqs`` and ``codes`` kept as the base)."""
+        import faiss
+
+        index = faiss.deserialize_index(np.asarray(pq))
+        if index.ntotal != len(seqs) or codes.shape != (len(seqs), index.d):
+            raise ValueError("the codes do not match their PQ")
+        self = cls.__new__(cls)
+        self._setup(index, np.asarray(low), np.asarray(step), seqs, codes)
+        return self
+
+    def _setup(
+        self,
+        pq: Any,
+        low: np.ndarray,
+        step: np.ndarray,
+        base_seqs: np.ndarray,
+        base_bytes: np.ndarray | None,
+    ) -> None:
+        dim = pq.d
+        self._pq = pq
+        self._low, self._step = low, step
+        self._base_seqs = base_seqs
+        self._base_bytes = np.empty((0, dim), np.uint8) if base_bytes is None else base_bytes
         self._bytes = np.empty((_MIN_CAPACITY, dim), np.uint8)
         self._seqs = np.empty(_MIN_CAPACITY, np.int64)
         self.lock = threading.Lock()  # faiss may not be searched while it is changed
@@ -79,7 +117,7 @@ class Codes:
         embeddings = np.ascontiguousarray(embeddings, np.float32)
         codes = np.clip(np.rint((embeddings - self._low) / self._step), 0, 255).astype(np.uint8)
         with self.lock:
-            n, extra = self._pq.ntotal, len(seqs)
+            n, extra = self._pq.ntotal - len(self._base_seqs), len(seqs)
             if n + extra > len(self._seqs):
                 size = max(2 * len(self._seqs), n + extra)
                 self._seqs = np.resize(self._seqs, size)
@@ -91,8 +129,42 @@ class Codes:
     def trim(self) -> None:
         """Give back the spare room the appends keep (after a load)."""
         with self.lock:
-            n = self._pq.ntotal
+            n = self._pq.ntotal - len(self._base_seqs)
             self._seqs, self._bytes = self._seqs[:n].copy(), self._bytes[:n].copy()
+
+    def parts(
+        self,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray], list[np.ndarray]]:
+        """What a file keeps of these codes: the serialised PQ, the 8-bit codes' offset and
+        step, and the seqs and 8-bit codes of every entry (the base's, then the tail's)."""
+        import faiss
+
+        with self.lock:
+            n = self._pq.ntotal - len(self._base_seqs)
+            pq = faiss.serialize_index(self._pq)
+            return (
+                pq,
+                self._low,
+                self._step,
+                [self._base_seqs, self._seqs[:n]],
+                [self._base_bytes, self._bytes[:n]],
+            )
+
+    def _entries(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The 8-bit codes and seqs of entries by position, from the base or the tail."""
+        base = len(self._base_seqs)
+        if not base:
+            return self._bytes[positions], self._seqs[positions]
+        in_base = positions < base
+        codes = np.empty((len(positions), self._bytes.shape[1]), np.uint8)
+        seqs = np.empty(len(positions), np.int64)
+        codes[in_base], seqs[in_base] = (
+            self._base_bytes[positions[in_base]],
+            self._base_seqs[positions[in_base]],
+        )
+        tail = positions[~in_base] - base
+        codes[~in_base], seqs[~in_base] = self._bytes[tail], self._seqs[tail]
+        return codes, seqs
 
     def nearest(self, query: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
         """The seqs of about the ``count`` entries of highest score, best first, and their
@@ -102,7 +174,7 @@ class Codes:
             wanted = max(2 * count, FIRST_CANDIDATES * REFINE_FACTOR)
             _, positions = self._pq.search(query, min(wanted, self._pq.ntotal))
             positions = positions[0][positions[0] >= 0]
-            codes, seqs = self._bytes[positions], self._seqs[positions]
+            codes, seqs = self._entries(positions)
         # A code c stands for low + c * step: its score is c . (query * step) + query . low.
         scores = codes @ (query[0] * self._step) + float(query[0] @ self._low)
         best = np.argsort(-scores, kind="stable")[:count]

@@ -210,3 +210,6 @@ class DatabaseSearches:
     def preload(self) -> None:
         """Nothing to load: only the indexes of collections deleted meanwhile are dropped."""
         self.sweep()
+
+    def close(self) -> None:
+        """Nothing to save: the indexes are the database's."""

@@ -41,9 +41,11 @@ class Columns:
 
 
 def candidates(
-    vectors: np.ndarray, query: np.ndarray, min_cosine: float
+    vectors: tuple[np.ndarray, np.ndarray], query: np.ndarray, min_cosine: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The columns that score ``min_cosine`` or more against ``query``, and their cosines."""
-    scores = query @ vectors
+    """The columns of ``vectors`` (a mapped base's, then a tail's) that score ``min_cosine`` or
+    more against ``query``, and their cosines."""
+    base, tail = vectors
+    scores = query @ tail if not base.shape[1] else np.concatenate([query @ base, query @ tail])
     rows = np.flatnonzero(scores >= min_cosine)
     return rows, scores[rows]

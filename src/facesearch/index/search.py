@@ -54,3 +54,7 @@ class Searches(Protocol):
     def preload(self) -> None:
         """Get ready to search every collection, in the background."""
         ...
+
+    def close(self) -> None:
+        """Finish what is under way in the background (a clean shutdown)."""
+        ...

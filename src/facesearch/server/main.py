@@ -63,6 +63,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "(database; default $FACESEARCH_SEARCH, else %(default)s)",
     )
     parser.add_argument(
+        "--index-dir",
+        default=os.environ.get("FACESEARCH_INDEX_DIR") or None,
+        help="where the search indexes are kept on local disk, shared by the processes of the "
+        "machine (default $FACESEARCH_INDEX_DIR, else indexes/ in --data-dir for the embedded "
+        "store, or a folder per store in ~/.cache/facesearch/indexes)",
+    )
+    parser.add_argument(
         "--workers",
         type=int,
         default=1,
@@ -163,6 +170,7 @@ def make_app(
     video_workers: int = 1,
     store_replicas: list[str] | None = None,
     search: str = "index",
+    index_dir: str | None = None,
 ) -> App:
     """The server's app over a service that loads every collection's index in the background
     and its models now, before the first request, and runs stored-video jobs on
@@ -178,6 +186,7 @@ def make_app(
         preload=True,
         video_runner=False,
         search_mode=search,
+        index_dir=index_dir,
     )
     app = App(
         service,
@@ -311,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         "public_metrics": args.public_metrics,
         "video_workers": args.video_workers,
         "search": args.search,
+        "index_dir": args.index_dir,
     }
     options = {
         "host": args.host,

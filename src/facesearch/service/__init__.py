@@ -47,6 +47,17 @@ def default_data_dir() -> Path:
     return Path(configured) if configured else Path.home() / ".local" / "share" / "facesearch"
 
 
+def default_index_dir(store: Store) -> Path:
+    """Where a process keeps the search indexes of ``store`` on local disk, when neither
+    ``index_dir`` nor ``$FACESEARCH_INDEX_DIR`` says: ``indexes`` in the embedded store's data
+    directory, else a folder of the store's own under the user's cache directory
+    (``$XDG_CACHE_HOME`` or ``~/.cache``) ``/facesearch/indexes``."""
+    if isinstance(store, SQLiteStore):
+        return store.path.parent / "indexes"
+    cache = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
+    return Path(cache).expanduser() / "facesearch" / "indexes" / store.store_id()
+
+
 def _default_analyzer() -> Analyzer:
     from facesearch.vision import get_analyzer
 
@@ -66,6 +77,7 @@ class RekognitionService:
         preload: bool = False,
         video_runner: bool = True,
         search_mode: str | None = None,
+        index_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         """``store`` is a Store, a ``postgresql://`` URL, or None for ``$FACESEARCH_STORE`` or
         else the embedded store in ``data_dir``; a URL's store may read from ``store_replicas``
@@ -77,7 +89,9 @@ class RekognitionService:
         (service/video_runner.py); False leaves it for another process. ``search_mode`` is
         where searches run: ``"index"`` (each process's in-memory indexes, the default) or
         ``"database"`` (inside PostgreSQL: the process holds no index); None for
-        ``$FACESEARCH_SEARCH`` or else ``"index"``."""
+        ``$FACESEARCH_SEARCH`` or else ``"index"``. ``index_dir``: where the search indexes are
+        kept on local disk, shared by the processes of the machine (default
+        ``$FACESEARCH_INDEX_DIR``, else :func:`default_index_dir`)."""
         mode = search_mode or os.environ.get("FACESEARCH_SEARCH") or "index"
         if mode not in SEARCH_MODES:
             raise ValueError(f"a search mode is one of {', '.join(SEARCH_MODES)}, not {mode!r}")
@@ -87,7 +101,19 @@ class RekognitionService:
         if store is None or isinstance(store, str):
             store_url = store or os.environ.get("FACESEARCH_STORE") or None
             store = open_store(store, self.data_dir, store_replicas)
-        self.state = State(store=store, analyzer_factory=analyzer_factory, search_mode=mode)
+        index_dir = index_dir or os.environ.get("FACESEARCH_INDEX_DIR") or None
+        self.state = State(
+            store=store,
+            analyzer_factory=analyzer_factory,
+            search_mode=mode,
+            index_dir=(
+                None
+                if mode == "database"
+                else Path(index_dir)
+                if index_dir
+                else default_index_dir(store)
+            ),
+        )
         if mode == "database":
             try:  # a store that cannot search inside itself is refused now, not at a search
                 self.state.indexes  # noqa: B018
@@ -170,7 +196,10 @@ class RekognitionService:
         self.video_jobs.start_workers(count)
 
     def close(self) -> None:
-        """Stop the video workers (a job in progress waits for another process), then close
-        the store; acknowledged writes are already on disk."""
+        """Stop the video workers (a job in progress waits for another process), write the
+        search indexes changed since their files, then close the store; acknowledged writes are
+        already on disk."""
         self.video_jobs.close()
+        if "indexes" in self.state.__dict__:  # the cached property was used: save what changed
+            self.state.indexes.close()
         self.state.store.close()

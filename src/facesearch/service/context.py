@@ -9,6 +9,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from facesearch.defaults import DEFAULT_REGION
@@ -107,6 +108,8 @@ class State:
     # Where searches run: "index" (each process's in-memory indexes) or "database" (inside
     # PostgreSQL: the process holds no index).
     search_mode: str = "index"
+    # Where the search indexes are kept on local disk (None: only in memory).
+    index_dir: Path | None = None
 
     @cached_property
     def analyzer(self) -> Analyzer:
@@ -120,7 +123,7 @@ class State:
     def indexes(self) -> Searches:
         if self.search_mode == "database":
             return DatabaseSearches(self.store)
-        return SearchIndexes(self.store)
+        return SearchIndexes(self.store, self.index_dir)
 
     def index(self, collection: CollectionRecord) -> CollectionSearch:
         """The collection's search, caught up with every write the record has seen."""

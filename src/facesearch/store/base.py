@@ -65,6 +65,9 @@ class FaceChanges:
     user_seqs: np.ndarray  # (k,) int64: the seq of each face's user (UserRecord.seq), -1 if none
     embeddings: np.ndarray  # (k, d) float32, unit-norm
     deleted: np.ndarray  # (m,) int64: seqs of faces deleted
+    # The tombstones of versions up to here are pruned: an index older than this cannot learn
+    # what was deleted from them and must load in full.
+    pruned: int = 0
 
 
 class StoreUnavailableError(RuntimeError):
@@ -120,6 +123,22 @@ class Store(JobStore, Protocol):
     def secret(self) -> bytes:
         """A random key made once per store, used to sign pagination tokens (and, through keys
         derived from it, console sessions)."""
+        ...
+
+    def store_id(self) -> str:
+        """A random id made once per store (not a secret): what a search index kept on local
+        disk is checked against, so that one store's index is never taken for another's."""
+        ...
+
+    def record_index_progress(self, reader: str, versions: dict[int, int]) -> None:
+        """Record that ``reader`` (one process) can catch up each collection (by key) from the
+        version given: tombstones after it are kept for it (:meth:`prune_tombstones`)."""
+        ...
+
+    def prune_tombstones(self, max_age_s: float) -> int:
+        """Forget readers not heard from for ``max_age_s``, then drop each collection's
+        tombstones up to the oldest version its readers recorded (collections no reader
+        recorded keep theirs), raising its ``pruned`` horizon; the number dropped."""
         ...
 
     # Collections

@@ -136,6 +136,18 @@ _MIGRATIONS = (
     ALTER TABLE {SCHEMA}.idempotency DROP CONSTRAINT idempotency_pkey;
     ALTER TABLE {SCHEMA}.idempotency ADD PRIMARY KEY (account_id, region, operation, token)
     """,
+    # Tombstone pruning (see sqlite.py).
+    f"""
+    ALTER TABLE {SCHEMA}.collections ADD COLUMN pruned_version BIGINT NOT NULL DEFAULT 0;
+    CREATE TABLE {SCHEMA}.index_readers (
+        collection_key BIGINT NOT NULL REFERENCES {SCHEMA}.collections(key) ON DELETE CASCADE,
+        reader TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        seen_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (collection_key, reader)
+    );
+    CREATE INDEX index_readers_by_age ON {SCHEMA}.index_readers (seen_at)
+    """,
 )
 
 

@@ -124,6 +124,48 @@ class SQLStore(JobsSQL, ABC):
             db.execute("SELECT value FROM meta WHERE key = 'token-secret'")
             return bytes(db.fetchone()[0])
 
+    def store_id(self) -> str:
+        rows = self._read("SELECT value FROM meta WHERE key = 'store-id'")
+        if rows:
+            return bytes(rows[0][0]).decode()
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES ('store-id', ?) ON CONFLICT DO NOTHING",
+                (secrets.token_hex(16).encode(),),
+            )
+            db.execute("SELECT value FROM meta WHERE key = 'store-id'")
+            return bytes(db.fetchone()[0]).decode()
+
+    def record_index_progress(self, reader: str, versions: dict[int, int]) -> None:
+        now = dt.datetime.now(dt.UTC).timestamp()
+        with self._tx() as db:
+            # Only collections that still exist (one may be deleted meanwhile).
+            db.executemany(
+                "INSERT INTO index_readers (collection_key, reader, version, seen_at)"
+                " SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM collections WHERE key = ?)"
+                " ON CONFLICT (collection_key, reader) DO UPDATE"
+                " SET version = excluded.version, seen_at = excluded.seen_at",
+                [(key, reader, version, now, key) for key, version in versions.items()],
+            )
+
+    def prune_tombstones(self, max_age_s: float) -> int:
+        oldest = dt.datetime.now(dt.UTC).timestamp() - max_age_s
+        with self._tx() as db:
+            db.execute("DELETE FROM index_readers WHERE seen_at < ?", (oldest,))
+            # The horizon and the tombstones it covers go in one transaction: a change feed
+            # read sees both or neither.
+            db.execute(
+                "UPDATE collections SET pruned_version = r.horizon FROM (SELECT collection_key,"
+                " MIN(version) AS horizon FROM index_readers GROUP BY collection_key) r"
+                " WHERE collections.key = r.collection_key"
+                " AND r.horizon > collections.pruned_version"
+            )
+            db.execute(
+                "DELETE FROM face_tombstones WHERE version <= (SELECT pruned_version"
+                " FROM collections WHERE key = face_tombstones.collection_key)"
+            )
+            return max(db.rowcount, 0)
+
     # Collections
 
     def create_collection(
@@ -414,9 +456,12 @@ class SQLStore(JobsSQL, ABC):
         limit: int | None = None,
     ) -> FaceChanges:
         with self._tx(snapshot=True) as db:
-            db.execute("SELECT version FROM collections WHERE key = ?", (collection.key,))
+            db.execute(
+                "SELECT version, pruned_version FROM collections WHERE key = ?",
+                (collection.key,),
+            )
             row = db.fetchone()
-            version = row[0] if row else after_version
+            version, pruned = row if row else (after_version, 0)
             # Version 0 reads every face: those from before versions were kept have 0 too.
             seqs, user_seqs, embeddings = self._face_page(
                 db, collection, after_version or -1, after_seq, limit
@@ -434,6 +479,7 @@ class SQLStore(JobsSQL, ABC):
             user_seqs=user_seqs,
             embeddings=embeddings,
             deleted=np.array(deleted, np.int64),
+            pruned=pruned,
         )
 
     def embeddings(

@@ -161,6 +161,19 @@ _MIGRATIONS = (
     ALTER TABLE idempotency_in_regions RENAME TO idempotency;
     CREATE INDEX idempotency_by_age ON idempotency (created_at)
     """,
+    # Tombstone pruning: how far each process's search index can catch up from, and how far
+    # each collection's tombstones are gone (facesearch.index).
+    """
+    ALTER TABLE collections ADD COLUMN pruned_version INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE index_readers (
+        collection_key INTEGER NOT NULL REFERENCES collections(key) ON DELETE CASCADE,
+        reader TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        seen_at REAL NOT NULL,
+        PRIMARY KEY (collection_key, reader)
+    );
+    CREATE INDEX index_readers_by_age ON index_readers (seen_at)
+    """,
 )
 
 
