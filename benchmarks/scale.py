@@ -23,6 +23,8 @@ photos of the enrolled people probe it. Figures (written with --json):
   models are each process's own).
 - write_p50_ms: the slowest p50 of IndexFaces (beyond the analysis), AssociateFaces,
   DisassociateFaces and DeleteFaces of one face (each is printed).
+- search_after_write_p50_ms: SearchUsersByImage (beyond the analysis) right after an IndexFaces
+  and a DeleteFaces: the index catches up with them first (compare search_p50_ms).
 - list_page_ms: the slower p50 of a ListFaces page of 1,000 and a ListUsers page of 100, from
   the middle of the collection.
 - disk_bytes_per_face: the data directory's size (SQLite) or the database's (PostgreSQL), per
@@ -393,6 +395,20 @@ def measure(
     for name, samples in writes.items():
         figures[f"{name}_p50_ms"] = round(p50_p95(samples)[0], 2)
     figures["write_p50_ms"] = max(figures[f"{name}_p50_ms"] for name in writes)
+
+    # A search right after each IndexFaces (and the DeleteFaces of the face before).
+    after_write: list[float] = []
+    face_ids: list[str] = []
+    for i in range(min(args.repeat, 20)):
+        if face_ids:
+            client.delete_faces(CollectionId=BIG, FaceIds=face_ids)
+        photo = spare[i % len(spare)]
+        answer = client.index_faces(CollectionId=BIG, Image={"Bytes": photo}, MaxFaces=1)
+        face_ids = [r["Face"]["FaceId"] for r in answer["FaceRecords"]]
+        after_write.append(timed(lambda: search(BIG, probes[0])))
+    if face_ids:
+        client.delete_faces(CollectionId=BIG, FaceIds=face_ids)
+    figures["search_after_write_p50_ms"] = round(p50_p95(after_write)[0], 2)
 
     # List pages from the middle of the collection: tokens made as the service makes them.
     state = client.service.state

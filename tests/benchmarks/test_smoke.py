@@ -84,6 +84,7 @@ SMOKE = {
         ["--store", "sqlite", "--faces", "1200", "--people", "2", "--repeat", "2"],
         [
             r'"search_p50_ms": [\d.]+',
+            r'"search_after_write_p50_ms": [\d.]+',
             r'"rss_bytes_per_face": -?\d+',
             r'"cold_start_persisted_s": [\d.]+',
             r'"two_workers_pss_ratio": [\d.]+',

@@ -168,6 +168,49 @@ def test_faces_arriving_out_of_seq_order() -> None:
     )
 
 
+def test_snapshots_taken_by_readers_never_change() -> None:
+    # A reader searches the snapshot it took while writes go on. New faces are written past the
+    # end of its arrays, in the same buffers (no copy of the whole collection per write); user
+    # changes, deletions, compactions and faces out of seq order write new arrays.
+    faces = Faces(80, seed=12, users=20)
+    index = faces.index(range(10, 20))
+    held: list[tuple[object, list[np.ndarray]]] = []
+
+    def hold() -> object:
+        snap = index._snap
+        held.append((snap, [snap.tail_seqs.copy(), snap.users.copy(), snap.alive.copy()]))
+        return snap
+
+    before = hold()
+    for row in range(20, 50):  # one face at a time, as IndexFaces calls are caught up
+        index.apply(faces.changes([row]))
+        after = hold()
+        assert np.shares_memory(before.tail_seqs, after.tail_seqs)  # type: ignore[attr-defined]
+        before = after
+    faces.users[[12, 30]] = [7, 8]
+    index.apply(faces.changes([12, 30]))  # known faces get users
+    hold()
+    index.apply(faces.changes([], deleted=[11, 25]))
+    hold()
+    index.apply(faces.changes(range(50, 60)))
+    hold()
+    index.apply(faces.changes([], deleted=list(range(13, 24))))  # a quarter dead: compacted
+    hold()
+    index.apply(faces.changes(range(60, 70)))
+    index.apply(faces.changes(range(10)))  # lower seqs committed later (another process)
+    hold()
+    for snap, arrays in held:
+        current = [snap.tail_seqs, snap.users, snap.alive]  # type: ignore[attr-defined]
+        assert all(np.array_equal(a, b) for a, b in zip(current, arrays, strict=True))
+    alive = [r for r in range(70) if r not in {11, 25, *range(13, 24)}]
+    query = near(faces.vectors[40], seed=13)
+    assert [h.seq for h in index.search_faces(query, -1.0, 70)] == brute_force_faces(
+        faces, alive, query, -1.0
+    )
+    users = [h.user_seq for h in index.search_users(faces.vectors[30], -1.0, 3)]
+    assert users[0] == 8
+
+
 def test_compressed_index_finds_near_faces_with_exact_similarities() -> None:
     # Past the size where it switches, the index scans 16-byte codes, then re-ranks with the
     # stored vectors: near copies are still found first, with exact cosines.

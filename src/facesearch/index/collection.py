@@ -3,8 +3,10 @@
 A face is its store ``seq`` (increasing as faces are added) and its user's seq, held in numpy
 arrays rather than Python objects: the service turns the seqs of the results back into faces
 and UserIds through the store. Readers take an immutable snapshot of those arrays; a writer
-builds the next one. Deletions only mark rows dead (compacted once a quarter of them are), so a
-write costs O(changed faces) plus, for a (dis)association, one copy of the per-face user array.
+builds the next one: new faces are written past the end of every snapshot's view (_Growing), and
+deletions only mark rows dead (compacted once a quarter of them are), so a write costs
+O(changed faces) plus, for a (dis)association or deletion, one copy of the per-face user and
+alive arrays.
 
 Candidates come from the exact vectors (exact.py) below ``COMPRESSED_MIN_FACES`` faces and from
 the compressed codes (compressed.py) from then on, and from the exact ones again below
@@ -39,6 +41,33 @@ COMPRESSED_MIN_FACES = 200_000
 EXACT_AGAIN_BELOW = 0.75
 NO_USER = -1
 _NO_SEQS = np.empty(0, np.int64)
+# The least room a per-face array grows by.
+_MIN_ROOM = 64
+# Pages of this many faces or more are merged while the next one is read on another thread.
+_PREFETCH_MIN_FACES = 1_000
+
+
+class _Growing:
+    """One per-face array with room to grow at the end, as exact.Columns for the vectors: a
+    snapshot holds a view of the first n; an append to the view handed out last writes past
+    every view, any other array is copied to a new buffer first, so a reader of an older
+    snapshot never sees its array change."""
+
+    def __init__(self) -> None:
+        self._buffer: np.ndarray = _NO_SEQS
+        self._view: np.ndarray = _NO_SEQS
+
+    def append(self, current: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """``current`` followed by ``values``: the new view."""
+        n, end = len(current), len(current) + len(values)
+        if current is not self._view or end > len(self._buffer):
+            # A quarter more: amortised O(1) appends, and little room left spare.
+            grown = np.empty(max(n + n // 4, end, _MIN_ROOM), current.dtype)
+            grown[:n] = current
+            self._buffer = grown
+        self._buffer[n:end] = values
+        self._view = self._buffer[:end]
+        return self._view
 
 
 @dataclass(frozen=True)
@@ -141,6 +170,7 @@ class CollectionIndex:
         self._codes: Codes | None = None
         self._columns = exact.Columns()
         self._snap = _EMPTY
+        self._tail_seqs, self._users, self._alive = _Growing(), _Growing(), _Growing()
         self.version = 0
         # The version of the file this index started from (0: none), and how many faces it
         # changed since (a whole load, or a change of kind, counts every face): when to save.
@@ -246,17 +276,22 @@ class CollectionIndex:
             model = self._source.search_model(None)
             if model is not None:  # a large collection: encode as it loads
                 self._codes = Codes(model, first.embeddings.shape[1])
-        # The next page is read while this one is merged: both mostly run without the GIL.
+        # The next page is read while a large one is merged (both mostly run without the GIL);
+        # after a small one, as a catch-up of a few writes reads, here: no thread to start.
         with ThreadPoolExecutor(1, thread_name_prefix="facesearch-load") as reader:
             page: FaceChanges | None = first
             while page is not None:
+                after = int(page.seqs[-1]) if len(page.seqs) else None
                 following = (
-                    reader.submit(self._source.changes, since, int(page.seqs[-1]))
-                    if len(page.seqs)
+                    reader.submit(self._source.changes, since, after)
+                    if after is not None and len(page.seqs) >= _PREFETCH_MIN_FACES
                     else None
                 )
                 self._merge(page)
-                page = following.result() if following is not None else None
+                if following is not None:
+                    page = following.result()
+                else:
+                    page = self._source.changes(since, after) if after is not None else None
         self.version = first.version
 
     def apply(self, changes: FaceChanges) -> None:
@@ -270,7 +305,10 @@ class CollectionIndex:
     def _merge(self, changes: FaceChanges) -> None:
         snap = self._snap
         users, alive, dead = snap.users, snap.alive, snap.dead
-        if len(changes.deleted) or len(changes.seqs):
+        # Changed faces: known ones get their user now; new ones are appended (_append).
+        known = snap.rows_of(changes.seqs, missing=-1)
+        present = known >= 0
+        if len(changes.deleted) or present.any():
             users, alive = users.copy(), alive.copy()
         if len(changes.deleted):
             rows = snap.rows_of(changes.deleted)
@@ -280,9 +318,6 @@ class CollectionIndex:
             dead += len(rows)
             if self._codes is not None:
                 self._codes.dead += len(rows)
-        # Changed faces: known ones get their user now; new ones are appended.
-        known = snap.rows_of(changes.seqs, missing=-1)
-        present = known >= 0
         users[known[present]] = changes.user_seqs[present]
         self._snap = _Snapshot(snap.base_seqs, snap.tail_seqs, users, alive, dead, snap.vectors)
         self.unsaved += len(changes.seqs) + len(changes.deleted)
@@ -314,9 +349,9 @@ class CollectionIndex:
             if len(snap) and dim != embeddings.shape[1]:
                 raise ValueError(f"{embeddings.shape[1]}-d faces in a {dim}-d index")
             vectors = (base, self._columns.append(tail.shape[1], embeddings))
-        tail_seqs = np.concatenate([snap.tail_seqs, seqs])
-        users = np.concatenate([snap.users, user_seqs])
-        alive = np.concatenate([snap.alive, np.ones(extra, bool)])
+        tail_seqs = self._tail_seqs.append(snap.tail_seqs, seqs)
+        users = self._users.append(snap.users, user_seqs)
+        alive = self._alive.append(snap.alive, np.ones(extra, bool))
         if len(snap) and seqs.min() < snap.last_seq():
             # Faces committed out of seq order (seen only across processes): keep seqs sorted,
             # all of them in memory now.

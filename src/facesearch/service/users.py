@@ -162,15 +162,17 @@ def _sort_out(ctx: Context, params: dict[str, Any]) -> _Change:
 def associate_faces(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     change = _sort_out(ctx, params)
     user = change.user
-    vectors = user_vectors(ctx, change.collection, user.user_id)
     model = collection_model(change.collection)
     threshold = params.get("UserMatchThreshold", ASSOCIATE_THRESHOLD)
+    # Already this user's: in neither list, as Rekognition does.
+    joining = [record for record in change.candidates if record.user_id != user.user_id]
+    # The bar applies once the user has a face (the face's score against the user): only then
+    # are its vectors read.
+    scored = user.face_count > 0 and bool(joining)
+    vectors = user_vectors(ctx, change.collection, user.user_id) if scored else None
     accepted: list[str] = []
-    for record in change.candidates:
-        if record.user_id == user.user_id:
-            continue  # already this user's: in neither list, as Rekognition does
-        if len(vectors):
-            # The bar applies once the user has a face: the face's score against the user.
+    for record in joining:
+        if vectors is not None and len(vectors):
             score = similarity(float(user_cosines(record.embedding[None], [vectors])[0]), model)
             if score < threshold:
                 change.fail(record.face_id, "LOW_MATCH_CONFIDENCE", Confidence=score)

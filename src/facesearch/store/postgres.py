@@ -280,16 +280,28 @@ class PostgresStore(DatabaseSearchSQL, SQLStore):
             conn.execute(f"INSERT INTO {SCHEMA}.schema_version VALUES (%s)", (len(_MIGRATIONS),))
 
     @contextmanager
+    def _connection(self, source: ConnectionPool | ReplicaSet) -> Iterator[psycopg.Connection[Any]]:
+        """The primary's connection this thread's write lock holds, else one of ``source``'s:
+        the checks and writes under the lock share it rather than each taking (and the pool
+        checking) one of their own; the reads that guard a write are the primary's anyway."""
+        held = getattr(self._held, "conn", None)
+        if held is not None:
+            yield held
+            return
+        with source.connection() as conn:
+            yield conn
+
+    @contextmanager
     def _tx(self, snapshot: bool = False) -> Iterator[Cursor]:
         if not snapshot:  # a write: on the primary, noting how far this process wrote
-            with self._unavailable_as_error(), self._pool.connection() as conn:
+            with self._unavailable_as_error(), self._connection(self._pool) as conn:
                 with conn.transaction():
                     yield _Cursor(conn.cursor(binary=True))
                 self._replicas.committed(conn)
             return
         with (
             self._unavailable_as_error(),
-            self._replicas.connection() as conn,
+            self._connection(self._replicas) as conn,
             conn.transaction(),
         ):
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -297,7 +309,7 @@ class PostgresStore(DatabaseSearchSQL, SQLStore):
             self._replicas.observed(conn)
 
     def _read(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
-        with self._unavailable_as_error(), self._replicas.connection() as conn:
+        with self._unavailable_as_error(), self._connection(self._replicas) as conn:
             return conn.cursor(binary=True).execute(_placeholders(sql), args).fetchall()
 
     # The reads a replica may answer (replicas.py); every other statement runs on the primary.
@@ -344,13 +356,13 @@ class PostgresStore(DatabaseSearchSQL, SQLStore):
         local = self._local_locks.setdefault(account_id, threading.Lock())
         with local, self._unavailable_as_error(), self._pool.connection() as conn:
             conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (_LOCK_SPACE, account_id))
-            self._held.depth = 1
+            self._held.depth, self._held.conn = 1, conn
             self._replicas.hold(account_id)
             try:
                 yield
             finally:
                 self._replicas.hold(None)
-                self._held.depth = 0
+                self._held.depth, self._held.conn = 0, None
                 conn.execute(
                     "SELECT pg_advisory_unlock(%s, hashtext(%s))", (_LOCK_SPACE, account_id)
                 )
@@ -365,18 +377,18 @@ class PostgresStore(DatabaseSearchSQL, SQLStore):
     # float32s. Parsing bytes with numpy is far faster than one Vector object per row.
     _EMBEDDING_COLUMN = "vector_send(embedding)"
 
-    def _face_page(
+    def _walk(
         self,
         db: Cursor,
         collection: CollectionRecord,
         since: int,
         after_seq: int,
         limit: int | None,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ) -> list[Any]:
         # Walk the seq index in order and stop at the limit, as the plan should be; right after
         # a bulk load the table's statistics can be stale enough to sort the whole collection.
         db.execute("SET LOCAL enable_sort = off")
-        return super()._face_page(db, collection, since, after_seq, limit)
+        return super()._walk(db, collection, since, after_seq, limit)
 
     def _embedding(self, value: bytes) -> np.ndarray:
         return _vectors(value, 1).reshape(-1)

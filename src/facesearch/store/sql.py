@@ -15,7 +15,9 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import math
 import secrets
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -45,9 +47,15 @@ from facesearch.store.rows import (
 
 # ClientRequestTokens are remembered this long, then forgotten.
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+# How often a process deletes the forgotten ones (reads already skip them), rather than with
+# every token it stores.
+_IDEMPOTENCY_PRUNE_SECONDS = 60.0
 # Stay under SQLite's bound-variable limit in IN (...) lists.
 _CHUNK = 500
 _NO_LIMIT = 2**62
+# A catch-up finds up to this many changed faces through the version index, at a cost that grows
+# with them alone; more are read by walking the seq index, as a whole load is.
+_CHANGED_BY_VERSION = 50_000
 # A user's seq from its collection and UserId (NULL for none): what faces.user_seq holds.
 _USER_SEQ = "(SELECT seq FROM users WHERE collection_key = ? AND user_id = ?)"
 
@@ -58,6 +66,9 @@ def _in(values: Sequence[Any]) -> str:
 
 class SQLStore(JobsSQL, ABC):
     """A :class:`~facesearch.store.base.Store` over a SQL database (see the module docstring)."""
+
+    # When this process last deleted forgotten ClientRequestTokens (monotonic seconds).
+    _idempotency_pruned = -math.inf
 
     @abstractmethod
     def _tx(self, snapshot: bool = False) -> AbstractContextManager[Cursor]:
@@ -369,6 +380,56 @@ class SQLStore(JobsSQL, ABC):
         sql = self._PAGE_SQL.format(embedding=self._EMBEDDING_COLUMN, changed=changed)
         return sql, (collection.key, *versions, after_seq, _NO_LIMIT if limit is None else limit)
 
+    def _walk(
+        self,
+        db: Cursor,
+        collection: CollectionRecord,
+        since: int,
+        after_seq: int,
+        limit: int | None,
+    ) -> list[Any]:
+        """The rows of ``_PAGE_SQL``: the seq index walked from ``after_seq``."""
+        db.execute(*self._page_query(collection, since, after_seq, limit))
+        return db.fetchall()
+
+    def _changed_seqs(
+        self, db: Cursor, collection: CollectionRecord, since: int, after_seq: int
+    ) -> list[int] | None:
+        """The seqs after ``after_seq`` of the faces changed after version ``since``, found
+        through the version index, or None when there are more than ``_CHANGED_BY_VERSION``.
+        (``+seq`` keeps either database off the seq indexes, whose walk from ``after_seq``
+        reads every face of the collection to find a few changed ones.)"""
+        db.execute(
+            "SELECT seq FROM faces WHERE collection_key = ? AND version > ? AND +seq > ? LIMIT ?",
+            (collection.key, since, after_seq, _CHANGED_BY_VERSION + 1),
+        )
+        seqs = [seq for (seq,) in db.fetchall()]
+        return sorted(seqs) if len(seqs) <= _CHANGED_BY_VERSION else None
+
+    def _page_rows(
+        self,
+        db: Cursor,
+        collection: CollectionRecord,
+        since: int,
+        after_seq: int,
+        limit: int | None,
+    ) -> list[Any]:
+        """The rows (seq, user_seq, vector) of ``_face_page``."""
+        changed = self._changed_seqs(db, collection, since, after_seq) if since >= 0 else None
+        if changed is None:
+            return self._walk(db, collection, since, after_seq, limit)
+        wanted = changed[:limit]
+        rows: list[Any] = []
+        for start in range(0, len(wanted), _CHUNK):  # by the primary key, in this snapshot
+            chunk = wanted[start : start + _CHUNK]
+            db.execute(
+                f"SELECT seq, user_seq, {self._EMBEDDING_COLUMN} FROM faces"
+                f" WHERE seq IN {_in(chunk)} ORDER BY seq",
+                chunk,
+            )
+            rows.extend(db.fetchall())
+        return rows
+
     def _face_page(
         self,
         db: Cursor,
@@ -379,9 +440,8 @@ class SQLStore(JobsSQL, ABC):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Faces changed after version ``since`` and after ``after_seq``, in seq order: their
         seqs, their users' seqs (-1 for none) and their vectors."""
-        db.execute(*self._page_query(collection, since, after_seq, limit))
         # Rows of (seq, user_seq, vector), read column by column: the hot path of a load.
-        rows = db.fetchall()
+        rows = self._page_rows(db, collection, since, after_seq, limit)
         return (
             np.array([r[0] for r in rows], np.int64),
             np.array([-1 if r[1] is None else r[1] for r in rows], np.int64),
@@ -573,10 +633,13 @@ class SQLStore(JobsSQL, ABC):
         record: IdempotencyRecord,
     ) -> None:
         now = dt.datetime.now(dt.UTC).timestamp()
+        prune = time.monotonic() - self._idempotency_pruned >= _IDEMPOTENCY_PRUNE_SECONDS
         with self._tx() as db:
-            db.execute(
-                "DELETE FROM idempotency WHERE created_at < ?", (now - IDEMPOTENCY_TTL_SECONDS,)
-            )
+            if prune:
+                db.execute(
+                    "DELETE FROM idempotency WHERE created_at < ?",
+                    (now - IDEMPOTENCY_TTL_SECONDS,),
+                )
             db.execute(
                 "INSERT INTO idempotency (account_id, region, operation, token, request_hash,"
                 " response, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -593,6 +656,8 @@ class SQLStore(JobsSQL, ABC):
                     now,
                 ),
             )
+        if prune:
+            self._idempotency_pruned = time.monotonic()
 
     # Signed-out console sessions
 
