@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import signal
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +22,11 @@ os.environ.setdefault("FACESEARCH_WARM", "0")
 # defaults.
 _INDEXES = tempfile.TemporaryDirectory(prefix="facesearch-test-indexes-")
 os.environ.setdefault("FACESEARCH_INDEX_DIR", _INDEXES.name)
+# Started in the background (a shell's `make test &`), the suite inherits SIGINT ignored, and so
+# would every command it starts: the Ctrl-C tests (tests/cli) would see their Ctrl-C ignored. Take
+# it back as a terminal gives it (a child process then starts with SIGINT's default).
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
