@@ -268,7 +268,7 @@ def test_a_finished_job_publishes_its_completion_to_sns(client: Any, s3_env: str
     assert abs(message["Timestamp"] / 1000 - time.time()) < 120
 
 
-def test_at_most_20_jobs_in_progress_per_account(
+def test_at_most_20_jobs_in_progress_per_account_and_region(
     db: str | None, s3_env: str, tmp_path: Path
 ) -> None:
     # No runner: the jobs stay waiting, as they would behind a busy worker.
@@ -289,8 +289,15 @@ def test_at_most_20_jobs_in_progress_per_account(
             "StartFaceDetection", params | {"ClientRequestToken": "t0"}, **account
         )
         assert repeat["JobId"] in job_ids
-        # Another account has its own 20.
+        # Another account has its own 20, and so has another region (as in Rekognition), where
+        # this region's jobs are not found.
         service.call("StartFaceDetection", params, account_id="333333333333")
+        service.call("StartFaceDetection", params, **account, region="eu-west-1")
+        with pytest.raises(RekognitionError) as error:
+            service.call(
+                "GetFaceDetection", {"JobId": repeat["JobId"]}, **account, region="eu-west-1"
+            )
+        assert error.value.code == "ResourceNotFoundException"
         answer = service.call("GetFaceDetection", {"JobId": repeat["JobId"]}, **account)
         assert answer["JobStatus"] == "IN_PROGRESS" and "Faces" not in answer
     finally:
