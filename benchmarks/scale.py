@@ -53,7 +53,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -62,10 +61,10 @@ from typing import Any
 import boto3
 import numpy as np
 from botocore.config import Config
+from support.faces import face_records
 
 import facesearch
 from facesearch.index import NO_USER
-from facesearch.store import FaceRecord
 from facesearch.vision.image import sniff_format
 from facesearch.wire.keys import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY
 
@@ -135,23 +134,7 @@ def add_synthetic(store: Any, collection: Any, vectors: np.ndarray, users: list[
     """Store ``vectors`` as faces of new users (``users[i]`` owns face i), in one transaction
     each for the users and the faces."""
     store.create_users(collection, list(dict.fromkeys(users)))
-    box = {"Width": 0.5, "Height": 0.5, "Left": 0.25, "Top": 0.25}
-    store.add_faces(
-        collection,
-        [
-            FaceRecord(
-                face_id=str(uuid.uuid4()),
-                image_id=str(uuid.uuid4()),
-                external_image_id=None,
-                bounding_box=box,
-                confidence=99.9,
-                index_model_version=collection.face_model_version,
-                embedding=vector,
-                user_id=user_id,
-            )
-            for vector, user_id in zip(vectors, users, strict=True)
-        ],
-    )
+    store.add_faces(collection, face_records(vectors, users, collection.face_model_version))
 
 
 def fill(client: Any, collection_id: str, faces: int, dim: int, seed: int) -> None:

@@ -4,18 +4,18 @@ from a process that holds no index and reads no vectors at start."""
 from __future__ import annotations
 
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
+from support.faces import face_records
 
 from facesearch.defaults import DEFAULT_ACCOUNT_ID, DEFAULT_REGION
 from facesearch.index import CollectionIndex, SearchIndexes
 from facesearch.index import database as database_module
 from facesearch.server.main import parse_args
 from facesearch.service import RekognitionService
-from facesearch.store import FaceRecord, open_store
+from facesearch.store import open_store
 from facesearch.store.postgres import PostgresStore
 from facesearch.vision.face_models import CURRENT
 
@@ -42,20 +42,8 @@ def _fill(url: str) -> tuple[list[str], list[str]]:
         users = [f"user-{i // 2}" for i in range(FACES)]
         store.create_users(collection, list(dict.fromkeys(users)))
 
-        def face(vector: np.ndarray, user_id: str | None) -> FaceRecord:
-            return FaceRecord(
-                face_id=str(uuid.uuid4()),
-                image_id=str(uuid.uuid4()),
-                external_image_id=None,
-                bounding_box={"Width": 0.5, "Height": 0.5, "Left": 0.25, "Top": 0.25},
-                confidence=99.9,
-                index_model_version=CURRENT.version,
-                embedding=vector,
-                user_id=user_id,
-            )
-
-        owned_faces = [face(v, u) for v, u in zip(owned, users, strict=True)]
-        loose_faces = [face(v, None) for v in loose]
+        owned_faces = face_records(owned, users, CURRENT.version)
+        loose_faces = face_records(loose, None, CURRENT.version)
         store.add_faces(collection, owned_faces + loose_faces)
     finally:
         store.close()

