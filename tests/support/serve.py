@@ -63,16 +63,24 @@ def serve_app(app: Any, **options: Any) -> Iterator[str]:
 
 
 def start_serve(
-    data_dir: Path, key_id: str, secret: str, log_path: Path, timeout: float = 120
+    data_dir: Path,
+    key_id: str,
+    secret: str,
+    log_path: Path,
+    timeout: float = 120,
+    store: str | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """``facesearch serve`` on a free port over ``data_dir``, output to ``log_path``; returns
-    the process and its URL once /health says ready."""
+    """``facesearch serve`` on a free port over ``data_dir`` (and the PostgreSQL ``store``, if
+    one is given), output to ``log_path``; returns the process and its URL once /health says
+    ready."""
     port = free_port()
     env = {**os.environ, "FACESEARCH_ACCESS_KEY_ID": key_id, "FACESEARCH_SECRET_ACCESS_KEY": secret}
     command = [
         sys.executable, "-m", "facesearch.main", "serve", "--port", str(port),
         "--data-dir", str(data_dir), "--log-level", "warning",
     ]  # fmt: skip
+    if store is not None:
+        command += ["--store", store]
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
