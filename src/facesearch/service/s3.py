@@ -223,6 +223,27 @@ class S3ImageFetcher:
                 return local.stat().st_size
             return int(self.client().head_object(**request)["ContentLength"])
 
+    def local_video(
+        self,
+        s3object: dict[str, Any],
+        max_bytes: int,
+        too_large: Callable[[], RekognitionError],
+    ) -> Path | None:
+        """The file of an object in a local-folder bucket, to be analysed where it lies: a copy
+        would read the whole video and take its size again on disk before the analysis starts.
+        None for an S3 bucket (:meth:`download` it). ``too_large()`` past ``max_bytes`` (its
+        size, not its bytes), InvalidS3ObjectException if it cannot be read."""
+        request, where = _request(s3object)
+        local = self._local(request)
+        if local is None:
+            return None
+        with _s3_errors(where):
+            size = local.stat().st_size
+        if size > max_bytes:
+            log.info("local object %s is %d bytes: too large", where, size)
+            raise too_large()
+        return local
+
     def download(
         self,
         s3object: dict[str, Any],

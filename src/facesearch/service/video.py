@@ -13,6 +13,7 @@ import hashlib
 import json
 import secrets
 import time
+from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from facesearch.defaults import PROGRESS_HEADER
@@ -46,6 +47,10 @@ class VideoSource(Protocol):
     """Where videos come from: the service's S3 fetcher (s3.S3ImageFetcher)."""
 
     def head(self, s3object: dict[str, Any]) -> int: ...
+
+    def local_video(
+        self, s3object: dict[str, Any], max_bytes: int, too_large: Any
+    ) -> Path | None: ...
 
     def download(
         self,

@@ -1,11 +1,12 @@
 """Running one stored-video job: fetch the video, analyse it, store the results, end the job.
 
-The video is streamed from S3 into a temporary file (never whole in memory), probed, then decoded
-and analysed a sampled frame at a time (vision/video.py). Each tracked face becomes one result
-as Rekognition shapes it: for a face search, a Person (Index, BoundingBox, Face with the default
-attributes) with the collection's faces it matches, found by the same search as
-SearchFacesByImage; for a face detection, a Face with the default or ALL attributes. Results go
-to the store in batches as they come, so memory does not grow with the video's length.
+The video is streamed from S3 into a temporary file (never whole in memory; a local folder's file
+is read where it lies), probed, then decoded and analysed a sampled frame at a time
+(vision/video.py). Each tracked face becomes one result as Rekognition shapes it: for a face
+search, a Person (Index, BoundingBox, Face with the default attributes) with the collection's
+faces it matches, found by the same search as SearchFacesByImage; for a face detection, a Face
+with the default or ALL attributes. Results go to the store in batches as they come, so memory
+does not grow with the video's length.
 
 What the video or its S3 object does wrong ends the job FAILED with a StatusMessage that says
 what; a worker that loses the job (presumed dead and replaced) stops without writing more.
@@ -175,16 +176,17 @@ def _analyse(ctx: Context, job: JobRecord, progress: _Progress) -> Generator[int
     timestamp (ms)."""
     from facesearch.vision.video import analyze_video, probe
 
+    source = video_source(ctx)
+    s3object = job.params["Video"]["S3Object"]
     with tempfile.TemporaryDirectory(prefix="facesearch-video-") as folder:
-        path = Path(folder) / "video"
-        with path.open("wb") as file:
-            video_source(ctx).download(
-                job.params["Video"]["S3Object"],
-                file,
-                MAX_VIDEO_BYTES,
-                video_too_large,
-                lambda _: progress.beat(),
-            )
+        # A local folder's file is read where it lies; an S3 object is copied first.
+        path = source.local_video(s3object, MAX_VIDEO_BYTES, video_too_large)
+        if path is None:
+            path = Path(folder) / "video"
+            with path.open("wb") as file:
+                source.download(
+                    s3object, file, MAX_VIDEO_BYTES, video_too_large, lambda _: progress.beat()
+                )
         progress.metadata = video_metadata(probe(str(path)))
         progress.beat(0.0, now=True)
         search = job.api == FACE_SEARCH
