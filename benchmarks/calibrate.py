@@ -9,10 +9,11 @@ along the fit's tangent: an exponential tail, more cautious than the Gaussian th
 would extrapolate (beyond 2e-6 the measured tail is mostly mislabelled pairs of the same person).
 Above 99 the map runs straight to (1, 100). It prints the cosines to paste into
 vision/face_models.py, then the measured FMR and FNMR (same person below the threshold) of the
-installed calibration on faces-calib and on faces/, and the names behind false matches at 99.
+installed calibration on faces-calib and on faces/, the names behind false matches at 99, and
+faces-calib's cosines by the two faces' Yaw difference.
 ``--smoke``: the same on a few photos of each set (photoset.SMOKE_PHOTOS), figures meaningless.
 
-    .venv/bin/python benchmarks/calibrate.py [--smoke]
+    .venv/bin/python benchmarks/calibrate.py [--smoke] [--model VERSION ...]
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from facesearch.vision.similarity import KNOT_SIMILARITIES, fmr_of_similarity
 
 FIT_FMRS = np.logspace(-1, -5, 17)
 THRESHOLDS = (50, 80, 90, 95, 99)
+YAW_BINS = ((0, 10), (10, 20), (20, 30), (30, 40), (40, 50), (50, 60), (60, 180))
 
 
 def pair_cosines(faces: LabelledFaces) -> tuple[np.ndarray, np.ndarray]:
@@ -97,13 +99,37 @@ def report(name: str, model: FaceModel, faces: LabelledFaces) -> None:
     print(f"    pairs of names matched at 99 ({len(matched)}): {matched}")
 
 
+def by_yaw_difference(model: FaceModel, faces: LabelledFaces) -> None:
+    """Different-person cosines by the two faces' Yaw difference: a pose-aware scale (80 at the
+    same FMR for every pose difference) would need them to fall as the difference grows."""
+    cos = faces.embeddings.astype(np.float64) @ faces.embeddings.T.astype(np.float64)
+    upper = np.triu_indices(len(cos), 1)
+    same = faces.identities[upper[0]] == faces.identities[upper[1]]
+    apart = np.abs(faces.yaws[upper[0]] - faces.yaws[upper[1]])
+    values, bar = cos[upper], model.calibration.min_cosine(80)
+    print("    yaw apart  different-person pairs: n, mean, sd, FMR at 80 | same-person: n, median")
+    for low, high in YAW_BINS:
+        near = (apart >= low) & (apart < high)
+        diff, own = values[near & ~same], values[near & same]
+        if not (len(diff) and len(own)):
+            continue
+        print(
+            f"    {low:3}-{high:<3}  {len(diff):11,} {diff.mean():7.4f} {diff.std():7.4f} "
+            f"{(diff >= bar).mean():9.2e} | {len(own):6,} {np.median(own):6.3f}"
+        )
+
+
 def main() -> None:
     """Print the fitted knots and the check of the installed ones."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="a few photos of each set")
-    limit = SMOKE_PHOTOS if parser.parse_args().smoke else None
+    parser.add_argument(
+        "--model", action="append", choices=FACE_MODELS, help="only this face model (repeatable)"
+    )
+    args = parser.parse_args()
+    limit = SMOKE_PHOTOS if args.smoke else None
     print(f"load average {os.getloadavg()[0]:.2f}")
-    for model in FACE_MODELS.values():
+    for model in (FACE_MODELS[v] for v in args.model or FACE_MODELS):
         calib = load(FACES_CALIB, model, limit=limit)
         _, diff = pair_cosines(calib)
         print(f"\n{model.version} ({model.alignment}-aligned)")
@@ -111,6 +137,7 @@ def main() -> None:
         print(f"  fitted cosines at KNOT_SIMILARITIES: {tuple(c for c, _ in knots)}")
         if len(model.calibration.cosines) > 1:
             report("faces-calib (fitted here)", model, calib)
+            by_yaw_difference(model, calib)
             report("faces/ (held out)", model, load(FACES, model, limit=limit))
 
 

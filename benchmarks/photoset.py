@@ -52,6 +52,7 @@ class LabelledFaces:
     embeddings: np.ndarray  # (n, d) float32, unit norm
     # (n, len(PROBE_FILTERS)) bool: whether the face passes each QualityFilter
     passes: np.ndarray
+    yaws: np.ndarray  # (n,) the face's Pose.Yaw in degrees
 
     def by_identity(self) -> dict[str, list[int]]:
         """Row numbers of each identity, in manifest order."""
@@ -82,7 +83,7 @@ def person_rows(photos: Path, limit: int | None = None) -> list[dict[str, str]]:
     return sample
 
 
-def _analyse(job: tuple[str, str, str]) -> tuple[np.ndarray, list[bool]] | None:
+def _analyse(job: tuple[str, str, str]) -> tuple[np.ndarray, list[bool], float] | None:
     path, notes, version = job
     data = Path(path).read_bytes()
     if sniff_format(data[:16]) is None:  # e.g. WebP named .jpg: Rekognition refuses it too
@@ -91,7 +92,8 @@ def _analyse(job: tuple[str, str, str]) -> tuple[np.ndarray, list[bool]] | None:
     face = labelled_face(analysed.faces, notes)
     if face is None:
         return None
-    return face.embedding, [not QUALITY_BARS[level].shortfalls(face) for level in PROBE_FILTERS]
+    passes = [not QUALITY_BARS[level].shortfalls(face) for level in PROBE_FILTERS]
+    return face.embedding, passes, face.pose.yaw
 
 
 def labelled_face(faces: list[Face], notes: str) -> Face | None:
@@ -114,7 +116,8 @@ def load(photos: Path, model: FaceModel, jobs: int = 2, limit: int | None = None
     ``person_rows`` takes with ``limit``, in one process), from cache when current."""
     rows = person_rows(photos, limit)
     jobs = jobs if limit is None else 1  # starting a second process costs more than it saves
-    key = hashlib.sha1("".join(r["sha1"] for r in rows).encode()).hexdigest()[:12]
+    # "yaw": the cache's format (files made before yaws were kept are not read).
+    key = hashlib.sha1(("yaw" + "".join(r["sha1"] for r in rows)).encode()).hexdigest()[:12]
     cache = CACHE / f"{photos.name}-{model.version.replace('/', '_')}-{key}.npz"
     if cache.exists():
         with np.load(cache) as stored:
@@ -128,6 +131,7 @@ def load(photos: Path, model: FaceModel, jobs: int = 2, limit: int | None = None
         identities=np.array([SAME_PERSON.get(r["identity"], r["identity"]) for r, _ in kept]),
         embeddings=np.stack([out[0] for _, out in kept]).astype(np.float32),
         passes=np.array([out[1] for _, out in kept], bool),
+        yaws=np.array([out[2] for _, out in kept], np.float32),
     )
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez(cache, **faces.__dict__)

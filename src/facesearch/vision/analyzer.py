@@ -367,7 +367,15 @@ class Analyzer:
 
     def _embed(self, aligned: np.ndarray, face_model: FaceModel) -> np.ndarray:
         with stage("embed"), self._networks() as networks:
-            return networks.embedder(face_model).embed(aligned)
+            embedder = networks.embedder(face_model)
+            vector = embedder.embed(aligned)
+            if not face_model.mirrored:
+                return vector
+            # The alignment template is symmetric about the crop's middle (within a pixel), so
+            # the mirrored crop is the mirror image's face aligned the same way.
+            total = vector + embedder.embed(np.ascontiguousarray(aligned[:, ::-1]))
+            norm = float(np.linalg.norm(total))
+            return total / norm if norm > 0 else vector
 
 
 def _quality(

@@ -25,6 +25,9 @@ class FaceModel:
     # SFace's weights: as published (float32 once dequantized), or int8 per output channel
     # (int8_weights.py: 2.7 times faster; vectors at a median cosine of 0.9994 to float32's).
     weights: Literal["float32", "int8"] = "float32"
+    # Whether a face's vector is the normalised sum of its crop's and the mirrored crop's
+    # embeddings: the side a turned head shows then stands for both sides (docs/accuracy.md).
+    mirrored: bool = False
 
 
 # From benchmarks/calibrate.py on faces-calib: the cosines at the similarities of KNOT_SIMILARITIES,
@@ -40,6 +43,10 @@ MESH_ALIGNED_COSINES = (
 INT8_MESH_ALIGNED_COSINES = (
     -1.0, 0.0811, 0.1883, 0.2445, 0.2881, 0.325, 0.3575, 0.387, 0.4141,
     0.4394, 0.4632, 0.4859, 0.5084, 0.531, 0.5536, 0.5717, 1.0,
+)  # fmt: skip
+INT8_MIRRORED_COSINES = (
+    -1.0, 0.103, 0.1911, 0.2457, 0.2889, 0.3259, 0.3587, 0.3886, 0.4161,
+    0.4418, 0.4659, 0.489, 0.512, 0.5349, 0.5579, 0.5763, 1.0,
 )  # fmt: skip
 
 SFACE_DETECTOR_ALIGNED = FaceModel(
@@ -58,10 +65,22 @@ SFACE_INT8_MESH_ALIGNED = FaceModel(
     calibration=Calibration(INT8_MESH_ALIGNED_COSINES, KNOT_SIMILARITIES),
     weights="int8",
 )
-CURRENT = SFACE_INT8_MESH_ALIGNED
+SFACE_INT8_MIRRORED = FaceModel(
+    version="facesearch-sface-2021dec-int8bq/4",
+    alignment="mesh",
+    calibration=Calibration(INT8_MIRRORED_COSINES, KNOT_SIMILARITIES),
+    weights="int8",
+    mirrored=True,
+)
+CURRENT = SFACE_INT8_MIRRORED
 FACE_MODELS = {
     model.version: model
-    for model in (SFACE_DETECTOR_ALIGNED, SFACE_MESH_ALIGNED, SFACE_INT8_MESH_ALIGNED)
+    for model in (
+        SFACE_DETECTOR_ALIGNED,
+        SFACE_MESH_ALIGNED,
+        SFACE_INT8_MESH_ALIGNED,
+        SFACE_INT8_MIRRORED,
+    )
 }
 
 
